@@ -1,0 +1,32 @@
+//! `fasp`: decode FASPMGR streams, render transfer specs into ascp command lines, and (in later
+//! releases) run transfers. The command-line contract is documented in `docs/cli.md`.
+
+mod decode;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "fasp", version, about = "Drive IBM Aspera ascp transfers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode a raw FASPMGR byte stream into one JSON object per frame.
+    Decode(decode::Args),
+    /// Print the ascp invocation (program, argv, env, file lists) for a transfer spec.
+    Render(render::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Decode(args) => decode::run(args),
+        Command::Render(args) => render::run(args),
+    }
+}

@@ -1,0 +1,1 @@
+//! Transfer specs (placeholder: being written).

@@ -1,0 +1,56 @@
+//! `cargo xtask`: the project's automation, in plain Rust with no dependencies.
+//!
+//! ```text
+//! cargo xtask test [--fuzz-smoke] [--no-ascp]   the README's test command
+//! cargo xtask ascp [--force]                    install the real ascp (cos-aspera) into target/ascp
+//! cargo xtask fuzz [--time SECS] [--smoke] [TARGET]
+//! cargo xtask proptest [--cases N]
+//! cargo xtask bench [NAME]
+//! ```
+
+mod ascp;
+mod bench;
+mod fuzz;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let Some(task) = args.next() else {
+        eprintln!("{}", USAGE);
+        return ExitCode::from(2);
+    };
+    let rest: Vec<String> = args.collect();
+    let result = match task.as_str() {
+        "test" => test::run(&rest),
+        "ascp" => ascp::run(&rest),
+        "fuzz" => fuzz::run(&rest),
+        "proptest" => test::proptest(&rest),
+        "bench" => bench::run(&rest),
+        "help" | "--help" | "-h" => {
+            println!("{}", USAGE);
+            Ok(())
+        }
+        other => Err(format!("unknown task `{other}`\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("xtask {task}: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <task> [options]
+
+tasks:
+  test [--fuzz-smoke] [--no-ascp]  fmt check, clippy -D warnings, the whole test suite
+                                   (installs the real ascp first unless --no-ascp)
+  ascp [--force]                   download cos-aspera with pip, verify, install target/ascp
+  fuzz [--time SECS] [--smoke] [TARGET]
+                                   run cargo-fuzz targets (installs cargo-fuzz when missing)
+  proptest [--cases N]             the proptest suites with N cases each
+  bench [NAME]                     criterion benchmarks";
