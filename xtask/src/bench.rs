@@ -11,5 +11,3 @@ pub(crate) fn run_bench(args: &[String]) -> Result<(), String> {
         Some(other) => Err(format!("unknown benchmark `{other}` (known: codec)")),
     }
 }
-
-pub(crate) use run_bench as run;

@@ -6,7 +6,10 @@ use crate::util::{flag_value, has_program, positionals, project_root, run};
 
 /// The fuzz targets in `fuzz/fuzz_targets`, and the seed folders each starts from.
 const TARGETS: &[(&str, &[&str])] = &[
-    ("stream", &["crates/fasp-mgmt-proto/tests/fixtures/real-ascp"]),
+    (
+        "stream",
+        &["crates/fasp-mgmt-proto/tests/fixtures/real-ascp"],
+    ),
     ("control", &[]),
 ];
 
@@ -26,8 +29,6 @@ pub(crate) fn run_fuzz(args: &[String]) -> Result<(), String> {
     }
 }
 
-pub(crate) use run_fuzz as run;
-
 /// A short run of every target (or one), so that none of them rots.
 pub(crate) fn smoke_all(only: Option<&str>) -> Result<(), String> {
     for (t, _) in TARGETS {
@@ -45,7 +46,10 @@ fn fuzz_one(target: &str, secs: u32) -> Result<(), String> {
         .map(|(_, s)| *s)
         .ok_or_else(|| {
             let known: Vec<_> = TARGETS.iter().map(|(t, _)| *t).collect();
-            format!("unknown fuzz target `{target}` (known: {})", known.join(", "))
+            format!(
+                "unknown fuzz target `{target}` (known: {})",
+                known.join(", ")
+            )
         })?;
     preflight()?;
     let root = project_root();
@@ -76,7 +80,13 @@ fn preflight() -> Result<(), String> {
     }
     if !has_program("cargo", &["+nightly", "--version"]) {
         eprintln!("xtask fuzz: the nightly toolchain is missing; installing it with rustup");
-        run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
     }
     if !has_program("cargo", &["fuzz", "--version"]) {
         eprintln!("xtask fuzz: cargo-fuzz is missing; installing it with cargo install");

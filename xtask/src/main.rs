@@ -24,11 +24,11 @@ fn main() -> ExitCode {
     };
     let rest: Vec<String> = args.collect();
     let result = match task.as_str() {
-        "test" => test::run(&rest),
+        "test" => test::run_all(&rest),
         "ascp" => ascp::run(&rest),
-        "fuzz" => fuzz::run(&rest),
+        "fuzz" => fuzz::run_fuzz(&rest),
         "proptest" => test::proptest(&rest),
-        "bench" => bench::run(&rest),
+        "bench" => bench::run_bench(&rest),
         "help" | "--help" | "-h" => {
             println!("{}", USAGE);
             Ok(())

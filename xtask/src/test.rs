@@ -35,8 +35,6 @@ pub(crate) fn run_all(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) use run_all as run;
-
 pub(crate) fn proptest(args: &[String]) -> Result<(), String> {
     let cases: u32 = flag_value(args, "--cases")?.unwrap_or(4096);
     run(cargo()

@@ -53,7 +53,10 @@ pub(crate) fn display(cmd: &Command) -> String {
 }
 
 /// `--name VALUE` from an argument list, parsed.
-pub(crate) fn flag_value<T: std::str::FromStr>(args: &[String], name: &str) -> Result<Option<T>, String> {
+pub(crate) fn flag_value<T: std::str::FromStr>(
+    args: &[String],
+    name: &str,
+) -> Result<Option<T>, String> {
     match args.iter().position(|a| a == name) {
         None => Ok(None),
         Some(i) => {

@@ -3,4 +3,6 @@ use std::process::ExitCode;
 /// Arguments of `fasp decode`.
 #[derive(clap::Args)]
 pub(crate) struct Args {}
-pub(crate) fn run(_args: Args) -> ExitCode { ExitCode::from(2) }
+pub(crate) fn run(_args: Args) -> ExitCode {
+    ExitCode::from(2)
+}
