@@ -1,0 +1,584 @@
+//! [`Frame`]: one FASPMGR message, owning its bytes and indexing its fields by offset.
+
+use std::fmt;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::EncodeError;
+use crate::escape::{escape_path, escaped_len, unescape_path};
+
+/// The first line of every frame.
+pub const HEADER: &[u8] = b"FASPMGR 2";
+
+/// Bytes of one index entry: key start, key end, value start, value end (u32 each, native
+/// endian, relative to the start of the frame).
+pub(crate) const SPAN_LEN: usize = 16;
+/// `type_field` value when the frame has no `Type` field.
+pub(crate) const NO_TYPE: u32 = u32::MAX;
+
+/// One FASPMGR frame: `FASPMGR 2`, `Key: Value` lines, an empty line.
+///
+/// A frame owns its wire bytes (a [`Bytes`] split off the read buffer, so decoding copies
+/// nothing) and an index of field offsets. Every accessor borrows from those bytes. Fields keep
+/// their wire order; unknown keys and repeated keys are kept. Values are raw wire text: use
+/// [`Field::path_value`] (or the typed views in [`crate::Message`]) to decode ESC-escaped paths.
+///
+/// Equality compares the fields (keys and values, in order), not the line endings, so a frame
+/// read with CRLF equals the same frame read with LF.
+///
+/// `Debug` and `Display` print secret fields (see [`is_secret_key`]) as `<redacted>`.
+#[derive(Clone)]
+pub struct Frame {
+    raw: Bytes,
+    index: Bytes,
+    type_field: u32,
+}
+
+impl Frame {
+    /// Assemble a frame from already validated parts (the parser and the builder do this).
+    pub(crate) fn from_parts(raw: Bytes, index: Bytes, type_field: u32) -> Frame {
+        debug_assert_eq!(index.len() % SPAN_LEN, 0);
+        Frame {
+            raw,
+            index,
+            type_field,
+        }
+    }
+
+    /// Start building a frame of the given `Type` (for emulators, tests and custom controls).
+    ///
+    /// ```
+    /// # use fasp_mgmt_proto::Frame;
+    /// let frame = Frame::builder("STATS")?
+    ///     .field("SessionId", "s1")?
+    ///     .path("File", "/data/a\nb.txt")?
+    ///     .finish();
+    /// assert_eq!(frame.get("File"), Some("/data/a\u{1b}nb.txt"));
+    /// # Ok::<(), fasp_mgmt_proto::EncodeError>(())
+    /// ```
+    pub fn builder(type_name: &str) -> Result<FrameBuilder, EncodeError> {
+        FrameBuilder::new(type_name)
+    }
+
+    /// The value of the `Type` field, if the frame has one.
+    pub fn type_name(&self) -> Option<&str> {
+        if self.type_field == NO_TYPE {
+            return None;
+        }
+        self.field(self.type_field as usize).map(|f| f.value)
+    }
+
+    /// The message type, from the `Type` field.
+    pub fn kind(&self) -> MessageType<'_> {
+        match self.type_name() {
+            Some(t) => MessageType::from_name(t),
+            None => MessageType::Missing,
+        }
+    }
+
+    /// The raw value of the first field named `key` (case-sensitive, as ascp writes them).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields().find(|f| f.key == key).map(|f| f.value)
+    }
+
+    /// The raw values of every field named `key`, in wire order.
+    pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields().filter(move |f| f.key == key).map(|f| f.value)
+    }
+
+    /// The `i`-th field in wire order.
+    pub fn field(&self, i: usize) -> Option<Field<'_>> {
+        let at = i.checked_mul(SPAN_LEN)?;
+        let span = self.index.get(at..at + SPAN_LEN)?;
+        Some(self.field_at(span))
+    }
+
+    fn field_at(&self, span: &[u8]) -> Field<'_> {
+        let n = |i: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&span[i * 4..i * 4 + 4]);
+            u32::from_ne_bytes(b) as usize
+        };
+        Field {
+            key: text(&self.raw[n(0)..n(1)]),
+            value: text(&self.raw[n(2)..n(3)]),
+        }
+    }
+
+    /// All fields in wire order (the `Type` field included).
+    pub fn fields(&self) -> Fields<'_> {
+        Fields {
+            frame: self,
+            spans: self.index.chunks_exact(SPAN_LEN),
+        }
+    }
+
+    /// Number of fields (the `Type` field included).
+    pub fn field_count(&self) -> usize {
+        self.index.len() / SPAN_LEN
+    }
+
+    /// The frame's wire bytes, header and final empty line included.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// The frame's wire bytes as a cheap shared handle.
+    pub fn to_bytes(&self) -> Bytes {
+        self.raw.clone()
+    }
+
+    /// Length of the frame on the wire.
+    pub fn encoded_len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Whether any field of this frame holds a secret (see [`is_secret_key`]).
+    pub fn has_secrets(&self) -> bool {
+        self.fields().any(|f| f.is_secret())
+    }
+}
+
+/// Validated at parse/build time, so this never takes the fallback.
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
+}
+
+impl PartialEq for Frame {
+    fn eq(&self, other: &Frame) -> bool {
+        self.field_count() == other.field_count() && self.fields().eq(other.fields())
+    }
+}
+
+impl Eq for Frame {}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct FieldsDebug<'a>(&'a Frame);
+        impl fmt::Debug for FieldsDebug<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map()
+                    .entries(self.0.fields().map(|fl| (fl.key, fl.display_value())))
+                    .finish()
+            }
+        }
+        f.debug_struct("Frame")
+            .field("type", &self.type_name())
+            .field("fields", &FieldsDebug(self))
+            .finish()
+    }
+}
+
+/// The frame as wire text, secrets redacted (LF line endings).
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FASPMGR 2\n")?;
+        for field in self.fields() {
+            writeln!(f, "{}: {}", field.key, field.display_value())?;
+        }
+        f.write_str("\n")
+    }
+}
+
+/// One `Key: Value` line of a frame, borrowed from it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Field<'a> {
+    /// The key, before the first `": "`.
+    pub key: &'a str,
+    /// The raw value, after the first `": "` (may itself contain `": "`, TABs, trailing
+    /// spaces, ESC sequences).
+    pub value: &'a str,
+}
+
+impl<'a> Field<'a> {
+    /// Whether this field holds a secret (token, cookie, password...).
+    pub fn is_secret(&self) -> bool {
+        is_secret_key(self.key)
+    }
+
+    /// The value with ESC escapes decoded, as for path fields.
+    pub fn path_value(&self) -> std::borrow::Cow<'a, str> {
+        unescape_path(self.value)
+    }
+
+    /// The value, or `<redacted>` for a secret field.
+    pub fn display_value(&self) -> &'a str {
+        if self.is_secret() {
+            REDACTED
+        } else {
+            self.value
+        }
+    }
+}
+
+impl fmt::Debug for Field<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {:?}", self.key, self.display_value())
+    }
+}
+
+/// What secrets print as.
+pub const REDACTED: &str = "<redacted>";
+
+/// Whether a key names a secret: it contains `token`, `cookie`, `password`, `passphrase` or
+/// `secret`, in any case. Such values print as `<redacted>` in `Debug`/`Display`.
+pub fn is_secret_key(key: &str) -> bool {
+    const WORDS: [&[u8]; 5] = [b"token", b"cookie", b"password", b"passphrase", b"secret"];
+    let k = key.as_bytes();
+    WORDS
+        .iter()
+        .any(|w| k.len() >= w.len() && k.windows(w.len()).any(|win| win.eq_ignore_ascii_case(w)))
+}
+
+/// Iterator over a frame's fields in wire order.
+#[derive(Clone)]
+pub struct Fields<'a> {
+    frame: &'a Frame,
+    spans: std::slice::ChunksExact<'a, u8>,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Field<'a>;
+
+    fn next(&mut self) -> Option<Field<'a>> {
+        self.spans.next().map(|s| self.frame.field_at(s))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.spans.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Fields<'_> {}
+
+impl fmt::Debug for Fields<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
+    }
+}
+
+/// The `Type` of a frame. Names are matched exactly as ascp writes them (upper case).
+///
+/// `STOP` and `DONE` are used in both directions: from ascp they report a finished file and a
+/// finished session; from a manager they stop a file and end a persistent session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MessageType<'a> {
+    /// `INIT`
+    Init,
+    /// `SESSION`
+    Session,
+    /// `NOTIFICATION`
+    Notification,
+    /// `STATS`
+    Stats,
+    /// `STOP`
+    Stop,
+    /// `SKIP`
+    Skip,
+    /// `ARGSTOP`
+    ArgStop,
+    /// `DONE`
+    Done,
+    /// `FILEERROR`
+    FileError,
+    /// `ERROR`
+    Error,
+    /// `QUERY`
+    Query,
+    /// `QUERYRSP`
+    QueryResponse,
+    /// `RATE`
+    Rate,
+    /// `CANCEL`
+    Cancel,
+    /// `START`
+    Start,
+    /// Any other type name, kept as written.
+    Other(&'a str),
+    /// The frame has no `Type` field.
+    Missing,
+}
+
+impl<'a> MessageType<'a> {
+    /// Map a type name to its variant.
+    pub fn from_name(name: &'a str) -> MessageType<'a> {
+        match name {
+            "INIT" => MessageType::Init,
+            "SESSION" => MessageType::Session,
+            "NOTIFICATION" => MessageType::Notification,
+            "STATS" => MessageType::Stats,
+            "STOP" => MessageType::Stop,
+            "SKIP" => MessageType::Skip,
+            "ARGSTOP" => MessageType::ArgStop,
+            "DONE" => MessageType::Done,
+            "FILEERROR" => MessageType::FileError,
+            "ERROR" => MessageType::Error,
+            "QUERY" => MessageType::Query,
+            "QUERYRSP" => MessageType::QueryResponse,
+            "RATE" => MessageType::Rate,
+            "CANCEL" => MessageType::Cancel,
+            "START" => MessageType::Start,
+            other => MessageType::Other(other),
+        }
+    }
+
+    /// The wire name (empty for [`MessageType::Missing`]).
+    pub fn as_str(&self) -> &'a str {
+        match self {
+            MessageType::Init => "INIT",
+            MessageType::Session => "SESSION",
+            MessageType::Notification => "NOTIFICATION",
+            MessageType::Stats => "STATS",
+            MessageType::Stop => "STOP",
+            MessageType::Skip => "SKIP",
+            MessageType::ArgStop => "ARGSTOP",
+            MessageType::Done => "DONE",
+            MessageType::FileError => "FILEERROR",
+            MessageType::Error => "ERROR",
+            MessageType::Query => "QUERY",
+            MessageType::QueryResponse => "QUERYRSP",
+            MessageType::Rate => "RATE",
+            MessageType::Cancel => "CANCEL",
+            MessageType::Start => "START",
+            MessageType::Other(s) => s,
+            MessageType::Missing => "",
+        }
+    }
+}
+
+impl fmt::Display for MessageType<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Builds a [`Frame`] field by field, validating as it goes.
+///
+/// Keys must be non-empty printable ASCII without `:` or spaces. Values must not hold a line
+/// break or a NUL byte: use [`FrameBuilder::path`] for paths, which escapes line breaks.
+#[derive(Debug, Clone)]
+pub struct FrameBuilder {
+    raw: BytesMut,
+    index: BytesMut,
+    type_field: u32,
+}
+
+impl FrameBuilder {
+    fn new(type_name: &str) -> Result<FrameBuilder, EncodeError> {
+        let mut b = FrameBuilder {
+            raw: BytesMut::with_capacity(64),
+            index: BytesMut::with_capacity(8 * SPAN_LEN),
+            type_field: NO_TYPE,
+        };
+        b.raw.extend_from_slice(HEADER);
+        b.raw.put_u8(b'\n');
+        b.push("Type", type_name)?;
+        Ok(b)
+    }
+
+    /// Add a field (chaining form of [`FrameBuilder::push`]).
+    pub fn field(mut self, key: &str, value: &str) -> Result<FrameBuilder, EncodeError> {
+        self.push(key, value)?;
+        Ok(self)
+    }
+
+    /// Add a field holding a number.
+    pub fn number(mut self, key: &str, value: u64) -> Result<FrameBuilder, EncodeError> {
+        self.push(key, itoa_u64(value, &mut [0u8; 20]))?;
+        Ok(self)
+    }
+
+    /// Add a path field, ESC-escaping line breaks (chaining form of [`FrameBuilder::push_path`]).
+    pub fn path(mut self, key: &str, path: &str) -> Result<FrameBuilder, EncodeError> {
+        self.push_path(key, path)?;
+        Ok(self)
+    }
+
+    /// Add a field. A `Type` key after the first is kept as an ordinary field.
+    pub fn push(&mut self, key: &str, value: &str) -> Result<(), EncodeError> {
+        check_key(key)?;
+        check_value(key, value)?;
+        self.push_unchecked(key, value);
+        Ok(())
+    }
+
+    /// Add a path field, ESC-escaping LF, CR and ESC.
+    pub fn push_path(&mut self, key: &str, path: &str) -> Result<(), EncodeError> {
+        check_key(key)?;
+        if path.as_bytes().contains(&0) {
+            return Err(EncodeError::NulInValue { key: key.into() });
+        }
+        self.push_unchecked(key, &escape_path(path));
+        Ok(())
+    }
+
+    fn push_unchecked(&mut self, key: &str, value: &str) {
+        let key_start = self.raw.len();
+        self.raw.extend_from_slice(key.as_bytes());
+        let key_end = self.raw.len();
+        self.raw.extend_from_slice(b": ");
+        let value_start = self.raw.len();
+        self.raw.extend_from_slice(value.as_bytes());
+        let value_end = self.raw.len();
+        self.raw.put_u8(b'\n');
+        if self.type_field == NO_TYPE && key == "Type" {
+            self.type_field = (self.index.len() / SPAN_LEN) as u32;
+        }
+        for n in [key_start, key_end, value_start, value_end] {
+            self.index.extend_from_slice(&(n as u32).to_ne_bytes());
+        }
+    }
+
+    /// The length the finished frame will have on the wire.
+    pub fn encoded_len(&self) -> usize {
+        self.raw.len() + 1
+    }
+
+    /// Finish the frame (appends the terminating empty line).
+    pub fn finish(mut self) -> Frame {
+        self.raw.put_u8(b'\n');
+        Frame::from_parts(self.raw.freeze(), self.index.freeze(), self.type_field)
+    }
+}
+
+/// Append a frame's wire bytes to `dst` (frames are valid by construction, so this cannot
+/// fail).
+pub fn encode_frame(frame: &Frame, dst: &mut BytesMut) {
+    dst.extend_from_slice(frame.as_bytes());
+}
+
+/// Wire length of a field line `key: value\n`.
+pub(crate) fn field_len(key: &str, value_len: usize) -> usize {
+    key.len() + 2 + value_len + 1
+}
+
+/// Wire length of a path field line once escaped.
+pub(crate) fn path_field_len(key: &str, path: &str) -> usize {
+    field_len(key, escaped_len(path))
+}
+
+/// Keys: non-empty, printable ASCII, no space, no colon.
+pub(crate) fn valid_key(key: &[u8]) -> bool {
+    !key.is_empty() && key.iter().all(|&b| b.is_ascii_graphic() && b != b':')
+}
+
+fn check_key(key: &str) -> Result<(), EncodeError> {
+    if valid_key(key.as_bytes()) {
+        Ok(())
+    } else {
+        Err(EncodeError::InvalidKey { key: key.into() })
+    }
+}
+
+fn check_value(key: &str, value: &str) -> Result<(), EncodeError> {
+    match value.bytes().find(|b| matches!(b, b'\n' | b'\r' | 0)) {
+        None => Ok(()),
+        Some(0) => Err(EncodeError::NulInValue { key: key.into() }),
+        Some(_) => Err(EncodeError::LineBreakInValue { key: key.into() }),
+    }
+}
+
+/// Format a u64 into a stack buffer (no allocation).
+pub(crate) fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
+/// Number of decimal digits of `n`.
+pub(crate) fn digits(n: u64) -> usize {
+    itoa_u64(n, &mut [0u8; 20]).len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_keys() {
+        for k in [
+            "Token",
+            "Cookie",
+            "Password",
+            "ProxyPassword",
+            "AccessTOKEN",
+            "KeyPassphrase",
+            "ClientSecret",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in [
+            "TransfersPassed",
+            "ArgTransfersPassed",
+            "File",
+            "Source",
+            "UserStr",
+            "",
+        ] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn builder_validates() {
+        assert!(matches!(
+            Frame::builder("RATE").unwrap().field("Bad Key", "1"),
+            Err(EncodeError::InvalidKey { .. })
+        ));
+        assert!(matches!(
+            Frame::builder("RATE").unwrap().field("Rate", "1\n2"),
+            Err(EncodeError::LineBreakInValue { .. })
+        ));
+        assert!(matches!(
+            Frame::builder("RATE").unwrap().field("Rate", "1\u{0}2"),
+            Err(EncodeError::NulInValue { .. })
+        ));
+        assert!(matches!(
+            Frame::builder("A\nB"),
+            Err(EncodeError::LineBreakInValue { .. })
+        ));
+    }
+
+    #[test]
+    fn builder_predicts_its_length() {
+        let b = Frame::builder("STATS")
+            .unwrap()
+            .number("Size", 18446744073709551615)
+            .unwrap();
+        let predicted = b.encoded_len();
+        let f = b.finish();
+        assert_eq!(predicted, f.encoded_len());
+        assert_eq!(f.get("Size"), Some("18446744073709551615"));
+        assert_eq!(digits(0), 1);
+        assert_eq!(digits(u64::MAX), 20);
+    }
+
+    #[test]
+    fn debug_and_display_redact() {
+        let f = Frame::builder("SESSION")
+            .unwrap()
+            .field("Token", "sekrit-token")
+            .unwrap()
+            .field("Cookie", "my cookie: with colon")
+            .unwrap()
+            .field("User", "xfer")
+            .unwrap()
+            .finish();
+        let dbg = format!("{f:?}");
+        let disp = f.to_string();
+        for s in [&dbg, &disp] {
+            assert!(!s.contains("sekrit"), "{s}");
+            assert!(!s.contains("colon"), "{s}");
+            assert!(s.contains("<redacted>") && s.contains("xfer"), "{s}");
+        }
+        assert_eq!(f.get("Token"), Some("sekrit-token"));
+    }
+}

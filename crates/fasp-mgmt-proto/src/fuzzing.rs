@@ -1,0 +1,157 @@
+//! Fuzz harnesses (compiled only under `cfg(fuzzing)`, as cargo-fuzz sets it). The targets in
+//! `fuzz/` are one-line calls into these, so the invariants live beside the code they check.
+
+use bytes::BytesMut;
+
+use crate::{
+    ByteRange, Control, DoneOperation, Frame, FrameParser, Message, Priority, QueryAnswer,
+};
+use crate::{RateChange, RatePolicy, StartFile, StopFile};
+
+/// Feed `data` to a parser in chunks whose sizes come from the first bytes of `data`, with a
+/// small maximum frame length, and check:
+/// * nothing panics, and the pending buffer never exceeds the limit plus one chunk;
+/// * the frames (and errors) equal those of decoding the same bytes in one piece;
+/// * every frame re-encodes to bytes that decode to an equal frame;
+/// * typed views never panic.
+pub fn stream(data: &[u8]) {
+    if data.len() < 2 {
+        return;
+    }
+    let max = 64 + usize::from(data[0]) * 8;
+    let chunk_seed = usize::from(data[1]);
+    let input = &data[2..];
+
+    let whole = decode_all(input, max, input.len().max(1));
+    let chunked = decode_all(input, max, 1 + chunk_seed % 97);
+    assert_eq!(whole, chunked, "chunking changed the result");
+
+    for frame in whole.iter().filter_map(|r| r.as_ref().ok()) {
+        let again = Frame::parse(frame.as_bytes()).expect("a decoded frame re-decodes");
+        assert_eq!(&again, frame);
+        let _ = Message::from_frame(frame);
+        let _ = Control::from_frame(frame);
+        let _ = format!("{frame:?}{frame}");
+    }
+}
+
+fn decode_all(input: &[u8], max: usize, chunk: usize) -> Vec<Result<Frame, crate::DecodeError>> {
+    let mut parser = FrameParser::with_max_frame_len(max);
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    for piece in input.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            match parser.parse(&mut buf) {
+                Ok(Some(f)) => out.push(Ok(f)),
+                Ok(None) => break,
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        assert!(
+            buf.len() <= parser.max_frame_len() + chunk,
+            "buffer grew to {} with limit {} and chunk {}",
+            buf.len(),
+            parser.max_frame_len(),
+            chunk
+        );
+    }
+    if let Some(e) = parser.finish(&mut buf) {
+        out.push(Err(e));
+    }
+    out
+}
+
+/// Build a control message from `data`, encode it, decode it: equal, and the predicted length
+/// is the written length. Then read `data` itself as a frame and, if it is a valid control
+/// message, check that it survives a round trip too.
+pub fn control(data: &[u8]) {
+    if let Some(msg) = arbitrary_control(data) {
+        let mut out = BytesMut::new();
+        match msg.encode(&mut out) {
+            Ok(()) => {
+                assert_eq!(out.len(), msg.encoded_len());
+                let frame = Frame::parse(&out).expect("an encoded control decodes");
+                assert_eq!(Control::from_frame(&frame).expect("and reads back"), msg);
+            }
+            Err(_) => assert!(msg.validate().is_err()),
+        }
+    }
+    if let Ok(frame) = Frame::parse(data) {
+        if let Ok(msg) = Control::from_frame(&frame) {
+            let again = Frame::parse(
+                msg.to_frame()
+                    .expect("a read control re-encodes")
+                    .as_bytes(),
+            )
+            .expect("re-decodes");
+            assert_eq!(Control::from_frame(&again).expect("reads back"), msg);
+        }
+    }
+}
+
+fn arbitrary_control(data: &[u8]) -> Option<Control> {
+    let (&tag, rest) = data.split_first()?;
+    let num = |i: usize| -> u64 {
+        let mut b = [0u8; 8];
+        for (j, slot) in b.iter_mut().enumerate() {
+            *slot = rest.get(i * 8 + j).copied().unwrap_or(0);
+        }
+        u64::from_le_bytes(b)
+    };
+    let text = |skip: usize| -> (String, String) {
+        let s = String::from_utf8_lossy(rest.get(skip..).unwrap_or(&[])).into_owned();
+        match s.split_once('\u{0}') {
+            Some((a, b)) => (a.to_string(), b.to_string()),
+            None => (s.clone(), s),
+        }
+    };
+    Some(match tag % 6 {
+        0 => Control::Rate(RateChange {
+            rate_kbps: (tag & 8 != 0).then(|| num(0)),
+            min_rate_kbps: (tag & 16 != 0).then(|| num(1)),
+            policy: match (tag >> 5) & 3 {
+                0 => None,
+                1 => Some(RatePolicy::Fixed),
+                2 => Some(RatePolicy::Adaptive),
+                _ => Some(RatePolicy::Trickle),
+            },
+            priority: (tag & 128 != 0).then_some(if num(2) % 2 == 0 {
+                Priority::High
+            } else {
+                Priority::Regular
+            }),
+        }),
+        1 => Control::Cancel,
+        2 => Control::Done(if tag & 8 != 0 {
+            DoneOperation::Linger
+        } else {
+            DoneOperation::Shutdown
+        }),
+        3 => {
+            let (s, d) = text(16);
+            let start = StartFile::new(s, d);
+            if tag & 8 != 0 {
+                start.with_range(ByteRange {
+                    start: num(0),
+                    end: num(1),
+                })
+            } else {
+                start
+            }
+            .into_control()
+        }
+        4 => Control::Stop(StopFile::new(text(0).0)),
+        _ => Control::QueryResponse(if tag & 8 != 0 {
+            QueryAnswer::Allowed
+        } else {
+            QueryAnswer::Denied
+        }),
+    })
+}
+
+impl StartFile {
+    fn into_control(self) -> Control {
+        Control::Start(self)
+    }
+}

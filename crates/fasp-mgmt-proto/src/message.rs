@@ -1,0 +1,810 @@
+//! Typed, borrowed views of the messages ascp sends.
+//!
+//! Each view is built from a [`Frame`] in one pass over its fields. Numbers are `u64` (ascp
+//! sends values such as `RateCap: 18446744073709551`), `Yes`/`No` are `bool`, policy,
+//! direction and operation are enums that keep unknown words, path values (`File`, `Source`,
+//! `Destination`) are ESC-decoded. A value that does not parse is a [`FieldError`] naming the
+//! message, the field and the value; fields a view does not know stay readable on the frame.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::error::{FieldError, FieldErrorKind};
+use crate::escape::unescape_path;
+use crate::frame::{Frame, MessageType};
+
+/// A message from ascp, typed by its `Type`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Message<'a> {
+    /// `INIT`: sent right after ascp connects.
+    Init(Init<'a>),
+    /// `SESSION`: sent once SSH is connected and both ascp have negotiated.
+    Session(Box<Session<'a>>),
+    /// `NOTIFICATION`: rate/path MTU/bandwidth news, or the pre-calculated job size.
+    Notification(Notification<'a>),
+    /// `STATS`: periodic progress of one file (the first for a file means it started).
+    Stats(FileStats<'a>),
+    /// `STOP`: a file finished.
+    Stop(FileStats<'a>),
+    /// `SKIP`: a file was left alone (already there, overwrite policy...).
+    Skip(FileStats<'a>),
+    /// `FILEERROR`: a file failed (sent instead of `STOP`).
+    FileError(FileError<'a>),
+    /// `ARGSTOP`: every file of one source argument was handled.
+    ArgStop(ArgStop<'a>),
+    /// `DONE`: the session ended successfully.
+    Done(SessionEnd<'a>),
+    /// `ERROR`: the session ended with an error (sent instead of `DONE`).
+    Error(SessionError<'a>),
+    /// `QUERY`: ascp asks the manager a question (answer with a `QUERYRSP`).
+    Query(Query<'a>),
+    /// Any other type, or a frame without `Type`: read it through the frame.
+    Other(&'a Frame),
+}
+
+impl<'a> Message<'a> {
+    /// Read a frame sent by ascp into its typed view.
+    pub fn from_frame(frame: &'a Frame) -> Result<Message<'a>, FieldError> {
+        Ok(match frame.kind() {
+            MessageType::Init => Message::Init(Init::from_frame(frame)?),
+            MessageType::Session => Message::Session(Box::new(Session::from_frame(frame)?)),
+            MessageType::Notification => Message::Notification(Notification::from_frame(frame)?),
+            MessageType::Stats => Message::Stats(FileStats::from_frame(frame)?),
+            MessageType::Stop => Message::Stop(FileStats::from_frame(frame)?),
+            MessageType::Skip => Message::Skip(FileStats::from_frame(frame)?),
+            MessageType::FileError => Message::FileError(FileError::from_frame(frame)?),
+            MessageType::ArgStop => Message::ArgStop(ArgStop::from_frame(frame)?),
+            MessageType::Done => Message::Done(SessionEnd::from_frame(frame)?),
+            MessageType::Error => Message::Error(SessionError::from_frame(frame)?),
+            MessageType::Query => Message::Query(Query::from_frame(frame)?),
+            _ => Message::Other(frame),
+        })
+    }
+
+    /// The `SessionId` the message belongs to, when it names one.
+    pub fn session_id(&self) -> Option<&'a str> {
+        match self {
+            Message::Init(m) => m.session_id,
+            Message::Session(m) => m.session_id,
+            Message::Notification(m) => m.session_id,
+            Message::Stats(m) | Message::Stop(m) | Message::Skip(m) => m.session_id,
+            Message::FileError(m) => m.stats.session_id,
+            Message::ArgStop(m) => m.session_id,
+            Message::Done(m) => m.session_id,
+            Message::Error(m) => m.end.session_id,
+            Message::Query(m) => m.session_id,
+            Message::Other(f) => f.get("SessionId"),
+        }
+    }
+}
+
+/// A field value the protocol defines as secret (`Cookie`, `Token`): `Debug` prints
+/// `<redacted>`; [`Secret::expose`] gives the value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Secret<'a>(&'a str);
+
+impl<'a> Secret<'a> {
+    /// The secret value. Do not log it.
+    pub fn expose(&self) -> &'a str {
+        self.0
+    }
+}
+
+impl fmt::Debug for Secret<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(crate::frame::REDACTED)
+    }
+}
+
+macro_rules! word_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $($word:literal)|+),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum $name<'a> {
+            $($(#[$vm])* $variant,)+
+            /// A word this crate does not know, kept as written.
+            Other(&'a str),
+        }
+
+        impl<'a> $name<'a> {
+            /// Read the wire word (unknown words become `Other`).
+            pub fn parse(word: &'a str) -> $name<'a> {
+                match word {
+                    $($($word)|+ => $name::$variant,)+
+                    other => $name::Other(other),
+                }
+            }
+
+            /// The wire word.
+            pub fn as_str(&self) -> &'a str {
+                match self {
+                    $($name::$variant => word_enum!(@first $($word)|+),)+
+                    $name::Other(s) => s,
+                }
+            }
+        }
+
+        impl fmt::Display for $name<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+    (@first $first:literal $(| $rest:literal)*) => { $first };
+}
+
+word_enum!(
+    /// Transfer direction (`Direction`).
+    Direction {
+        /// `Send`: this ascp uploads.
+        Send = "Send",
+        /// `Receive`: this ascp downloads.
+        Receive = "Receive",
+    }
+);
+
+word_enum!(
+    /// What the session does (`Operation`).
+    Operation {
+        /// `Transfer`
+        Transfer = "Transfer",
+        /// `BWMeasurement`: a bandwidth measurement only.
+        BwMeasurement = "BWMeasurement",
+        /// `Stream`
+        Stream = "Stream",
+    }
+);
+
+word_enum!(
+    /// Rate policy as ascp reports it (`Adaptive`, `PolicyCap`). The manager's words "high"
+    /// and "fair" are both `Adaptive` (with priority 1 and 2); "low" is `Trickle`.
+    Adaptive {
+        /// `Fixed`
+        Fixed = "Fixed",
+        /// `Adaptive`
+        Adaptive = "Adaptive",
+        /// `Trickle`
+        Trickle = "Trickle",
+    }
+);
+
+/// Helpers shared by the views: parse one field value.
+struct Ctx(&'static str);
+
+impl Ctx {
+    fn num(&self, key: &str, v: &str) -> Result<Option<u64>, FieldError> {
+        parse_u64(v)
+            .map(Some)
+            .ok_or_else(|| FieldError::invalid(self.0, key, "an unsigned integer", v))
+    }
+
+    fn flag(&self, key: &str, v: &str) -> Result<Option<bool>, FieldError> {
+        if v.eq_ignore_ascii_case("yes") {
+            Ok(Some(true))
+        } else if v.eq_ignore_ascii_case("no") {
+            Ok(Some(false))
+        } else {
+            Err(FieldError::invalid(self.0, key, "Yes or No", v))
+        }
+    }
+
+    fn expect(
+        &self,
+        frame: &Frame,
+        types: &[&str],
+        expected: &'static str,
+    ) -> Result<(), FieldError> {
+        let t = frame.type_name().unwrap_or("");
+        if types.contains(&t) {
+            Ok(())
+        } else {
+            Err(FieldError {
+                message: t.into(),
+                key: "Type".into(),
+                kind: FieldErrorKind::WrongType { expected },
+            })
+        }
+    }
+}
+
+/// Decimal u64 without sign or spaces (surrounding spaces tolerated), checked for overflow.
+pub(crate) fn parse_u64(v: &str) -> Option<u64> {
+    let b = v.trim_matches(' ').as_bytes();
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+    }
+    Some(n)
+}
+
+/// `INIT`.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Init<'a> {
+    /// `SessionId`
+    pub session_id: Option<&'a str>,
+    /// `Direction`
+    pub direction: Option<Direction<'a>>,
+    /// `Operation`
+    pub operation: Option<Operation<'a>>,
+    /// `UserStr`: the manager's `-u` value, echoed.
+    pub user_str: Option<&'a str>,
+    /// `Cookie`
+    pub cookie: Option<Secret<'a>>,
+}
+
+impl<'a> Init<'a> {
+    /// Read an `INIT` frame.
+    pub fn from_frame(frame: &'a Frame) -> Result<Init<'a>, FieldError> {
+        Ctx("INIT").expect(frame, &["INIT"], "INIT")?;
+        let mut m = Init::default();
+        for f in frame.fields() {
+            match f.key {
+                "SessionId" => m.session_id = Some(f.value),
+                "Direction" => m.direction = Some(Direction::parse(f.value)),
+                "Operation" => m.operation = Some(Operation::parse(f.value)),
+                "UserStr" => m.user_str = Some(f.value),
+                "Cookie" => m.cookie = Some(Secret(f.value)),
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// `SESSION`: the negotiated session parameters.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Session<'a> {
+    /// `SessionId`
+    pub session_id: Option<&'a str>,
+    /// `UserStr`
+    pub user_str: Option<&'a str>,
+    /// `Direction`
+    pub direction: Option<Direction<'a>>,
+    /// `Operation`
+    pub operation: Option<Operation<'a>>,
+    /// `Adaptive`: the rate policy.
+    pub adaptive: Option<Adaptive<'a>>,
+    /// `Priority`: 1 high, 2 regular.
+    pub priority: Option<u64>,
+    /// `Rate`: target rate, Kbps.
+    pub rate_kbps: Option<u64>,
+    /// `MinRate`: minimum rate, Kbps.
+    pub min_rate_kbps: Option<u64>,
+    /// `RateCap`: highest target rate the server allows.
+    pub rate_cap_kbps: Option<u64>,
+    /// `MinRateCap`
+    pub min_rate_cap_kbps: Option<u64>,
+    /// `PolicyCap` (`Unset` when the server sets none).
+    pub policy_cap: Option<Adaptive<'a>>,
+    /// `PriorityCap`
+    pub priority_cap: Option<u64>,
+    /// `RateLock`: the server forbids target rate changes.
+    pub rate_lock: Option<bool>,
+    /// `MinRateLock`
+    pub min_rate_lock: Option<bool>,
+    /// `PolicyLock`
+    pub policy_lock: Option<bool>,
+    /// `Host`
+    pub host: Option<&'a str>,
+    /// `User`
+    pub user: Option<&'a str>,
+    /// `Port`: UDP port for FASP.
+    pub port: Option<u64>,
+    /// `TCPPort`: SSH port.
+    pub tcp_port: Option<u64>,
+    /// `Encryption`
+    pub encryption: Option<bool>,
+    /// `Cipher`
+    pub cipher: Option<&'a str>,
+    /// `Remote`: this ascp is the server side.
+    pub remote: Option<bool>,
+    /// `Source`, raw (sources are TAB-separated; see [`Session::sources`]).
+    pub source: Option<&'a str>,
+    /// `Destination`, ESC-decoded.
+    pub destination: Option<Cow<'a, str>>,
+    /// `Cookie`
+    pub cookie: Option<Secret<'a>>,
+    /// `Token` (echoed for HTTP fallback sessions)
+    pub token: Option<Secret<'a>>,
+    /// `RetryTimeout`, seconds.
+    pub retry_timeout: Option<u64>,
+    /// `FallbackProtocol`
+    pub fallback_protocol: Option<&'a str>,
+    /// `XferId` (from `--tags`)
+    pub xfer_id: Option<&'a str>,
+    /// `XferRetry` (from `--tags`)
+    pub xfer_retry: Option<u64>,
+    /// `Tags`: the JSON tags.
+    pub tags: Option<&'a str>,
+    /// `Keepalive`: a persistent session.
+    pub keepalive: Option<bool>,
+    /// `Precalc`: job size pre-calculation.
+    pub precalc: Option<bool>,
+    /// `FileChecksumType`
+    pub file_checksum_type: Option<&'a str>,
+    /// `ResumePolicy`
+    pub resume_policy: Option<&'a str>,
+    /// `OverwritePolicy`
+    pub overwrite_policy: Option<&'a str>,
+    /// `DatagramSize`
+    pub datagram_size: Option<u64>,
+    /// `ServerHostname`
+    pub server_hostname: Option<&'a str>,
+    /// `ClientUser`
+    pub client_user: Option<&'a str>,
+    /// `RemoteAddress`
+    pub remote_address: Option<&'a str>,
+}
+
+impl<'a> Session<'a> {
+    /// Read a `SESSION` frame.
+    pub fn from_frame(frame: &'a Frame) -> Result<Session<'a>, FieldError> {
+        let c = Ctx("SESSION");
+        c.expect(frame, &["SESSION"], "SESSION")?;
+        let mut m = Session::default();
+        for f in frame.fields() {
+            let (k, v) = (f.key, f.value);
+            match k {
+                "SessionId" => m.session_id = Some(v),
+                "UserStr" => m.user_str = Some(v),
+                "Direction" => m.direction = Some(Direction::parse(v)),
+                "Operation" => m.operation = Some(Operation::parse(v)),
+                "Adaptive" => m.adaptive = Some(Adaptive::parse(v)),
+                "Priority" => m.priority = c.num(k, v)?,
+                "Rate" => m.rate_kbps = c.num(k, v)?,
+                "MinRate" => m.min_rate_kbps = c.num(k, v)?,
+                "RateCap" => m.rate_cap_kbps = c.num(k, v)?,
+                "MinRateCap" => m.min_rate_cap_kbps = c.num(k, v)?,
+                "PolicyCap" => m.policy_cap = Some(Adaptive::parse(v)),
+                "PriorityCap" => m.priority_cap = c.num(k, v)?,
+                "RateLock" => m.rate_lock = c.flag(k, v)?,
+                "MinRateLock" => m.min_rate_lock = c.flag(k, v)?,
+                "PolicyLock" => m.policy_lock = c.flag(k, v)?,
+                "Host" => m.host = Some(v),
+                "User" => m.user = Some(v),
+                "Port" => m.port = c.num(k, v)?,
+                "TCPPort" => m.tcp_port = c.num(k, v)?,
+                "Encryption" => m.encryption = c.flag(k, v)?,
+                "Cipher" => m.cipher = Some(v),
+                "Remote" => m.remote = c.flag(k, v)?,
+                "Source" => m.source = Some(v),
+                "Destination" => m.destination = Some(unescape_path(v)),
+                "Cookie" => m.cookie = Some(Secret(v)),
+                "Token" => m.token = Some(Secret(v)),
+                "RetryTimeout" => m.retry_timeout = c.num(k, v)?,
+                "FallbackProtocol" => m.fallback_protocol = Some(v),
+                "XferId" => m.xfer_id = Some(v),
+                "XferRetry" => m.xfer_retry = c.num(k, v)?,
+                "Tags" => m.tags = Some(v),
+                "Keepalive" => m.keepalive = c.flag(k, v)?,
+                "Precalc" => m.precalc = c.flag(k, v)?,
+                "FileChecksumType" => m.file_checksum_type = Some(v),
+                "ResumePolicy" => m.resume_policy = Some(v),
+                "OverwritePolicy" => m.overwrite_policy = Some(v),
+                "DatagramSize" => m.datagram_size = c.num(k, v)?,
+                "ServerHostname" => m.server_hostname = Some(v),
+                "ClientUser" => m.client_user = Some(v),
+                "RemoteAddress" => m.remote_address = Some(v),
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+
+    /// The source arguments: `Source` split on TAB, each ESC-decoded.
+    pub fn sources(&self) -> impl Iterator<Item = Cow<'a, str>> + 'a {
+        self.source
+            .into_iter()
+            .flat_map(|s| s.split('\t'))
+            .filter(|s| !s.is_empty())
+            .map(unescape_path)
+    }
+}
+
+/// Job size counted before the transfer (`--precalculate-job-size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PreTransfer {
+    /// `PreTransferFiles`: regular files.
+    pub files: Option<u64>,
+    /// `PreTransferDirs`: directories.
+    pub dirs: Option<u64>,
+    /// `PreTransferSpecial`: special files.
+    pub special: Option<u64>,
+    /// `PreTransferFailed`: files and directories that could not be read.
+    pub failed: Option<u64>,
+    /// `PreTransferBytes`: total size in bytes.
+    pub bytes: Option<u64>,
+}
+
+/// `NOTIFICATION`: the rate/PMTU/bandwidth form, or the pre-calculation form.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Notification<'a> {
+    /// `SessionId`
+    pub session_id: Option<&'a str>,
+    /// `UserStr`
+    pub user_str: Option<&'a str>,
+    /// `Adaptive`
+    pub adaptive: Option<Adaptive<'a>>,
+    /// `Priority`
+    pub priority: Option<u64>,
+    /// `Rate`, Kbps.
+    pub rate_kbps: Option<u64>,
+    /// `MinRate`, Kbps.
+    pub min_rate_kbps: Option<u64>,
+    /// `BWMeasurement`, Kbps.
+    pub bw_measurement_kbps: Option<u64>,
+    /// `PMTU`
+    pub pmtu: Option<u64>,
+    /// The `PreTransfer*` counts, when this is the pre-calculation form.
+    pub pre_transfer: Option<PreTransfer>,
+}
+
+impl<'a> Notification<'a> {
+    /// Read a `NOTIFICATION` frame.
+    pub fn from_frame(frame: &'a Frame) -> Result<Notification<'a>, FieldError> {
+        let c = Ctx("NOTIFICATION");
+        c.expect(frame, &["NOTIFICATION"], "NOTIFICATION")?;
+        let mut m = Notification::default();
+        let mut pre = PreTransfer::default();
+        let mut has_pre = false;
+        for f in frame.fields() {
+            let (k, v) = (f.key, f.value);
+            match k {
+                "SessionId" => m.session_id = Some(v),
+                "UserStr" => m.user_str = Some(v),
+                "Adaptive" => m.adaptive = Some(Adaptive::parse(v)),
+                "Priority" => m.priority = c.num(k, v)?,
+                "Rate" => m.rate_kbps = c.num(k, v)?,
+                "MinRate" => m.min_rate_kbps = c.num(k, v)?,
+                "BWMeasurement" => m.bw_measurement_kbps = c.num(k, v)?,
+                "PMTU" => m.pmtu = c.num(k, v)?,
+                "PreTransferFiles" => (pre.files, has_pre) = (c.num(k, v)?, true),
+                "PreTransferDirs" => (pre.dirs, has_pre) = (c.num(k, v)?, true),
+                "PreTransferSpecial" => (pre.special, has_pre) = (c.num(k, v)?, true),
+                "PreTransferFailed" => (pre.failed, has_pre) = (c.num(k, v)?, true),
+                "PreTransferBytes" => (pre.bytes, has_pre) = (c.num(k, v)?, true),
+                _ => {}
+            }
+        }
+        m.pre_transfer = has_pre.then_some(pre);
+        Ok(m)
+    }
+}
+
+/// Per-file figures of `STATS`, `STOP` and `SKIP` (and the base of `FILEERROR`).
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct FileStats<'a> {
+    /// `SessionId`
+    pub session_id: Option<&'a str>,
+    /// `UserStr`
+    pub user_str: Option<&'a str>,
+    /// `File`, ESC-decoded.
+    pub file: Option<Cow<'a, str>>,
+    /// `Size`: file size in bytes.
+    pub size: Option<u64>,
+    /// `Written`: bytes of this file written.
+    pub written: Option<u64>,
+    /// `Bytescont`: contiguous bytes at the destination.
+    pub bytes_contiguous: Option<u64>,
+    /// `StartByte`: where the transfer of this file started (resume offset).
+    pub start_byte: Option<u64>,
+    /// `EndByte`: last byte to transfer (range transfers).
+    pub end_byte: Option<u64>,
+    /// `Delay`: last round-trip time measured, ms.
+    pub delay_ms: Option<u64>,
+    /// `Elapsedusec`: session time elapsed, µs.
+    pub elapsed_usec: Option<u64>,
+    /// `FileBytes`: bytes written in the session so far.
+    pub file_bytes: Option<u64>,
+    /// `TransferBytes`: bytes transferred in the session so far.
+    pub transfer_bytes: Option<u64>,
+    /// `Loss`: bytes lost in the session so far.
+    pub loss: Option<u64>,
+    /// `FaspFileArgIndex`: the source argument this file came from.
+    pub arg_index: Option<u64>,
+    /// `FaspFileID`
+    pub file_id: Option<&'a str>,
+    /// `FileChecksum` (STOP, with `--file-checksum`)
+    pub checksum: Option<&'a str>,
+    /// `FileChecksumType` (`md5`, `sha1`...)
+    pub checksum_type: Option<&'a str>,
+}
+
+impl<'a> FileStats<'a> {
+    /// Read a `STATS`, `STOP`, `SKIP` or `FILEERROR` frame's per-file figures.
+    pub fn from_frame(frame: &'a Frame) -> Result<FileStats<'a>, FieldError> {
+        let c = Ctx(match frame.kind() {
+            MessageType::Stop => "STOP",
+            MessageType::Skip => "SKIP",
+            MessageType::FileError => "FILEERROR",
+            _ => "STATS",
+        });
+        c.expect(
+            frame,
+            &["STATS", "STOP", "SKIP", "FILEERROR"],
+            "STATS, STOP, SKIP or FILEERROR",
+        )?;
+        let mut m = FileStats::default();
+        for f in frame.fields() {
+            m.read(&c, f.key, f.value)?;
+        }
+        Ok(m)
+    }
+
+    /// Take one field; false when the key is not a per-file one.
+    fn read(&mut self, c: &Ctx, k: &str, v: &'a str) -> Result<bool, FieldError> {
+        match k {
+            "File" => self.file = Some(unescape_path(v)),
+            "Size" => self.size = c.num(k, v)?,
+            "Written" => self.written = c.num(k, v)?,
+            "Bytescont" => self.bytes_contiguous = c.num(k, v)?,
+            "StartByte" => self.start_byte = c.num(k, v)?,
+            "EndByte" => self.end_byte = c.num(k, v)?,
+            "Delay" => self.delay_ms = c.num(k, v)?,
+            "Elapsedusec" => self.elapsed_usec = c.num(k, v)?,
+            "FileBytes" => self.file_bytes = c.num(k, v)?,
+            "TransferBytes" => self.transfer_bytes = c.num(k, v)?,
+            "Loss" => self.loss = c.num(k, v)?,
+            "FaspFileArgIndex" => self.arg_index = c.num(k, v)?,
+            "SessionId" => self.session_id = Some(v),
+            "UserStr" => self.user_str = Some(v),
+            "FaspFileID" => self.file_id = Some(v),
+            "FileChecksum" => self.checksum = Some(v),
+            "FileChecksumType" => self.checksum_type = Some(v),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// `FILEERROR`: one file failed.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct FileError<'a> {
+    /// `Code`: FASP error code.
+    pub code: Option<u64>,
+    /// `Description`
+    pub description: Option<&'a str>,
+    /// The per-file figures.
+    pub stats: FileStats<'a>,
+}
+
+impl<'a> FileError<'a> {
+    /// Read a `FILEERROR` frame.
+    pub fn from_frame(frame: &'a Frame) -> Result<FileError<'a>, FieldError> {
+        let c = Ctx("FILEERROR");
+        c.expect(frame, &["FILEERROR"], "FILEERROR")?;
+        let mut m = FileError::default();
+        for f in frame.fields() {
+            match f.key {
+                "Code" => m.code = c.num(f.key, f.value)?,
+                "Description" => m.description = Some(f.value),
+                _ => {
+                    m.stats.read(&c, f.key, f.value)?;
+                }
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// `ARGSTOP`: every file of one source argument was handled.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct ArgStop<'a> {
+    /// `SessionId`
+    pub session_id: Option<&'a str>,
+    /// `UserStr`
+    pub user_str: Option<&'a str>,
+    /// `File`: the source argument, ESC-decoded.
+    pub file: Option<Cow<'a, str>>,
+    /// `FaspFileArgIndex`
+    pub arg_index: Option<u64>,
+    /// `ArgTransfersStatus` (`Complete`...)
+    pub status: Option<&'a str>,
+    /// `ArgTransfersAttempted`
+    pub attempted: Option<u64>,
+    /// `ArgTransfersPassed`: transferred or skipped.
+    pub passed: Option<u64>,
+    /// `ArgTransfersSkipped` (absent when zero)
+    pub skipped: Option<u64>,
+    /// `ArgTransfersFailed`
+    pub failed: Option<u64>,
+}
+
+impl<'a> ArgStop<'a> {
+    /// Read an `ARGSTOP` frame.
+    pub fn from_frame(frame: &'a Frame) -> Result<ArgStop<'a>, FieldError> {
+        let c = Ctx("ARGSTOP");
+        c.expect(frame, &["ARGSTOP"], "ARGSTOP")?;
+        let mut m = ArgStop::default();
+        for f in frame.fields() {
+            let (k, v) = (f.key, f.value);
+            match k {
+                "SessionId" => m.session_id = Some(v),
+                "UserStr" => m.user_str = Some(v),
+                "File" => m.file = Some(unescape_path(v)),
+                "FaspFileArgIndex" => m.arg_index = c.num(k, v)?,
+                "ArgTransfersStatus" => m.status = Some(v),
+                "ArgTransfersAttempted" => m.attempted = c.num(k, v)?,
+                "ArgTransfersPassed" => m.passed = c.num(k, v)?,
+                "ArgTransfersSkipped" => m.skipped = c.num(k, v)?,
+                "ArgTransfersFailed" => m.failed = c.num(k, v)?,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// `DONE` (and the totals part of `ERROR`): the session's final figures.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct SessionEnd<'a> {
+    /// `SessionId`
+    pub session_id: Option<&'a str>,
+    /// `UserStr`
+    pub user_str: Option<&'a str>,
+    /// `Delay`, ms.
+    pub delay_ms: Option<u64>,
+    /// `Elapsedusec`, µs.
+    pub elapsed_usec: Option<u64>,
+    /// `Loss`, bytes.
+    pub loss: Option<u64>,
+    /// `FileBytes`: bytes written.
+    pub file_bytes: Option<u64>,
+    /// `TransferBytes`: bytes transferred.
+    pub transfer_bytes: Option<u64>,
+    /// `ArgScansAttempted`
+    pub arg_scans_attempted: Option<u64>,
+    /// `ArgScansCompleted`
+    pub arg_scans_completed: Option<u64>,
+    /// `PathScansAttempted`
+    pub path_scans_attempted: Option<u64>,
+    /// `PathScansFailed`
+    pub path_scans_failed: Option<u64>,
+    /// `PathScansIrregular`
+    pub path_scans_irregular: Option<u64>,
+    /// `PathScansExcluded`
+    pub path_scans_excluded: Option<u64>,
+    /// `DirScansCompleted`
+    pub dir_scans_completed: Option<u64>,
+    /// `FileScansCompleted`
+    pub file_scans_completed: Option<u64>,
+    /// `DirCreatesAttempted`
+    pub dir_creates_attempted: Option<u64>,
+    /// `DirCreatesFailed`
+    pub dir_creates_failed: Option<u64>,
+    /// `DirCreatesPassed`
+    pub dir_creates_passed: Option<u64>,
+    /// `TransfersAttempted`
+    pub transfers_attempted: Option<u64>,
+    /// `TransfersFailed`
+    pub transfers_failed: Option<u64>,
+    /// `TransfersPassed`: transferred or skipped.
+    pub transfers_passed: Option<u64>,
+    /// `TransfersSkipped`
+    pub transfers_skipped: Option<u64>,
+}
+
+impl<'a> SessionEnd<'a> {
+    /// Read a `DONE` frame (an `ERROR` frame is read by [`SessionError`]).
+    pub fn from_frame(frame: &'a Frame) -> Result<SessionEnd<'a>, FieldError> {
+        let c = Ctx("DONE");
+        c.expect(frame, &["DONE"], "DONE")?;
+        let mut m = SessionEnd::default();
+        for f in frame.fields() {
+            m.read(&c, f.key, f.value)?;
+        }
+        Ok(m)
+    }
+
+    fn read(&mut self, c: &Ctx, k: &str, v: &'a str) -> Result<(), FieldError> {
+        let slot = match k {
+            "SessionId" => {
+                self.session_id = Some(v);
+                return Ok(());
+            }
+            "UserStr" => {
+                self.user_str = Some(v);
+                return Ok(());
+            }
+            "Delay" => &mut self.delay_ms,
+            "Elapsedusec" => &mut self.elapsed_usec,
+            "Loss" => &mut self.loss,
+            "FileBytes" => &mut self.file_bytes,
+            "TransferBytes" => &mut self.transfer_bytes,
+            "ArgScansAttempted" => &mut self.arg_scans_attempted,
+            "ArgScansCompleted" => &mut self.arg_scans_completed,
+            "PathScansAttempted" => &mut self.path_scans_attempted,
+            "PathScansFailed" => &mut self.path_scans_failed,
+            "PathScansIrregular" => &mut self.path_scans_irregular,
+            "PathScansExcluded" => &mut self.path_scans_excluded,
+            "DirScansCompleted" => &mut self.dir_scans_completed,
+            "FileScansCompleted" => &mut self.file_scans_completed,
+            "DirCreatesAttempted" => &mut self.dir_creates_attempted,
+            "DirCreatesFailed" => &mut self.dir_creates_failed,
+            "DirCreatesPassed" => &mut self.dir_creates_passed,
+            "TransfersAttempted" => &mut self.transfers_attempted,
+            "TransfersFailed" => &mut self.transfers_failed,
+            "TransfersPassed" => &mut self.transfers_passed,
+            "TransfersSkipped" => &mut self.transfers_skipped,
+            _ => return Ok(()),
+        };
+        *slot = c.num(k, v)?;
+        Ok(())
+    }
+}
+
+/// `ERROR`: the session failed.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct SessionError<'a> {
+    /// `Code`: the FASP error code (see [`crate::error_code`]).
+    pub code: Option<u64>,
+    /// `Description` (kept as sent, trailing spaces included).
+    pub description: Option<&'a str>,
+    /// The totals sent with the error.
+    pub end: SessionEnd<'a>,
+}
+
+impl<'a> SessionError<'a> {
+    /// Read an `ERROR` frame.
+    pub fn from_frame(frame: &'a Frame) -> Result<SessionError<'a>, FieldError> {
+        let c = Ctx("ERROR");
+        c.expect(frame, &["ERROR"], "ERROR")?;
+        let mut m = SessionError::default();
+        for f in frame.fields() {
+            match f.key {
+                "Code" => m.code = c.num(f.key, f.value)?,
+                "Description" => m.description = Some(f.value),
+                _ => m.end.read(&c, f.key, f.value)?,
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// `QUERY`: ascp asks the manager (`AUTHORIZATION`, `LICENSE`); answer with
+/// [`crate::Control::QueryResponse`].
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Query<'a> {
+    /// `SessionId`
+    pub session_id: Option<&'a str>,
+    /// `UserStr`
+    pub user_str: Option<&'a str>,
+    /// `Query`: what is asked.
+    pub query: Option<&'a str>,
+}
+
+impl<'a> Query<'a> {
+    /// Read a `QUERY` frame.
+    pub fn from_frame(frame: &'a Frame) -> Result<Query<'a>, FieldError> {
+        Ctx("QUERY").expect(frame, &["QUERY"], "QUERY")?;
+        let mut m = Query::default();
+        for f in frame.fields() {
+            match f.key {
+                "SessionId" => m.session_id = Some(f.value),
+                "UserStr" => m.user_str = Some(f.value),
+                "Query" => m.query = Some(f.value),
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+}
