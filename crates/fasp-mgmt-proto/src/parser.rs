@@ -174,6 +174,12 @@ impl FrameParser {
             }
             if line == HEADER {
                 self.reset_frame(State::Body);
+                // Renew the index arena at the start of a frame, not at the end of the last
+                // one: by now the caller has usually dropped earlier frames, so the arena is
+                // reclaimed in place instead of reallocated.
+                if self.index.capacity() < 64 * SPAN_LEN {
+                    self.index.reserve(INDEX_ARENA);
+                }
                 self.scanned = nl + 1;
                 self.searched = nl + 1;
                 return Ok(None);
@@ -364,9 +370,6 @@ impl FrameParser {
         self.searched = 0;
         self.type_field = NO_TYPE;
         self.index.clear();
-        if self.index.capacity() < 64 * SPAN_LEN {
-            self.index.reserve(INDEX_ARENA);
-        }
     }
 }
 
