@@ -53,7 +53,7 @@
 //! The protocol as this crate implements it is described in `docs/protocol.md` of the
 //! repository.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(feature = "codec")]

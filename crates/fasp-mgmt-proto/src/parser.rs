@@ -4,7 +4,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use memchr::memchr;
 
 use crate::error::{DecodeError, DecodeErrorKind};
-use crate::frame::{Frame, HEADER, NO_TYPE, SPAN_LEN, valid_key};
+use crate::frame::{Frame, HEADER, NO_TYPE, SPAN_LEN};
 
 /// Default maximum size of one frame: 64 KiB (a real ascp caps a message near 10 KiB).
 pub const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
@@ -228,16 +228,11 @@ impl FrameParser {
                 self.reset_frame(State::Header);
                 return Err(err);
             }
-            let (key_end, value_start) = match memchr::memmem::find(line, b": ") {
-                Some(c) => (start + c, start + c + 2),
-                None if line.last() == Some(&b':') => (end - 1, end),
-                None => {
-                    return Err(self.bad_line(buf, start, next, DecodeErrorKind::MissingSeparator));
-                }
+            let (key_len, value_off) = match split_field(line) {
+                Ok(split) => split,
+                Err(kind) => return Err(self.bad_line(buf, start, next, kind)),
             };
-            if !valid_key(&buf[start..key_end]) {
-                return Err(self.bad_line(buf, start, next, DecodeErrorKind::InvalidKey));
-            }
+            let (key_end, value_start) = (start + key_len, start + value_off);
             if self.type_field == NO_TYPE && &buf[start..key_end] == b"Type" {
                 self.type_field = (self.index.len() / SPAN_LEN) as u32;
             }
@@ -257,9 +252,13 @@ impl FrameParser {
     /// The frame `buf[..len]` is complete: check its values and split it off.
     fn complete(&mut self, buf: &mut BytesMut, len: usize) -> Result<Option<Frame>, DecodeError> {
         let bytes = &buf[..len];
-        let bad = match std::str::from_utf8(bytes) {
-            Err(e) => Some((e.valid_up_to(), false)),
-            Ok(_) => memchr(0, bytes).map(|at| (at, true)),
+        let bad = if ascii_without_nul(bytes) {
+            None
+        } else {
+            match std::str::from_utf8(bytes) {
+                Err(e) => Some((e.valid_up_to(), false)),
+                Ok(_) => memchr(0, bytes).map(|at| (at, true)),
+            }
         };
         if let Some((at, nul)) = bad {
             let key = self.key_at(bytes, at);
@@ -371,6 +370,50 @@ impl FrameParser {
         self.type_field = NO_TYPE;
         self.index.clear();
     }
+}
+
+/// Split a body line at its first `": "` (or a final `:`): `(key length, value offset)`.
+/// The key must be printable ASCII; one pass over the key bytes does both.
+#[inline]
+fn split_field(line: &[u8]) -> Result<(usize, usize), DecodeErrorKind> {
+    for (i, &b) in line.iter().enumerate() {
+        if b == b':' {
+            match line.get(i + 1) {
+                Some(b' ') if i > 0 => return Ok((i, i + 2)),
+                None if i > 0 => return Ok((i, i + 1)),
+                _ => break,
+            }
+        }
+        if !b.is_ascii_graphic() {
+            break;
+        }
+    }
+    // Cold path: tell a bad key from a line with no separator at all.
+    let has_sep = memchr::memmem::find(line, b": ").is_some() || line.last() == Some(&b':');
+    Err(if has_sep {
+        DecodeErrorKind::InvalidKey
+    } else {
+        DecodeErrorKind::MissingSeparator
+    })
+}
+
+/// True when every byte is ASCII and none is NUL (then the bytes are UTF-8 too), checked
+/// eight bytes at a time.
+#[inline]
+fn ascii_without_nul(bytes: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut acc = 0u64;
+    for w in &mut words {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        let x = u64::from_le_bytes(a);
+        // High bit set in a byte that is >= 0x80, or that was zero (x - 1 borrows).
+        acc |= x | (x.wrapping_sub(LO) & !x);
+    }
+    let tail_ok = words.remainder().iter().all(|&b| b != 0 && b < 0x80);
+    acc & HI == 0 && tail_ok
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
