@@ -94,14 +94,10 @@ impl Frame {
     }
 
     fn field_at(&self, span: &[u8]) -> Field<'_> {
-        let n = |i: usize| {
-            let mut b = [0u8; 4];
-            b.copy_from_slice(&span[i * 4..i * 4 + 4]);
-            u32::from_ne_bytes(b) as usize
-        };
+        let [a, b, c, d] = read_span(span);
         Field {
-            key: text(&self.raw[n(0)..n(1)]),
-            value: text(&self.raw[n(2)..n(3)]),
+            key: text(self.raw.get(a..b).unwrap_or_default()),
+            value: text(self.raw.get(c..d).unwrap_or_default()),
         }
     }
 
@@ -137,6 +133,14 @@ impl Frame {
     pub fn has_secrets(&self) -> bool {
         self.fields().any(|f| f.is_secret())
     }
+}
+
+/// The four offsets of an index entry.
+#[inline]
+pub(crate) fn read_span(span: &[u8]) -> [usize; 4] {
+    let s: [u8; SPAN_LEN] = span.try_into().unwrap_or([0; SPAN_LEN]);
+    let n = |i: usize| u32::from_ne_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]) as usize;
+    [n(0), n(4), n(8), n(12)]
 }
 
 /// A key or value of a frame as text.

@@ -67,6 +67,7 @@ mod frame;
 pub mod fuzzing;
 mod message;
 mod parser;
+mod scan;
 
 #[cfg(feature = "codec")]
 pub use codec::MgmtCodec;

@@ -209,21 +209,31 @@ impl Ctx {
     }
 }
 
-/// Decimal u64 without sign or spaces (surrounding spaces tolerated), checked for overflow.
+/// Decimal u64 without sign (surrounding spaces tolerated), checked for overflow.
 pub(crate) fn parse_u64(v: &str) -> Option<u64> {
-    let b = v.trim_matches(' ').as_bytes();
+    let b = v.as_bytes();
     if b.is_empty() || b.len() > 20 {
-        return None;
+        return parse_u64_spaced(v);
     }
     let mut n: u64 = 0;
     for &c in b {
         let d = c.wrapping_sub(b'0');
         if d > 9 {
-            return None;
+            return parse_u64_spaced(v);
         }
         n = n.checked_mul(10)?.checked_add(u64::from(d))?;
     }
     Some(n)
+}
+
+/// The rare case: digits with spaces around them.
+#[cold]
+fn parse_u64_spaced(v: &str) -> Option<u64> {
+    let t = v.trim_matches(' ');
+    if t.len() == v.len() || t.is_empty() {
+        return None;
+    }
+    parse_u64(t)
 }
 
 /// `INIT`.
@@ -545,28 +555,48 @@ impl<'a> FileStats<'a> {
         Ok(m)
     }
 
-    /// Take one field; false when the key is not a per-file one.
+    /// Take one field; false when the key is not a per-file one. Dispatches on the key's
+    /// length first: this runs for every field of every STATS frame.
     fn read(&mut self, c: &Ctx, k: &str, v: &'a str) -> Result<bool, FieldError> {
-        match k {
-            "File" => self.file = Some(unescape_path(v)),
-            "Size" => self.size = c.num(k, v)?,
-            "Written" => self.written = c.num(k, v)?,
-            "Bytescont" => self.bytes_contiguous = c.num(k, v)?,
-            "StartByte" => self.start_byte = c.num(k, v)?,
-            "EndByte" => self.end_byte = c.num(k, v)?,
-            "Delay" => self.delay_ms = c.num(k, v)?,
-            "Elapsedusec" => self.elapsed_usec = c.num(k, v)?,
-            "FileBytes" => self.file_bytes = c.num(k, v)?,
-            "TransferBytes" => self.transfer_bytes = c.num(k, v)?,
-            "Loss" => self.loss = c.num(k, v)?,
-            "FaspFileArgIndex" => self.arg_index = c.num(k, v)?,
-            "SessionId" => self.session_id = Some(v),
-            "UserStr" => self.user_str = Some(v),
-            "FaspFileID" => self.file_id = Some(v),
-            "FileChecksum" => self.checksum = Some(v),
-            "FileChecksumType" => self.checksum_type = Some(v),
+        let slot = match (k.len(), k) {
+            (4, "File") => {
+                self.file = Some(unescape_path(v));
+                return Ok(true);
+            }
+            (4, "Size") => &mut self.size,
+            (4, "Loss") => &mut self.loss,
+            (5, "Delay") => &mut self.delay_ms,
+            (7, "Written") => &mut self.written,
+            (7, "EndByte") => &mut self.end_byte,
+            (7, "UserStr") => {
+                self.user_str = Some(v);
+                return Ok(true);
+            }
+            (9, "Bytescont") => &mut self.bytes_contiguous,
+            (9, "StartByte") => &mut self.start_byte,
+            (9, "FileBytes") => &mut self.file_bytes,
+            (9, "SessionId") => {
+                self.session_id = Some(v);
+                return Ok(true);
+            }
+            (10, "FaspFileID") => {
+                self.file_id = Some(v);
+                return Ok(true);
+            }
+            (11, "Elapsedusec") => &mut self.elapsed_usec,
+            (12, "FileChecksum") => {
+                self.checksum = Some(v);
+                return Ok(true);
+            }
+            (13, "TransferBytes") => &mut self.transfer_bytes,
+            (16, "FaspFileArgIndex") => &mut self.arg_index,
+            (16, "FileChecksumType") => {
+                self.checksum_type = Some(v);
+                return Ok(true);
+            }
             _ => return Ok(false),
-        }
+        };
+        *slot = c.num(k, v)?;
         Ok(true)
     }
 }

@@ -4,7 +4,11 @@ use bytes::{Buf, Bytes, BytesMut};
 use memchr::memchr;
 
 use crate::error::{DecodeError, DecodeErrorKind};
-use crate::frame::{Frame, HEADER, NO_TYPE, SPAN_LEN};
+use crate::frame::{Frame, HEADER, NO_TYPE, SPAN_LEN, valid_key};
+use crate::scan::masks;
+
+/// "Not found" for positions.
+const NONE: usize = usize::MAX;
 
 /// Default maximum size of one frame: 64 KiB (a real ascp caps a message near 10 KiB).
 pub const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
@@ -64,11 +68,11 @@ pub struct FrameParser {
     state: State,
     /// In `Body`: `buf[..scanned]` are complete lines of the current frame, already indexed.
     scanned: usize,
-    /// In `Body`: `buf[scanned..searched]` holds no line feed.
-    searched: usize,
     /// Index arena; holds exactly the spans of the frame being parsed.
     index: BytesMut,
     type_field: u32,
+    /// In `Body`: position of the first non-ASCII or NUL byte seen in the frame (or `NONE`).
+    suspicious: usize,
     /// Stream offset of `buf[0]`.
     consumed: u64,
 }
@@ -91,9 +95,9 @@ impl FrameParser {
             max_frame_len: max.max(MAX_HEADER_LINE),
             state: State::Header,
             scanned: 0,
-            searched: 0,
             index: BytesMut::with_capacity(INDEX_ARENA),
             type_field: NO_TYPE,
+            suspicious: NONE,
             consumed: 0,
         }
     }
@@ -181,7 +185,6 @@ impl FrameParser {
                     self.index.reserve(INDEX_ARENA);
                 }
                 self.scanned = nl + 1;
-                self.searched = nl + 1;
                 return Ok(None);
             }
             let kind = match line.strip_prefix(HEADER_PREFIX) {
@@ -197,62 +200,133 @@ impl FrameParser {
         }
     }
 
+    /// Index the lines of the frame starting at `buf[0]`, 64 bytes at a time from the start of
+    /// the first line not yet indexed. Lines already indexed are never looked at again; an
+    /// incomplete last line is looked at again when more bytes arrive.
     fn body(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        let mut line_start = self.scanned;
+        let mut key_end = NONE;
+        let mut pos = line_start;
+        let mut tail = [0u8; 64];
         loop {
-            let Some(i) = memchr(b'\n', &buf[self.searched..]) else {
-                self.searched = buf.len();
-                if buf.len() > self.max_frame_len {
-                    return Err(self.too_large(buf, buf.len(), true));
+            let len = buf.len();
+            if pos >= len {
+                self.scanned = line_start;
+                if len > self.max_frame_len {
+                    return Err(self.too_large(buf, len, true));
                 }
                 return Ok(None);
+            }
+            let (m, valid) = match buf.get(pos..pos + 64) {
+                Some(block) => {
+                    let block: &[u8; 64] = block.try_into().unwrap_or(&[0; 64]);
+                    (masks(block), u64::MAX)
+                }
+                None => {
+                    let n = len - pos;
+                    tail[..n].copy_from_slice(&buf[pos..]);
+                    tail[n..].fill(b' ');
+                    (masks(&tail), (1u64 << n) - 1)
+                }
             };
-            let nl = self.searched + i;
-            let next = nl + 1;
-            if next > self.max_frame_len {
-                return Err(self.too_large(buf, next, false));
+            let suspicious = m.suspicious & valid;
+            if suspicious != 0 {
+                self.suspicious = self
+                    .suspicious
+                    .min(pos + suspicious.trailing_zeros() as usize);
             }
-            let start = self.scanned;
-            let end = if nl > start && buf[nl - 1] == b'\r' {
-                nl - 1
-            } else {
-                nl
-            };
-            if start == end {
-                return self.complete(buf, next);
+            let nl = m.nl & valid;
+            // Separators: a colon followed by a space (the space of bit 63 is in the next
+            // block: look at the byte itself).
+            let mut sep = m.colon & (m.space >> 1) & valid;
+            if m.colon & valid & (1 << 63) != 0 && buf.get(pos + 64) == Some(&b' ') {
+                sep |= 1 << 63;
             }
-            let line = &buf[start..end];
-            if line.starts_with(HEADER_PREFIX) {
-                // The frame before this header was never closed; report it, keep the header.
-                let err = self.error_at(0, DecodeErrorKind::Unterminated);
-                self.advance(buf, start);
-                self.reset_frame(State::Header);
-                return Err(err);
+            let mut bits = nl | sep;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let p = pos + i;
+                if nl & (1 << i) == 0 {
+                    // The first separator of a line ends its key.
+                    if key_end == NONE {
+                        key_end = p;
+                    }
+                    continue;
+                }
+                let next = p + 1;
+                if next > self.max_frame_len {
+                    return Err(self.too_large(buf, next, false));
+                }
+                let end = if p > line_start && buf[p - 1] == b'\r' {
+                    p - 1
+                } else {
+                    p
+                };
+                if end == line_start {
+                    return self.complete(buf, next);
+                }
+                let (k_end, v_start) = if key_end != NONE && key_end < end {
+                    (key_end, key_end + 2)
+                } else if buf[end - 1] == b':' {
+                    (end - 1, end)
+                } else {
+                    return Err(self.line_error(buf, line_start, end, next));
+                };
+                // The key: printable ASCII without colons. Within this block the masks say
+                // it; a key reaching back into an earlier block is checked byte by byte.
+                let key_ok = k_end > line_start
+                    && if line_start >= pos {
+                        // Bits line_start..k_end of the block (k_end is before this line
+                        // feed, so inside the block).
+                        let range =
+                            ((1u64 << (k_end - pos)) - 1) & (u64::MAX << (line_start - pos));
+                        (m.key_bad | m.colon) & range == 0
+                    } else {
+                        valid_key(&buf[line_start..k_end])
+                    };
+                if !key_ok {
+                    return Err(self.line_error(buf, line_start, end, next));
+                }
+                if self.type_field == NO_TYPE && &buf[line_start..k_end] == b"Type" {
+                    self.type_field = (self.index.len() / SPAN_LEN) as u32;
+                }
+                self.index
+                    .extend_from_slice(&span(line_start, k_end, v_start, end));
+                line_start = next;
+                key_end = NONE;
             }
-            let (key_len, value_off) = match split_field(line) {
-                Ok(split) => split,
-                Err(kind) => return Err(self.bad_line(buf, start, next, kind)),
-            };
-            let (key_end, value_start) = (start + key_len, start + value_off);
-            if self.type_field == NO_TYPE && &buf[start..key_end] == b"Type" {
-                self.type_field = (self.index.len() / SPAN_LEN) as u32;
-            }
-            let mut span = [0u8; SPAN_LEN];
-            for (slot, n) in span
-                .chunks_exact_mut(4)
-                .zip([start, key_end, value_start, end])
-            {
-                slot.copy_from_slice(&(n as u32).to_ne_bytes());
-            }
-            self.index.extend_from_slice(&span);
-            self.scanned = next;
-            self.searched = next;
+            pos += 64;
         }
+    }
+
+    /// A line that is not `Key: Value`: a header (the open frame was never closed), or a bad
+    /// line (the frame is dropped and the stream skipped to the next header).
+    fn line_error(
+        &mut self,
+        buf: &mut BytesMut,
+        start: usize,
+        end: usize,
+        next: usize,
+    ) -> DecodeError {
+        let line = &buf[start..end];
+        if line.starts_with(HEADER_PREFIX) {
+            let err = self.error_at(0, DecodeErrorKind::Unterminated);
+            self.advance(buf, start);
+            self.reset_frame(State::Header);
+            return err;
+        }
+        let kind = match split_field(line) {
+            Err(kind) => kind,
+            Ok(_) => DecodeErrorKind::InvalidKey,
+        };
+        self.bad_line(buf, start, next, kind)
     }
 
     /// The frame `buf[..len]` is complete: check its values and split it off.
     fn complete(&mut self, buf: &mut BytesMut, len: usize) -> Result<Option<Frame>, DecodeError> {
         let bytes = &buf[..len];
-        let bad = if ascii_without_nul(bytes) {
+        let bad = if self.suspicious >= len {
             None
         } else {
             match std::str::from_utf8(bytes) {
@@ -366,8 +440,8 @@ impl FrameParser {
     fn reset_frame(&mut self, state: State) {
         self.state = state;
         self.scanned = 0;
-        self.searched = 0;
         self.type_field = NO_TYPE;
+        self.suspicious = NONE;
         self.index.clear();
     }
 }
@@ -397,23 +471,15 @@ fn split_field(line: &[u8]) -> Result<(usize, usize), DecodeErrorKind> {
     })
 }
 
-/// True when every byte is ASCII and none is NUL (then the bytes are UTF-8 too), checked
-/// eight bytes at a time.
+/// One index entry: four offsets, native endian.
 #[inline]
-fn ascii_without_nul(bytes: &[u8]) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut words = bytes.chunks_exact(8);
-    let mut acc = 0u64;
-    for w in &mut words {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(w);
-        let x = u64::from_le_bytes(a);
-        // High bit set in a byte that is >= 0x80, or that was zero (x - 1 borrows).
-        acc |= x | (x.wrapping_sub(LO) & !x);
-    }
-    let tail_ok = words.remainder().iter().all(|&b| b != 0 && b < 0x80);
-    acc & HI == 0 && tail_ok
+fn span(key_start: usize, key_end: usize, value_start: usize, value_end: usize) -> [u8; SPAN_LEN] {
+    let n = |x: usize| (x as u32).to_ne_bytes();
+    let (a, b, c, d) = (n(key_start), n(key_end), n(value_start), n(value_end));
+    [
+        a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2],
+        d[3],
+    ]
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
