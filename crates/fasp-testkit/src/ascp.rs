@@ -135,16 +135,19 @@ struct Shared {
 
 /// Accept one connection, then read it to end-of-file or until told to stop.
 fn serve_mgmt(listener: &TcpListener, shared: &Shared) {
+    // Accept before looking at the stop flag: a short-lived ascp may have connected,
+    // written everything and exited before this thread first looked, and its connection
+    // (data and FIN included) then waits in the backlog.
     let mut conn = loop {
+        match listener.accept() {
+            Ok((conn, _)) => break conn,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {}
+        }
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        match listener.accept() {
-            Ok((conn, _)) => break conn,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(POLL),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => thread::sleep(POLL),
-        }
+        thread::sleep(POLL);
     };
     // The accepted socket may inherit non-blocking mode; reads use a timeout instead so
     // that the stop flag is seen.
@@ -356,13 +359,20 @@ impl AscpProcess {
     /// `timeout` passes (false).
     pub fn wait_for_mgmt(&mut self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        let mut exited_at: Option<Instant> = None;
         loop {
             if contains_bytes(&lock(&self.shared.bytes), needle.as_bytes()) {
                 return true;
             }
-            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
-            let eof = self.shared.eof.load(Ordering::SeqCst);
-            if (exited && (eof || !self.connected())) || Instant::now() >= deadline {
+            if exited_at.is_none() && matches!(self.child.try_wait(), Ok(Some(_))) {
+                exited_at = Some(Instant::now());
+            }
+            // Once the child is gone nothing more can come: stop at end-of-file, or after
+            // a grace period when the connection was never (or not yet) accepted.
+            let finished = exited_at.is_some_and(|t| {
+                self.shared.eof.load(Ordering::SeqCst) || t.elapsed() >= DRAIN_GRACE
+            });
+            if finished || Instant::now() >= deadline {
                 return contains_bytes(&lock(&self.shared.bytes), needle.as_bytes());
             }
             thread::sleep(POLL);
