@@ -47,7 +47,13 @@
 //!   an ERROR for the SSH session first.
 //! - A line break in `ASPERA_SCP_TOKEN`: ERROR `Code: 8`,
 //!   `environment variable ASPERA_SCP_TOKEN must not contain newlines`, exit 1.
-//! - ascp 3.9 with no `-L` writes no log file under `~/.aspera` or `/var/log` here.
+//! - **SIGTERM during session initiation** (remote side held by a sleeping `-S` script):
+//!   ascp exits at once with status 1, after INIT only: no ERROR frame, stdout and stderr
+//!   empty.
+//! - Logs: with no `-L` ascp writes no log file under `~/.aspera` or `/var/log` here; with
+//!   `-L <dir>` it writes `aspera-scp-transfer.log` there (the SSH failure reasons, e.g.
+//!   `TCP connect failed, err=111`, are only in that log). It reads `aspera.conf` beside the
+//!   binary. It runs without `HOME`.
 
 mod ascp;
 mod http;

@@ -305,3 +305,46 @@ fn timeout_kills_and_reaps() {
     assert_eq!(run.code(), None, "killed by a signal: {run:#?}");
     assert_no_leftover(&dir.path().to_string_lossy());
 }
+
+#[test]
+fn remote_script_holds_initiation_and_everything_is_cleaned_up() {
+    let ascp = require_real_ascp!();
+    let server = require_ssh_server!();
+    let remote = server
+        .write_remote_script("hold-remote", "#!/bin/sh\nsleep 60\n")
+        .expect("script");
+    let needle = remote.to_string_lossy().into_owned();
+    let (_dir, file) = source_file();
+    let mut cmd = AscpCommand::new(&ascp);
+    cmd.args(server.ascp_args(Some(&remote)))
+        .arg("--mode=send")
+        .arg(&file)
+        .arg("/tmp/x")
+        .timeout(TIMEOUT);
+    let mut proc = cmd.spawn().expect("spawn ascp");
+
+    // The remote side runs our script (as sshd's grandchild) and never answers.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while fasp_testkit::leftover_processes(&needle).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the remote script never started; sshd log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(proc.wait_for_mgmt("Type: INIT", TIMEOUT));
+    assert!(
+        !proc
+            .mgmt_so_far()
+            .windows(13)
+            .any(|w| w == b"Type: SESSION")
+    );
+    assert!(!proc.has_exited());
+
+    proc.terminate().expect("SIGTERM");
+    let run = proc.wait().expect("wait");
+    assert!(!run.timed_out, "ascp ignored SIGTERM: {run:#?}");
+    drop(server);
+    assert_no_leftover(&needle);
+}
