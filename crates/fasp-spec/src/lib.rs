@@ -1,1 +1,113 @@
-//! Transfer specs (placeholder: being written).
+//! Aspera transfer specs and their rendering into `ascp` invocations.
+//!
+//! A *transfer spec* is the JSON object that IBM Aspera's node API hands out when a client asks
+//! to upload or download (`upload_setup`, `download_setup`): server, user, ports, token, rate
+//! policy, cipher, the paths, and dozens of optional settings. This crate reads such objects
+//! (or builds them), checks them, and turns them into what the `ascp` client needs: an argument
+//! vector, a few environment variables, and sometimes a file list. It does no network I/O and
+//! spawns no process; `fasp-manager` does that with the [`AscpCommand`] it gets from here.
+//!
+//! # Reading
+//!
+//! [`TransferSpec`] has one `Option` field per known key and keeps every unknown key in
+//! [`TransferSpec::extra`], so a spec survives a read-write round trip unchanged and nothing is
+//! lost silently ([`TransferSpec::unknown_keys`] lists what was not understood). Node answers
+//! come wrapped, `{"transfer_specs": [{"transfer_spec": {...}}, {"error": {...}}]}`:
+//! [`TransferSpec::from_node_response`] returns one result per element, a node error being a
+//! [`SpecError::Node`], never a spec. Real nodes send ports as numbers or numeric strings;
+//! both are accepted, negative numbers are not.
+//!
+//! # Checking
+//!
+//! [`TransferSpec::validate`] applies the rules that would otherwise surface as an ascp exit
+//! status or, worse, as a transfer doing something else than intended: a line break in a token
+//! (ascp refuses it), a cookie with a carriage return (ascp silently truncates it), a minimum
+//! rate above the target, a policy the server does not allow, a destination on only some
+//! paths, and so on. Every [`SpecError`] names the key and the bad value, except that secret
+//! values are redacted.
+//!
+//! # Rendering
+//!
+//! [`TransferSpec::render`] validates, then maps each key to ascp 3.9's options. Secrets
+//! (token, cookie, SSH password or key passphrase, key content, content-protection passphrase,
+//! proxy password) go only into [`AscpCommand::env`], held as [`Secret`]s whose `Debug` and
+//! `Display` print `<redacted>`; the token is never passed with `-W`, which `ps` would show.
+//! Positional paths always follow `--`, so a file named `-x` cannot be taken for an option.
+//! Several paths are written to a `--file-list` or `--file-pair-list` in the caller's work
+//! folder, mode 0600. Every option rendered was checked against the real ascp 3.9.0 binary; the
+//! mapping and what ascp echoes for it are in `docs/transfer-spec.md`.
+//!
+//! # Example
+//!
+//! ```
+//! use fasp_spec::{RatePolicy, RenderOptions, TransferSpec};
+//!
+//! let spec = TransferSpec::builder()
+//!     .upload()
+//!     .host("ats.example.com")
+//!     .user("xfer")
+//!     .ssh_port(33001)
+//!     .token("ATM3_do-not-print-me")
+//!     .source("/home/me/report.pdf")
+//!     .destination_root("/incoming")
+//!     .rate_policy(RatePolicy::Fair)
+//!     .target_rate_kbps(50_000)
+//!     .build()?;
+//!
+//! let command = spec.render(&RenderOptions::new())?;
+//! let args: Vec<_> = command.args.iter().map(|a| a.to_str().unwrap()).collect();
+//! assert_eq!(
+//!     args,
+//!     [
+//!         "--mode=send", "--user=xfer", "--host=ats.example.com", "-P", "33001",
+//!         "--policy=fair", "-l", "50000", "--", "/home/me/report.pdf", "/incoming",
+//!     ]
+//! );
+//! // The token is in the environment only, and never printed.
+//! assert_eq!(command.env["ASPERA_SCP_TOKEN"].expose(), "ATM3_do-not-print-me");
+//! assert!(!format!("{command:?}").contains("do-not-print-me"));
+//! # Ok::<(), fasp_spec::SpecError>(())
+//! ```
+//!
+//! Reading a node answer:
+//!
+//! ```
+//! use fasp_spec::{SpecError, TransferSpec};
+//!
+//! let answer = r#"{"transfer_specs": [
+//!     {"transfer_spec": {"remote_host": "ats.example.com", "ssh_port": "33001",
+//!                        "paths": [{"destination": "/"}], "token": "ATM3_x"}},
+//!     {"error": {"code": 403, "reason": "Forbidden", "user_message": "No access"}}
+//! ]}"#;
+//! let results = TransferSpec::from_node_response(answer)?;
+//! assert_eq!(results[0].as_ref().unwrap().ssh_port, Some(33001));
+//! assert!(matches!(&results[1], Err(SpecError::Node(e)) if e.code == Some(403)));
+//! # Ok::<(), fasp_spec::SpecError>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod builder;
+mod error;
+mod node;
+mod proxy;
+mod render;
+mod secret;
+mod spec;
+mod validate;
+mod values;
+
+pub use builder::TransferSpecBuilder;
+pub use error::{NodeError, SpecError};
+pub use render::{
+    ASPERA_PROXY_PASS, ASPERA_SCP_COOKIE, ASPERA_SCP_FILEPASS, ASPERA_SCP_KEY, ASPERA_SCP_PASS,
+    ASPERA_SCP_TOKEN, AscpCommand, FileListKind, GeneratedFile, MAX_MULTI_SESSION_PARTS,
+    RenderOptions, TagsEncoding,
+};
+pub use secret::{REDACTED, Secret};
+pub use spec::{TransferPath, TransferSpec};
+pub use validate::{MAX_RATE_KBPS, MAX_TAGS_BYTES, MIN_DGRAM_SIZE};
+pub use values::{
+    Cipher, ContentProtection, Direction, FallbackProtocol, FileChecksum, FileManifest,
+    HttpFallback, OverwritePolicy, PreserveMode, RatePolicy, ResumePolicy, SymlinkPolicy,
+};

@@ -1,0 +1,96 @@
+//! [`Secret`]: a string that refuses to be printed.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What [`Secret`]'s `Debug` and `Display` print instead of the value.
+pub const REDACTED: &str = "<redacted>";
+
+/// A string that must not end up in logs, error messages or `ps` output: a transfer token, a
+/// cookie, a password, private key material.
+///
+/// `Debug` and `Display` print `<redacted>`; the only way to the value is the explicitly named
+/// [`Secret::expose`]. Serialisation, on the other hand, is transparent (a plain JSON string):
+/// a transfer spec must survive a round trip through JSON, so whoever serialises a spec is
+/// handling its secrets.
+///
+/// The memory is not wiped on drop.
+///
+/// ```
+/// use fasp_spec::Secret;
+///
+/// let token = Secret::new("ATM3_ACsGh7N");
+/// assert_eq!(format!("{token} {token:?}"), "<redacted> <redacted>");
+/// assert_eq!(token.expose(), "ATM3_ACsGh7N");
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself. Callers take responsibility for where it goes.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Unwraps the value.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+
+    /// Whether the value is the empty string.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_hide_the_value() {
+        let secret = Secret::new("hunter2-hunter2");
+        assert_eq!(format!("{secret}"), REDACTED);
+        assert_eq!(format!("{secret:?}"), REDACTED);
+        assert_eq!(format!("{:?}", Some(&secret)), "Some(<redacted>)");
+        assert_eq!(format!("{secret:#?}"), REDACTED);
+    }
+
+    #[test]
+    fn serde_is_transparent() {
+        let secret: Secret = serde_json::from_str("\"abc\"").unwrap();
+        assert_eq!(secret.expose(), "abc");
+        assert_eq!(serde_json::to_string(&secret).unwrap(), "\"abc\"");
+    }
+}
