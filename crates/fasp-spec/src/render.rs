@@ -460,11 +460,13 @@ impl TransferSpec {
         if let Some(time) = self.exclude_older_than {
             args.push(format!("--exclude-older-than={time}"));
         }
+        // The source prefix is glued to each source before ascp looks for `host:`, so it
+        // needs the same protection as the sources (and the base they are compared with).
         if let Some(base) = &self.src_base {
-            args.push(format!("--src-base={base}"));
+            args.push(format!("--src-base={}", guard(base)));
         }
         if let Some(root) = self.source_root.as_deref().filter(|r| !r.is_empty()) {
-            args.push(format!("--source-prefix={root}"));
+            args.push(format!("--source-prefix={}", guard(root)));
         }
 
         // Proxy and tags.
