@@ -248,6 +248,18 @@ pub struct AscpCommand {
 }
 
 impl AscpCommand {
+    /// A command running `program` with no arguments, environment or files, to be filled in
+    /// by hand (for example to drive a test double); specs get theirs from
+    /// [`TransferSpec::render`].
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        AscpCommand {
+            program: program.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            files: Vec::new(),
+        }
+    }
+
     /// A [`std::process::Command`] with program, arguments and environment set (the secrets
     /// exposed into the environment only). The caller adds `-M`, stdio and spawns it.
     pub fn to_command(&self) -> std::process::Command {
