@@ -228,7 +228,8 @@ fn valid_spec() -> impl Strategy<Value = (TransferSpec, Secrets)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // The number of cases comes from PROPTEST_CASES (256 by default; `cargo xtask proptest`
+    // raises it).
 
     #[test]
     fn proptest_render_never_leaks_secrets(
