@@ -11,9 +11,16 @@ use crate::{RateChange, RatePolicy, StartFile, StopFile};
 /// Feed `data` to a parser in chunks whose sizes come from the first bytes of `data`, with a
 /// small maximum frame length, and check:
 /// * nothing panics, and the pending buffer never exceeds the limit plus one chunk;
-/// * the frames (and errors) equal those of decoding the same bytes in one piece;
+/// * each frame's bytes are the input bytes just before the parser's stream offset (zero-copy
+///   split, nothing rewritten), and frames and errors come in stream order;
+/// * after `finish` every input byte is consumed and the parser is idle;
+/// * the frames (and errors) equal those of decoding the same bytes in one piece, and those of
+///   the `tokio_util` codec;
 /// * every frame re-encodes to bytes that decode to an equal frame;
 /// * typed views never panic.
+///
+/// Byte 0 sets the maximum frame length (`64 + 8 * byte`), byte 1 the chunk size
+/// (`1 + byte % 97`); the stream is `data[2..]`.
 pub fn stream(data: &[u8]) {
     if data.len() < 2 {
         return;
@@ -25,6 +32,8 @@ pub fn stream(data: &[u8]) {
     let whole = decode_all(input, max, input.len().max(1));
     let chunked = decode_all(input, max, 1 + chunk_seed % 97);
     assert_eq!(whole, chunked, "chunking changed the result");
+    #[cfg(feature = "codec")]
+    assert_eq!(whole, codec_decode_all(input, max), "the codec differs");
 
     for frame in whole.iter().filter_map(|r| r.as_ref().ok()) {
         let again = Frame::parse(frame.as_bytes()).expect("a decoded frame re-decodes");
@@ -39,15 +48,51 @@ fn decode_all(input: &[u8], max: usize, chunk: usize) -> Vec<Result<Frame, crate
     let mut parser = FrameParser::with_max_frame_len(max);
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
+    // Stream position of the previous frame's end or error, and of the bytes fed so far.
+    let mut last = 0u64;
+    let mut fed = 0u64;
+    let mut check_order = |r: &Result<Frame, crate::DecodeError>, at: u64, fed: u64| {
+        let pos = match r {
+            Ok(f) => at - f.encoded_len() as u64,
+            Err(e) => e.offset,
+        };
+        assert!(
+            last <= pos && pos <= fed,
+            "out of order: {r:?} at {pos}, after {last}, with {fed} bytes fed"
+        );
+        last = match r {
+            Ok(_) => at,
+            Err(_) => pos,
+        };
+    };
     for piece in input.chunks(chunk) {
         buf.extend_from_slice(piece);
+        fed += piece.len() as u64;
         loop {
-            match parser.parse(&mut buf) {
-                Ok(Some(f)) => out.push(Ok(f)),
+            let r = match parser.parse(&mut buf) {
+                Ok(Some(f)) => {
+                    let end = parser.stream_offset();
+                    let start = end
+                        .checked_sub(f.encoded_len() as u64)
+                        .expect("a frame ends after it starts");
+                    assert_eq!(
+                        &input[start as usize..end as usize],
+                        f.as_bytes(),
+                        "a frame's bytes are not the input's"
+                    );
+                    Ok(f)
+                }
                 Ok(None) => break,
-                Err(e) => out.push(Err(e)),
-            }
+                Err(e) => Err(e),
+            };
+            check_order(&r, parser.stream_offset(), fed);
+            out.push(r);
         }
+        assert_eq!(
+            parser.stream_offset() + buf.len() as u64,
+            fed,
+            "consumed and pending bytes do not add up"
+        );
         assert!(
             buf.len() <= parser.max_frame_len() + chunk,
             "buffer grew to {} with limit {} and chunk {}",
@@ -57,7 +102,32 @@ fn decode_all(input: &[u8], max: usize, chunk: usize) -> Vec<Result<Frame, crate
         );
     }
     if let Some(e) = parser.finish(&mut buf) {
-        out.push(Err(e));
+        let r = Err(e);
+        check_order(&r, parser.stream_offset(), fed);
+        out.push(r);
+    }
+    assert!(buf.is_empty() && parser.is_idle(), "finish left a frame");
+    assert_eq!(
+        parser.stream_offset(),
+        fed,
+        "finish did not consume everything"
+    );
+    out
+}
+
+/// The same bytes through `MgmtCodec` (`decode`, then `decode_eof` as a `Framed` stream does).
+#[cfg(feature = "codec")]
+fn codec_decode_all(input: &[u8], max: usize) -> Vec<Result<Frame, crate::DecodeError>> {
+    use tokio_util::codec::Decoder;
+
+    let mut codec = crate::MgmtCodec::with_max_frame_len(max);
+    let mut buf = BytesMut::from(input);
+    let mut out = Vec::new();
+    while let Some(item) = codec.decode(&mut buf).expect("no I/O error") {
+        out.push(item);
+    }
+    while let Some(item) = codec.decode_eof(&mut buf).expect("no I/O error") {
+        out.push(item);
     }
     out
 }

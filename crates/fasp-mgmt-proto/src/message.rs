@@ -50,7 +50,14 @@ impl<'a> Message<'a> {
             MessageType::Init => Message::Init(Init::from_frame(frame)?),
             MessageType::Session => Message::Session(Box::new(Session::from_frame(frame)?)),
             MessageType::Notification => Message::Notification(Notification::from_frame(frame)?),
-            MessageType::Stats => Message::Stats(FileStats::from_frame(frame)?),
+            // Filled in place: these views are large and STATS is the hot path.
+            MessageType::Stats => {
+                let mut m = Message::Stats(FileStats::default());
+                if let Message::Stats(s) = &mut m {
+                    s.fill(frame, "STATS")?;
+                }
+                m
+            }
             MessageType::Stop => Message::Stop(FileStats::from_frame(frame)?),
             MessageType::Skip => Message::Skip(FileStats::from_frame(frame)?),
             MessageType::FileError => Message::FileError(FileError::from_frame(frame)?),
@@ -212,28 +219,35 @@ impl Ctx {
 /// Decimal u64 without sign (surrounding spaces tolerated), checked for overflow.
 pub(crate) fn parse_u64(v: &str) -> Option<u64> {
     let b = v.as_bytes();
-    if b.is_empty() || b.len() > 20 {
-        return parse_u64_spaced(v);
+    // Up to 19 digits cannot overflow: no checks in the loop.
+    if b.is_empty() || b.len() > 19 {
+        return parse_u64_slow(v);
     }
     let mut n: u64 = 0;
     for &c in b {
         let d = c.wrapping_sub(b'0');
         if d > 9 {
-            return parse_u64_spaced(v);
+            return parse_u64_slow(v);
         }
-        n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+        n = n * 10 + u64::from(d);
     }
     Some(n)
 }
 
-/// The rare case: digits with spaces around them.
+/// 20 digits (checked for overflow), or digits with spaces around them.
 #[cold]
-fn parse_u64_spaced(v: &str) -> Option<u64> {
+fn parse_u64_slow(v: &str) -> Option<u64> {
     let t = v.trim_matches(' ');
-    if t.len() == v.len() || t.is_empty() {
+    if t.is_empty() || t.len() > 20 {
         return None;
     }
-    parse_u64(t)
+    t.bytes().try_fold(0u64, |n, c| {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
 }
 
 /// `INIT`.
@@ -549,10 +563,16 @@ impl<'a> FileStats<'a> {
             "STATS, STOP, SKIP or FILEERROR",
         )?;
         let mut m = FileStats::default();
-        for f in frame.fields() {
-            m.read(&c, f.key, f.value)?;
-        }
+        m.fill(frame, c.0)?;
         Ok(m)
+    }
+
+    fn fill(&mut self, frame: &'a Frame, message: &'static str) -> Result<(), FieldError> {
+        let c = Ctx(message);
+        for f in frame.fields() {
+            self.read(&c, f.key, f.value)?;
+        }
+        Ok(())
     }
 
     /// Take one field; false when the key is not a per-file one. Dispatches on the key's
@@ -836,5 +856,60 @@ impl<'a> Query<'a> {
             }
         }
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_u64;
+    use proptest::prelude::*;
+
+    #[test]
+    fn numbers_parse_like_std() {
+        for s in [
+            "0",
+            "7",
+            "10",
+            "99999999",
+            "100000000",
+            "1234567890123456",
+            "12345678901234567",
+            "18446744073709551",
+            "18446744073709551615",
+            "18446744073709551616",
+            "",
+            " ",
+            " 42 ",
+            "4 2",
+            "-1",
+            "+1",
+            "12x",
+            "x",
+            "1.5",
+            "٣",
+            "00000000000000000000001",
+        ] {
+            let want = s
+                .trim_matches(' ')
+                .parse::<u64>()
+                .ok()
+                .filter(|_| !s.trim_matches(' ').starts_with('+'));
+            let want = if s.trim_matches(' ').len() > 20 {
+                None
+            } else {
+                want
+            };
+            assert_eq!(parse_u64(s), want, "{s:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn proptest_numbers_parse_like_std(n in any::<u64>(), junk in "[0-9a-z:/ +-]{0,24}") {
+            prop_assert_eq!(parse_u64(&n.to_string()), Some(n));
+            let want = junk.trim_matches(' ').parse::<u64>().ok()
+                .filter(|_| !junk.trim_matches(' ').starts_with('+') && junk.trim_matches(' ').len() <= 20);
+            prop_assert_eq!(parse_u64(&junk), want);
+        }
     }
 }

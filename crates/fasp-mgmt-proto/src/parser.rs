@@ -126,7 +126,7 @@ impl FrameParser {
         loop {
             match self.state {
                 State::Header => {
-                    if let Some(err) = self.header(buf)? {
+                    if let Some(err) = self.header(buf) {
                         return Err(err);
                     }
                     if self.state == State::Header {
@@ -157,19 +157,23 @@ impl FrameParser {
         err
     }
 
-    /// Expecting a header line. `Ok(None)` with the state still `Header` means "need more".
-    #[allow(clippy::unnecessary_wraps)]
-    fn header(&mut self, buf: &mut BytesMut) -> Result<Option<DecodeError>, DecodeError> {
+    /// Expecting a header line. `None` with the state still `Header` means "need more".
+    fn header(&mut self, buf: &mut BytesMut) -> Option<DecodeError> {
         loop {
+            // The common case, without a search: the buffer starts with the header line.
+            if buf.starts_with(b"FASPMGR 2\n") {
+                self.start_body(10);
+                return None;
+            }
             let Some(nl) = memchr(b'\n', buf) else {
                 if buf.is_empty() || could_be_header(buf) {
-                    return Ok(None);
+                    return None;
                 }
                 let err = self.error_at(0, DecodeErrorKind::MissingHeader);
                 let n = buf.len();
                 self.advance(buf, n);
                 self.state = State::Discard { mid_line: true };
-                return Ok(Some(err));
+                return Some(err);
             };
             let line = trim_cr(&buf[..nl]);
             if line.is_empty() {
@@ -177,15 +181,8 @@ impl FrameParser {
                 continue;
             }
             if line == HEADER {
-                self.reset_frame(State::Body);
-                // Renew the index arena at the start of a frame, not at the end of the last
-                // one: by now the caller has usually dropped earlier frames, so the arena is
-                // reclaimed in place instead of reallocated.
-                if self.index.capacity() < 64 * SPAN_LEN {
-                    self.index.reserve(INDEX_ARENA);
-                }
-                self.scanned = nl + 1;
-                return Ok(None);
+                self.start_body(nl + 1);
+                return None;
             }
             let kind = match line.strip_prefix(HEADER_PREFIX) {
                 Some(v) if line.len() <= MAX_HEADER_LINE => DecodeErrorKind::UnsupportedVersion {
@@ -196,8 +193,20 @@ impl FrameParser {
             let err = self.error_at(0, kind);
             self.advance(buf, nl + 1);
             self.state = State::Discard { mid_line: false };
-            return Ok(Some(err));
+            return Some(err);
         }
+    }
+
+    /// A header line of `len` bytes starts `buf`: index the frame's fields from there.
+    fn start_body(&mut self, len: usize) {
+        self.reset_frame(State::Body);
+        // Renew the index arena at the start of a frame, not at the end of the last one: by
+        // now the caller has usually dropped earlier frames, so the arena is reclaimed in
+        // place instead of reallocated.
+        if self.index.capacity() < 64 * SPAN_LEN {
+            self.index.reserve(INDEX_ARENA);
+        }
+        self.scanned = len;
     }
 
     /// Index the lines of the frame starting at `buf[0]`, 64 bytes at a time from the start of
@@ -208,6 +217,8 @@ impl FrameParser {
         let mut key_end = NONE;
         let mut pos = line_start;
         let mut tail = [0u8; 64];
+        // Key-forbidden bytes of the previous block (keys may start there).
+        let mut prev_bad = u64::MAX;
         loop {
             let len = buf.len();
             if pos >= len {
@@ -275,13 +286,20 @@ impl FrameParser {
                 };
                 // The key: printable ASCII without colons. Within this block the masks say
                 // it; a key reaching back into an earlier block is checked byte by byte.
+                // The key must be printable ASCII without colons. The masks of this block and
+                // the one before say it; a key starting further back is checked bytewise.
                 let key_ok = k_end > line_start
                     && if line_start >= pos {
-                        // Bits line_start..k_end of the block (k_end is before this line
-                        // feed, so inside the block).
-                        let range =
-                            ((1u64 << (k_end - pos)) - 1) & (u64::MAX << (line_start - pos));
-                        (m.key_bad | m.colon) & range == 0
+                        // k_end is before this line feed, so inside the block.
+                        (m.key_bad | m.colon) & bit_span(line_start - pos, k_end - pos) == 0
+                    } else if line_start + 64 >= pos {
+                        let prev = bit_span(line_start + 64 - pos, (k_end + 64 - pos).min(64));
+                        let cur = if k_end > pos {
+                            bit_span(0, k_end - pos)
+                        } else {
+                            0
+                        };
+                        prev_bad & prev == 0 && (m.key_bad | m.colon) & cur == 0
                     } else {
                         valid_key(&buf[line_start..k_end])
                     };
@@ -296,6 +314,7 @@ impl FrameParser {
                 line_start = next;
                 key_end = NONE;
             }
+            prev_bad = m.key_bad | m.colon;
             pos += 64;
         }
     }
@@ -469,6 +488,13 @@ fn split_field(line: &[u8]) -> Result<(usize, usize), DecodeErrorKind> {
     } else {
         DecodeErrorKind::MissingSeparator
     })
+}
+
+/// Bits `from..to` of a word (`from < 64`, `to <= 64`).
+#[inline]
+fn bit_span(from: usize, to: usize) -> u64 {
+    let below_to = if to >= 64 { u64::MAX } else { (1u64 << to) - 1 };
+    below_to & (u64::MAX << from)
 }
 
 /// One index entry: four offsets, native endian.
