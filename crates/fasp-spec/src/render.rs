@@ -38,8 +38,9 @@ pub const MAX_MULTI_SESSION_PARTS: u32 = 128;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum TagsEncoding {
-    /// `--tags=<compact JSON>`, non-ASCII characters written as `\uXXXX` escapes (ascp 3.9
-    /// rejects raw UTF-8 in `--tags`). Readable in `ps`.
+    /// `--tags=<compact JSON>`, non-ASCII characters written as `\uXXXX` escapes so that the
+    /// argument is plain ASCII whatever the locale (ascp echoes `Tags` with the escapes, equal
+    /// as JSON; escapes count toward the 4095-byte limit). Readable in `ps`.
     #[default]
     Json,
     /// `--tags64=<base64 of the compact UTF-8 JSON>`.
