@@ -517,7 +517,7 @@ fn could_be_header(partial: &[u8]) -> bool {
     if partial.len() <= HEADER_PREFIX.len() {
         HEADER_PREFIX.starts_with(partial) || partial == b"\r"
     } else {
-        partial.starts_with(HEADER_PREFIX) && partial.len() <= MAX_HEADER_LINE
+        partial.starts_with(HEADER_PREFIX) && trim_cr(partial).len() <= MAX_HEADER_LINE
     }
 }
 

@@ -240,3 +240,18 @@ fn errors_display_offset_and_reason() {
         "malformed FASPMGR data at byte 42: frame exceeds the maximum of 65536 bytes"
     );
 }
+
+#[test]
+fn long_header_split_between_cr_and_lf_decodes_as_in_one_piece() {
+    // Found while fuzzing: a 64-byte header line ending in CRLF, fed byte by byte.
+    let mut input = b"FASPMGR ".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 56));
+    input.extend_from_slice(b"\r\n");
+    let whole = run(&mut FrameParser::new(), &input, input.len());
+    let bytewise = run(&mut FrameParser::new(), &input, 1);
+    assert_eq!(whole, bytewise);
+    assert!(
+        matches!(&whole[..], [Item::Err(0, K::UnsupportedVersion { .. })]),
+        "{whole:?}"
+    );
+}
