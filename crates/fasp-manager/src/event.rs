@@ -1,0 +1,239 @@
+//! Typed events of a transfer, and the listener trait for callers who prefer callbacks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fasp_mgmt_proto::{DecodeError, FieldError, Frame};
+
+/// One thing that happened in a transfer.
+///
+/// `frame` is the management frame the event came from, when there is one (cheap to clone:
+/// it shares the bytes read from the socket). Its `Debug` redacts secrets.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Event {
+    /// Which ascp process of a multi-session transfer (0-based; always 0 otherwise).
+    pub part: u32,
+    /// Which attempt (1-based; more than 1 after retries).
+    pub attempt: u32,
+    /// The session the event belongs to, when it belongs to one.
+    pub session_id: Option<Arc<str>>,
+    /// What happened.
+    pub kind: EventKind,
+    /// The frame it came from.
+    pub frame: Option<Frame>,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// Waiting for a free slot (the manager's concurrency limit).
+    Queued,
+    /// ascp was started.
+    Spawned {
+        /// Its process ID.
+        pid: u32,
+    },
+    /// ascp connected to the management port.
+    Connected,
+    /// A connection to the management port that was not our ascp was refused.
+    ForeignConnectionRejected {
+        /// Where it came from.
+        peer: SocketAddr,
+    },
+    /// `INIT`: a session begins.
+    SessionInit {
+        /// `Send` or `Receive`.
+        direction: Option<String>,
+        /// `Transfer`, `BWMeasurement`...
+        operation: Option<String>,
+    },
+    /// `SESSION`: the session is negotiated.
+    SessionStarted(Box<SessionInfo>),
+    /// `NOTIFICATION` with rates: the rates now in force.
+    RateChanged(Rates),
+    /// `NOTIFICATION` with the pre-calculated job size.
+    JobSize {
+        /// Files to transfer.
+        files: Option<u64>,
+        /// Bytes to transfer.
+        bytes: Option<u64>,
+    },
+    /// The first `STATS` of a file: it started.
+    FileStarted(FileInfo),
+    /// A later `STATS` of a file.
+    FileProgress(FileInfo),
+    /// `STOP`: the file is done.
+    FileDone(FileInfo),
+    /// `SKIP`: the file was left alone.
+    FileSkipped(FileInfo),
+    /// `FILEERROR`: the file failed.
+    FileFailed {
+        /// The file.
+        file: FileInfo,
+        /// The FASP code.
+        code: Option<u64>,
+        /// ascp's description.
+        description: String,
+    },
+    /// `ARGSTOP`: every file of one source argument was handled.
+    ArgDone {
+        /// The source argument.
+        source: String,
+        /// Files attempted.
+        attempted: u64,
+        /// Files transferred or skipped.
+        passed: u64,
+        /// Files skipped.
+        skipped: u64,
+        /// Files failed.
+        failed: u64,
+    },
+    /// `DONE`: the session ended well.
+    SessionDone(SessionTotals),
+    /// `ERROR`: the session failed.
+    SessionFailed {
+        /// The FASP code.
+        code: u64,
+        /// ascp's description.
+        description: String,
+        /// Whether the code is transient.
+        retryable: bool,
+    },
+    /// `QUERY`: ascp asked something, and was answered.
+    Query {
+        /// The question.
+        query: String,
+        /// Whether it was allowed.
+        allowed: bool,
+    },
+    /// A frame of a type this manager does not interpret (kept in `frame`).
+    Unknown,
+    /// A frame whose fields do not parse (kept in `frame`).
+    InvalidFrame(FieldError),
+    /// Bytes on the management socket that were not a frame; decoding went on.
+    Malformed(DecodeError),
+    /// The attempt failed and another will start after `after`.
+    Retrying {
+        /// The attempt about to start.
+        next_attempt: u32,
+        /// The wait before it.
+        after: Duration,
+        /// Why the last one failed.
+        reason: String,
+    },
+    /// A control message was sent to ascp.
+    ControlSent(String),
+    /// ascp exited.
+    Exited {
+        /// Its exit status, in words.
+        status: String,
+    },
+}
+
+/// The negotiated session (`SESSION`).
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// `Send` or `Receive`.
+    pub direction: Option<String>,
+    /// Remote host.
+    pub host: Option<String>,
+    /// Remote user.
+    pub user: Option<String>,
+    /// SSH port.
+    pub tcp_port: Option<u64>,
+    /// FASP UDP port.
+    pub udp_port: Option<u64>,
+    /// The rates and policy.
+    pub rates: Rates,
+    /// Whether the data is encrypted in transit.
+    pub encryption: Option<bool>,
+    /// The cipher.
+    pub cipher: Option<String>,
+    /// Source arguments.
+    pub sources: Vec<String>,
+    /// Destination.
+    pub destination: Option<String>,
+    /// A persistent session.
+    pub keepalive: Option<bool>,
+    /// The server forbids target rate changes.
+    pub rate_lock: Option<bool>,
+    /// The server forbids minimum rate changes.
+    pub min_rate_lock: Option<bool>,
+    /// The server forbids policy changes.
+    pub policy_lock: Option<bool>,
+    /// Highest target rate the server allows, Kbps.
+    pub rate_cap_kbps: Option<u64>,
+    /// `FallbackProtocol` (`http`) when HTTP fallback is on.
+    pub fallback_protocol: Option<String>,
+}
+
+/// Rates and policy as ascp reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Rates {
+    /// Target rate, Kbps.
+    pub target_kbps: Option<u64>,
+    /// Minimum rate, Kbps.
+    pub min_kbps: Option<u64>,
+    /// `Fixed`, `Adaptive` or `Trickle`.
+    pub adaptive: Option<String>,
+    /// 1 high, 2 regular.
+    pub priority: Option<u64>,
+}
+
+/// Per-file figures of `STATS`/`STOP`/`SKIP`/`FILEERROR`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct FileInfo {
+    /// The file.
+    pub file: String,
+    /// Its size.
+    pub size: Option<u64>,
+    /// Bytes of it written so far (resumed bytes included).
+    pub written: u64,
+    /// Where this transfer of it started (resume offset).
+    pub start_byte: Option<u64>,
+    /// Bytes the session transferred so far.
+    pub session_bytes: Option<u64>,
+    /// The source argument it came from.
+    pub arg_index: Option<u64>,
+    /// `(type, hex)` of its checksum, on `STOP` with `--file-checksum`.
+    pub checksum: Option<(String, String)>,
+}
+
+/// Final figures of a session (`DONE`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SessionTotals {
+    /// Bytes written.
+    pub file_bytes: Option<u64>,
+    /// Bytes transferred.
+    pub transfer_bytes: Option<u64>,
+    /// Time elapsed.
+    pub elapsed: Option<Duration>,
+    /// Files transferred or skipped.
+    pub transfers_passed: Option<u64>,
+    /// Files failed.
+    pub transfers_failed: Option<u64>,
+    /// Files skipped.
+    pub transfers_skipped: Option<u64>,
+}
+
+/// Callbacks for callers who prefer them to streams (parity with IBM's `ITransferListener`).
+///
+/// Called on the transfer's own task, in order, before the event reaches the streams: keep
+/// them short and never block.
+pub trait TransferListener: Send + Sync {
+    /// Every event.
+    fn on_event(&self, event: &Event);
+}
+
+impl<F: Fn(&Event) + Send + Sync> TransferListener for F {
+    fn on_event(&self, event: &Event) {
+        self(event)
+    }
+}

@@ -1,0 +1,79 @@
+//! # fasp-manager
+//!
+//! Start IBM Aspera `ascp` transfers, watch them, steer them, cancel them, and know that
+//! nothing is left behind.
+//!
+//! [`Manager::start`] takes a [`fasp_spec::TransferSpec`], renders it into an ascp command
+//! line (secrets only in the environment), binds a management port on `127.0.0.1` *before*
+//! spawning ascp with `-M <port> -u <nonce>`, and accepts exactly one connection: on Linux it
+//! checks that the connecting socket belongs to the child it spawned, and everywhere that the
+//! first `INIT` echoes the nonce. While waiting it watches the child too, so a bad option is
+//! an error carrying ascp's exit status and stderr at once, not after a timeout.
+//!
+//! The returned [`Transfer`] gives:
+//! * a [`Stream`](futures::Stream) of typed [`Event`]s (session, per-file, rate, outcome,
+//!   each with its raw frame), to as many subscribers as you like, plus callbacks through
+//!   [`TransferListener`];
+//! * a `watch` receiver of [`Progress`] (bytes, files, rate, elapsed, ETA);
+//! * control: [`Transfer::set_rate`], [`Transfer::set_policy`], [`Transfer::pause`] /
+//!   [`Transfer::resume`], [`Transfer::add_file`] and [`Transfer::finish`] for persistent
+//!   sessions, [`Transfer::cancel`] (`CANCEL`, then SIGTERM, then SIGKILL: a real ascp does not
+//!   read its socket during session initiation);
+//! * [`Transfer::wait`]: a [`Summary`] or a [`TransferError`] with the FASP code, its meaning,
+//!   whether it is retryable, ascp's stderr tail and the files that failed.
+//!
+//! State is keyed by `SessionId` (one connection carries two sessions with HTTP fallback).
+//! Retryable failures are retried with resume ([`RetryPolicy`]); [`TransferOptions::sessions`]
+//! splits a transfer over several ascp processes (`-C i:N`). Dropping a `Transfer` or the
+//! `Manager` stops and reaps its processes and removes its temporary files.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use fasp_manager::{Manager, TransferOptions};
+//! use fasp_spec::TransferSpec;
+//! use futures::StreamExt;
+//!
+//! let spec = TransferSpec::builder()
+//!     .upload()
+//!     .host("ats.example.com")
+//!     .user("xfer")
+//!     .token("ATM3_...")
+//!     .source("/data/report.pdf")
+//!     .destination_root("/incoming")
+//!     .build()?;
+//! let manager = Manager::new();
+//! let mut transfer = manager.start(&spec, TransferOptions::default())?;
+//! let mut events = transfer.events();
+//! tokio::spawn(async move {
+//!     while let Some(event) = events.next().await {
+//!         println!("{:?}", event.kind);
+//!     }
+//! });
+//! transfer.set_rate(50_000, 0).await?;
+//! let summary = transfer.wait().await?;
+//! println!("{} bytes", summary.bytes);
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(unsafe_code)]
+
+mod attempt;
+mod discovery;
+mod error;
+mod event;
+mod manager;
+mod options;
+mod process;
+mod progress;
+mod sink;
+mod transfer;
+
+pub use attempt::SessionSummary;
+pub use discovery::{ASCP_ENV, AscpNotFound, find_ascp};
+pub use error::{FileFailure, TransferError};
+pub use event::{Event, EventKind, FileInfo, Rates, SessionInfo, SessionTotals, TransferListener};
+pub use manager::Manager;
+pub use options::{RetryPolicy, TransferOptions};
+pub use progress::{Progress, TransferState};
+pub use transfer::{ControlError, EventStream, Policy, Summary, Transfer};

@@ -1,0 +1,192 @@
+//! Per-transfer options.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fasp_mgmt_proto::QueryAnswer;
+
+use crate::event::TransferListener;
+
+/// How failed attempts are retried. Only transient failures are retried (see
+/// [`crate::TransferError::is_retryable`]); each retry resumes (`-k 2` unless the spec asks for
+/// another resume policy).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1: no retry).
+    pub max_attempts: u32,
+    /// Wait before the second attempt.
+    pub initial_backoff: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Up to `n` attempts in all.
+    pub fn attempts(n: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: n.max(1),
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// With these waits.
+    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> RetryPolicy {
+        self.initial_backoff = initial;
+        self.max_backoff = max.max(initial);
+        self
+    }
+
+    /// The wait before attempt `next` (2, 3, ...): doubling from the initial wait.
+    pub(crate) fn backoff(&self, next: u32) -> Duration {
+        let doublings = next.saturating_sub(2).min(16);
+        (self.initial_backoff * 2u32.pow(doublings)).min(self.max_backoff)
+    }
+}
+
+/// Options of one transfer. `TransferOptions::default()` suits most uses.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct TransferOptions {
+    /// From spawning ascp to its management connection. Default 30 s.
+    pub connect_timeout: Duration,
+    /// Longest silence on the management connection before ascp is considered hung and
+    /// stopped. Default 120 s (ascp reports every second while transferring, but can be
+    /// silent for a while during SSH negotiation). `None` disables the watchdog.
+    pub inactivity_timeout: Option<Duration>,
+    /// After `CANCEL`, how long ascp gets to end before SIGTERM. Default 2 s.
+    pub cancel_grace: Duration,
+    /// After SIGTERM, how long before SIGKILL. Default 2 s.
+    pub term_grace: Duration,
+    /// After the management connection ends, how long ascp gets to exit (and after it
+    /// exits, how long to read what it wrote last). Default 5 s.
+    pub exit_grace: Duration,
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// Run the transfer as this many ascp processes (`-C i:N`), the rates split between
+    /// them. Default 1.
+    pub sessions: u32,
+    /// Where file lists go; a private temporary folder (removed at the end) when `None`.
+    pub workdir: Option<PathBuf>,
+    /// Callbacks, called for every event in order.
+    pub listeners: Vec<Arc<dyn TransferListener>>,
+    /// Queue length of each event stream. Default 4096.
+    pub event_buffer: usize,
+    /// How to answer a `QUERY` from ascp. Default `Allowed`.
+    pub query_answer: QueryAnswer,
+    /// Extra environment for ascp (not secrets: those come from the spec).
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            connect_timeout: Duration::from_secs(30),
+            inactivity_timeout: Some(Duration::from_secs(120)),
+            cancel_grace: Duration::from_secs(2),
+            term_grace: Duration::from_secs(2),
+            exit_grace: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+            sessions: 1,
+            workdir: None,
+            listeners: Vec::new(),
+            event_buffer: 4096,
+            query_answer: QueryAnswer::Allowed,
+            env: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TransferOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferOptions")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("inactivity_timeout", &self.inactivity_timeout)
+            .field("cancel_grace", &self.cancel_grace)
+            .field("term_grace", &self.term_grace)
+            .field("exit_grace", &self.exit_grace)
+            .field("retry", &self.retry)
+            .field("sessions", &self.sessions)
+            .field("workdir", &self.workdir)
+            .field("listeners", &self.listeners.len())
+            .field("event_buffer", &self.event_buffer)
+            .field("query_answer", &self.query_answer)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl TransferOptions {
+    /// Set the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Run as `n` ascp processes.
+    pub fn with_sessions(mut self, n: u32) -> Self {
+        self.sessions = n.max(1);
+        self
+    }
+
+    /// Add a listener.
+    pub fn with_listener(mut self, listener: Arc<dyn TransferListener>) -> Self {
+        self.listeners.push(listener);
+        self
+    }
+
+    /// Add an environment variable for ascp.
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Set the inactivity watchdog.
+    pub fn with_inactivity_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.inactivity_timeout = timeout;
+        self
+    }
+
+    /// Set the connection timeout.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Set the cancel escalation waits (CANCEL → SIGTERM → SIGKILL).
+    pub fn with_cancel_graces(mut self, cancel: Duration, term: Duration) -> Self {
+        self.cancel_grace = cancel;
+        self.term_grace = term;
+        self
+    }
+
+    /// Put file lists in `dir`.
+    pub fn with_workdir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.workdir = Some(dir.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let r = RetryPolicy::attempts(6)
+            .with_backoff(Duration::from_millis(100), Duration::from_millis(500));
+        let waits: Vec<_> = (2..=6).map(|n| r.backoff(n).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 500, 500]);
+    }
+}

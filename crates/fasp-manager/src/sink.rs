@@ -1,0 +1,92 @@
+//! Where events go: listeners, the progress snapshot, and every subscribed stream.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::event::{Event, TransferListener};
+use crate::progress::{Progress, Tracker, TransferState};
+
+/// Fan-out of one transfer's events. Subscribers get every event from the moment they
+/// subscribe, in order; a subscriber that does not keep up slows the transfer's reporting
+/// down (its queue is bounded) rather than losing events.
+pub(crate) struct Sink {
+    listeners: Vec<Arc<dyn TransferListener>>,
+    subscribers: Mutex<Vec<mpsc::Sender<Event>>>,
+    tracker: Mutex<Tracker>,
+    progress: watch::Sender<Progress>,
+    capacity: usize,
+}
+
+impl Sink {
+    pub(crate) fn new(
+        listeners: Vec<Arc<dyn TransferListener>>,
+        capacity: usize,
+    ) -> (Arc<Sink>, watch::Receiver<Progress>) {
+        let (progress, rx) = watch::channel(Progress::default());
+        let sink = Sink {
+            listeners,
+            subscribers: Mutex::new(Vec::new()),
+            tracker: Mutex::new(Tracker::new()),
+            progress,
+            capacity: capacity.max(1),
+        };
+        (Arc::new(sink), rx)
+    }
+
+    /// A new stream of events from now on.
+    pub(crate) fn subscribe(&self) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::channel(self.capacity);
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
+        rx
+    }
+
+    pub(crate) fn set_state(&self, state: TransferState) {
+        let snapshot = {
+            let mut t = self.tracker.lock().unwrap_or_else(|e| e.into_inner());
+            t.set_state(state);
+            t.progress.clone()
+        };
+        self.progress.send_replace(snapshot);
+    }
+
+    pub(crate) fn snapshot(&self) -> Progress {
+        self.tracker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .progress
+            .clone()
+    }
+
+    pub(crate) async fn emit(&self, event: Event) {
+        for l in &self.listeners {
+            l.on_event(&event);
+        }
+        let snapshot = {
+            let mut t = self.tracker.lock().unwrap_or_else(|e| e.into_inner());
+            t.apply(&event);
+            t.progress.clone()
+        };
+        self.progress.send_replace(snapshot);
+        let subs: Vec<mpsc::Sender<Event>> = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut gone = false;
+        for tx in &subs {
+            if tx.send(event.clone()).await.is_err() {
+                gone = true;
+            }
+        }
+        if gone {
+            self.subscribers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|tx| !tx.is_closed());
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The manager against the real ascp 3.9.0 (from cos-aspera) and a private OpenSSH server.
+//! Skipped on a developer machine without `FASP_ASCP`; with `CI=true` they must run.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fasp_manager::{Event, EventKind, Manager, TransferError, TransferOptions};
+use fasp_spec::TransferSpec;
+use fasp_testkit::{assert_no_leftover, require_real_ascp, require_ssh_server};
+use futures::StreamExt;
+
+/// A port with nothing listening that nothing else can take while `_hold` lives: the client
+/// end of an open loopback connection.
+struct ClosedPort {
+    port: u16,
+    _hold: (std::net::TcpStream, std::net::TcpStream),
+}
+
+fn closed_port() -> ClosedPort {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    ClosedPort {
+        port: c.local_addr().unwrap().port(),
+        _hold: (c, s),
+    }
+}
+
+fn source_file(dir: &Path) -> PathBuf {
+    let p = dir.join("report.txt");
+    std::fs::write(&p, b"hello from fasp-rs\n").unwrap();
+    p
+}
+
+fn upload(host_port: u16, source: &Path, user: &str) -> fasp_spec::TransferSpecBuilder {
+    TransferSpec::builder()
+        .upload()
+        .host("127.0.0.1")
+        .user(user)
+        .ssh_port(host_port)
+        .source(source.to_str().unwrap())
+        .destination_root("/tmp/fasp-manager-test-inbox")
+}
+
+/// A stand-in "ascp" that runs the real one with extra arguments first (and optionally
+/// sleeps before), so tests can add `-S`, a bad option, or time to interfere.
+fn wrapper(dir: &Path, real: &Path, extra: &str, sleep: Option<&str>) -> PathBuf {
+    let p = dir.join("ascp-wrapper");
+    let mut f = std::fs::File::create(&p).unwrap();
+    writeln!(f, "#!/bin/sh").unwrap();
+    if let Some(s) = sleep {
+        writeln!(f, "sleep {s}").unwrap();
+    }
+    writeln!(f, "exec '{}' {extra} \"$@\"", real.display()).unwrap();
+    drop(f);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+/// `/proc/<pid>/cmdline` once the process runs its new program (it holds `-M`).
+fn read_exec_cmdline(pid: u32) -> Vec<u8> {
+    let until = Instant::now() + Duration::from_secs(2);
+    loop {
+        let c = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if c.windows(4).any(|w| w == b"\0-M\0") || Instant::now() > until {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Collects every event through the listener interface.
+#[derive(Default, Clone)]
+struct Recorder(Arc<Mutex<Vec<Event>>>);
+
+impl Recorder {
+    fn kinds(&self) -> Vec<EventKind> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.kind.clone())
+            .collect()
+    }
+}
+
+fn options(rec: &Recorder) -> TransferOptions {
+    let r = rec.clone();
+    TransferOptions::default().with_listener(Arc::new(move |e: &Event| {
+        r.0.lock().unwrap().push(e.clone())
+    }))
+}
+
+fn fasp_code(r: &Result<fasp_manager::Summary, TransferError>) -> Option<u64> {
+    match r {
+        Err(e) => e.code(),
+        Ok(_) => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_port_fails_with_44_after_init_and_session() {
+    let ascp = require_real_ascp!();
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let spec = upload(port.port, &source_file(dir.path()), "xfer")
+        .build()
+        .unwrap();
+    let rec = Recorder::default();
+    // The manager must outlive its transfers: dropping it cancels them.
+    let manager = Manager::with_ascp(&ascp);
+    let mut t = manager.start(&spec, options(&rec)).unwrap();
+    let mut events = t.events();
+    let collector = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while let Some(e) = events.next().await {
+            v.push(e);
+        }
+        v
+    });
+    let result = t.wait().await;
+    let err = result.as_ref().unwrap_err();
+    assert_eq!(fasp_code(&result), Some(44), "{err}");
+    let TransferError::Fasp {
+        meaning,
+        retryable,
+        description,
+        session_id,
+        ..
+    } = err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*meaning, Some("UDP session initiation fatal error"));
+    assert!(*retryable);
+    assert_eq!(description, "Failed to open TCP connection for SSH");
+    // The stream and the listener saw the same events, in order.
+    let streamed = collector.await.unwrap();
+    let kinds: Vec<EventKind> = streamed.iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(kinds, rec.kinds());
+    let names: Vec<&str> = kinds
+        .iter()
+        .map(|k| match k {
+            EventKind::Spawned { .. } => "spawned",
+            EventKind::Connected => "connected",
+            EventKind::SessionInit { .. } => "init",
+            EventKind::SessionStarted(_) => "session",
+            EventKind::SessionFailed { .. } => "failed",
+            EventKind::Exited { .. } => "exited",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        &names[..5],
+        ["spawned", "connected", "init", "session", "failed"],
+        "{kinds:?}"
+    );
+    let sid = streamed.iter().find_map(|e| e.session_id.clone()).unwrap();
+    assert_eq!(session_id.as_deref(), Some(&*sid));
+    let EventKind::SessionStarted(info) = &kinds[3] else {
+        panic!()
+    };
+    assert_eq!(info.tcp_port, Some(u64::from(port.port)));
+    assert_eq!(info.user.as_deref(), Some("xfer"));
+    assert_eq!(info.sources.len(), 1);
+    assert_no_leftover(dir.path().to_str().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_is_in_the_environment_never_on_the_command_line() {
+    let ascp = require_real_ascp!();
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let token = "ATM3_manager_test_token_9f8e7d";
+    let spec = upload(port.port, &source_file(dir.path()), "xfer")
+        .token(token)
+        .cookie("cookie-x1")
+        .build()
+        .unwrap();
+    let seen: Arc<Mutex<Option<(bool, bool, bool)>>> = Arc::default();
+    let s = seen.clone();
+    let opts = TransferOptions::default().with_listener(Arc::new(move |e: &Event| {
+        if let EventKind::Spawned { pid } = e.kind {
+            // The child exists until this manager reaps it, which it cannot do before this
+            // callback returns. Right after spawn the kernel may still be finishing the exec:
+            // read until the command line is ascp's.
+            let cmdline = read_exec_cmdline(pid);
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let has = |hay: &[u8], needle: &str| {
+                hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+            };
+            *s.lock().unwrap() = Some((
+                has(&cmdline, token),
+                has(&environ, token),
+                has(&cmdline, "\0-u\0"),
+            ));
+        }
+    }));
+    let result = Manager::with_ascp(&ascp)
+        .start(&spec, opts)
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(fasp_code(&result), Some(44));
+    let (in_cmdline, in_environ, has_nonce) = seen.lock().unwrap().expect("saw the spawn");
+    assert!(!in_cmdline, "token on the command line");
+    assert!(in_environ, "token not in ascp's environment");
+    assert!(has_nonce);
+    assert!(!format!("{result:?}").contains(token));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_option_fails_fast_with_ascps_stderr() {
+    let ascp = require_real_ascp!();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = wrapper(dir.path(), &ascp, "--x", None);
+    let spec = upload(22, &source_file(dir.path()), "xfer")
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let result = Manager::with_ascp(&fake)
+        .start(&spec, TransferOptions::default())
+        .unwrap()
+        .wait()
+        .await;
+    let took = started.elapsed();
+    match result {
+        Err(TransferError::ExitedBeforeConnecting { status, stderr }) => {
+            assert_eq!(status.code(), Some(1));
+            assert!(stderr.contains("unrecognized option"), "{stderr}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        took < Duration::from_secs(2),
+        "took {took:?}: the manager must watch the child, not wait for a timeout"
+    );
+    assert_no_leftover(dir.path().to_str().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_connection_to_the_management_port_is_refused() {
+    let ascp = require_real_ascp!();
+    let dir = tempfile::tempdir().unwrap();
+    // The wrapper waits a second before starting ascp: time for an intruder to connect.
+    let fake = wrapper(dir.path(), &ascp, "", Some("1"));
+    let port = closed_port();
+    let spec = upload(port.port, &source_file(dir.path()), "xfer")
+        .build()
+        .unwrap();
+    let intruder: Arc<Mutex<Option<std::net::TcpStream>>> = Arc::default();
+    let i = intruder.clone();
+    let rec = Recorder::default();
+    let opts = options(&rec).with_listener(Arc::new(move |e: &Event| {
+        if let EventKind::Spawned { pid } = e.kind {
+            let cmdline = read_exec_cmdline(pid);
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let mport: u16 = args[args.iter().position(|a| a == "-M").unwrap() + 1]
+                .parse()
+                .unwrap();
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", mport)).unwrap();
+            let _ = s.write_all(b"FASPMGR 2\nType: INIT\nUserStr: guess\n\n");
+            *i.lock().unwrap() = Some(s);
+        }
+    }));
+    let result = Manager::with_ascp(&fake)
+        .start(&spec, opts)
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(fasp_code(&result), Some(44), "{result:?}");
+    let kinds = rec.kinds();
+    assert!(
+        kinds
+            .iter()
+            .any(|k| matches!(k, EventKind::ForeignConnectionRejected { .. })),
+        "{kinds:?}"
+    );
+    let connected = kinds
+        .iter()
+        .position(|k| *k == EventKind::Connected)
+        .unwrap();
+    let rejected = kinds
+        .iter()
+        .position(|k| matches!(k, EventKind::ForeignConnectionRejected { .. }))
+        .unwrap();
+    assert!(rejected < connected);
+    // The intruder's connection was closed by the manager.
+    let mut s = intruder.lock().unwrap().take().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(std::io::Read::read(&mut s, &mut buf).unwrap_or(0), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_outcomes_license_abort_wrong_key_missing_source() {
+    let ascp = require_real_ascp!();
+    let sshd = require_ssh_server!();
+    let dir = tempfile::tempdir().unwrap();
+    let src = source_file(dir.path());
+    let remote = wrapper(dir.path(), &ascp, &format!("-S '{}'", ascp.display()), None);
+    let base = || {
+        upload(sshd.port(), &src, sshd.user())
+            .ssh_private_key_path(sshd.client_key_path().to_str().unwrap())
+    };
+    let m = Manager::with_ascp(&remote);
+
+    // A real login: negotiation succeeds, then the client-only licence aborts it.
+    let rec = Recorder::default();
+    let r = m
+        .start(&base().build().unwrap(), options(&rec))
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(fasp_code(&r), Some(38), "{r:?}");
+    assert!(!r.as_ref().unwrap_err().is_retryable());
+    assert!(
+        rec.kinds()
+            .iter()
+            .any(|k| matches!(k, EventKind::SessionStarted(_)))
+    );
+
+    // A key the server does not know.
+    let wrong = sshd.unauthorized_key().unwrap();
+    let spec = base()
+        .ssh_private_key_path(wrong.to_str().unwrap())
+        .build()
+        .unwrap();
+    let r = m
+        .start(&spec, TransferOptions::default())
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(fasp_code(&r), Some(19), "{r:?}");
+    assert!(matches!(
+        &r,
+        Err(TransferError::Fasp {
+            meaning: Some("authentication failure"),
+            ..
+        })
+    ));
+
+    // A source that does not exist.
+    let spec = upload(sshd.port(), &dir.path().join("does-not-exist"), sshd.user())
+        .ssh_private_key_path(sshd.client_key_path().to_str().unwrap())
+        .build()
+        .unwrap();
+    let r = m
+        .start(&spec, TransferOptions::default())
+        .unwrap()
+        .wait()
+        .await;
+    assert_eq!(fasp_code(&r), Some(43), "{r:?}");
+    assert_no_leftover(dir.path().to_str().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_during_initiation_escalates_and_leaves_nothing() {
+    let ascp = require_real_ascp!();
+    let sshd = require_ssh_server!();
+    let dir = tempfile::tempdir().unwrap();
+    // The remote side sleeps: ascp sits in session initiation and does not read its socket.
+    let stall = sshd
+        .write_remote_script("slow-remote-ascp", "#!/bin/sh\nsleep 60\n")
+        .unwrap();
+    let fake = wrapper(
+        dir.path(),
+        &ascp,
+        &format!("-S '{}'", stall.display()),
+        None,
+    );
+    let spec = upload(sshd.port(), &source_file(dir.path()), sshd.user())
+        .ssh_private_key_path(sshd.client_key_path().to_str().unwrap())
+        .build()
+        .unwrap();
+    let opts = TransferOptions::default()
+        .with_cancel_graces(Duration::from_secs(1), Duration::from_secs(1));
+    let manager = Manager::with_ascp(&fake);
+    let mut t = manager.start(&spec, opts).unwrap();
+    let mut events = t.events();
+    // Wait until the session has begun (INIT), then give it a moment in initiation.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let e = tokio::time::timeout_at(deadline.into(), events.next())
+            .await
+            .expect("INIT in time")
+            .expect("events");
+        if matches!(e.kind, EventKind::SessionInit { .. }) {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    t.cancel().await.unwrap();
+    let result = t.wait().await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "cancel took {took:?}");
+    match result {
+        Err(TransferError::Cancelled { forced }) => {
+            assert!(forced, "a real ascp in initiation ignores CANCEL")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_no_leftover(dir.path().to_str().unwrap());
+}
