@@ -1,8 +1,9 @@
-//! `fasp`: decode FASPMGR streams, render transfer specs into ascp command lines, and (in later
-//! releases) run transfers. The command-line contract is documented in `docs/cli.md`.
+//! `fasp`: decode FASPMGR streams, render transfer specs into ascp command lines, and run
+//! transfers. The command-line contract is documented in `docs/cli.md`.
 
 mod decode;
 mod render;
+mod transfer;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,8 @@ enum Command {
     Decode(decode::Args),
     /// Print the ascp invocation (program, argv, env, file lists) for a transfer spec.
     Render(render::Args),
+    /// Run a transfer spec: progress bar, or JSON events and control lines with --json.
+    Transfer(transfer::Args),
 }
 
 fn main() -> ExitCode {
@@ -28,5 +31,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Decode(args) => decode::run(args),
         Command::Render(args) => render::run(args),
+        Command::Transfer(args) => transfer::run(args),
     }
 }

@@ -76,4 +76,4 @@ pub use event::{Event, EventKind, FileInfo, Rates, SessionInfo, SessionTotals, T
 pub use manager::Manager;
 pub use options::{RetryPolicy, TransferOptions};
 pub use progress::{Progress, TransferState};
-pub use transfer::{ControlError, EventStream, Policy, Summary, Transfer};
+pub use transfer::{ControlError, Controller, EventStream, Policy, Summary, Transfer};

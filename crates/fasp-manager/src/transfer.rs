@@ -107,14 +107,23 @@ impl Stream for EventStream {
     }
 }
 
+/// Steers a running transfer: rates, policy, pause, files of persistent sessions, cancel.
+/// Cheap to clone, so that several tasks can steer the same transfer; [`Transfer`] derefs to
+/// one.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    parts: Arc<[mpsc::Sender<Ctl>]>,
+}
+
 /// A running transfer.
 ///
-/// Dropping it cancels the transfer (ascp is stopped and reaped in the background, and the
-/// temporary files are removed). To wait for the outcome, call [`Transfer::wait`].
+/// Dropping it (and every [`Controller`] cloned from it) cancels the transfer: ascp is stopped
+/// and reaped in the background, and the temporary files are removed. To wait for the
+/// outcome, call [`Transfer::wait`]. Control methods come from [`Controller`].
 #[derive(Debug)]
 pub struct Transfer {
     id: u64,
-    parts: Vec<mpsc::Sender<Ctl>>,
+    controller: Controller,
     sink: Arc<Sink>,
     first: Option<mpsc::Receiver<Event>>,
     progress: watch::Receiver<Progress>,
@@ -157,7 +166,9 @@ impl Transfer {
         ));
         Transfer {
             id,
-            parts: senders,
+            controller: Controller {
+                parts: senders.into(),
+            },
             sink,
             first: Some(first),
             progress,
@@ -196,6 +207,37 @@ impl Transfer {
         self.sink.snapshot()
     }
 
+    /// A controller that can be moved to other tasks.
+    pub fn controller(&self) -> Controller {
+        self.controller.clone()
+    }
+
+    /// Wait for the outcome. Every ascp process has been reaped when this returns.
+    pub async fn wait(mut self) -> Result<Summary, TransferError> {
+        let task = self.task.take();
+        // Keep the control channels open while waiting (closing them would cancel).
+        match task {
+            Some(task) => match task.await {
+                Ok(result) => result,
+                Err(join) => Err(TransferError::Io {
+                    what: "run the transfer task",
+                    source: std::io::Error::other(join.to_string()),
+                }),
+            },
+            None => Err(TransferError::Cancelled { forced: false }),
+        }
+    }
+}
+
+impl std::ops::Deref for Transfer {
+    type Target = Controller;
+
+    fn deref(&self) -> &Controller {
+        &self.controller
+    }
+}
+
+impl Controller {
     async fn to_all(&self, make: impl Fn(usize, usize) -> Ctl) -> Result<(), ControlError> {
         let n = self.parts.len();
         let mut delivered = false;
@@ -295,22 +337,6 @@ impl Transfer {
     /// [`Transfer::wait`] then returns [`TransferError::Cancelled`] once ascp is reaped.
     pub async fn cancel(&self) -> Result<(), ControlError> {
         self.to_all(|_, _| Ctl::Cancel).await
-    }
-
-    /// Wait for the outcome. Every ascp process has been reaped when this returns.
-    pub async fn wait(mut self) -> Result<Summary, TransferError> {
-        let task = self.task.take();
-        // Keep the control channels open while waiting (closing them would cancel).
-        match task {
-            Some(task) => match task.await {
-                Ok(result) => result,
-                Err(join) => Err(TransferError::Io {
-                    what: "run the transfer task",
-                    source: std::io::Error::other(join.to_string()),
-                }),
-            },
-            None => Err(TransferError::Cancelled { forced: false }),
-        }
     }
 }
 

@@ -1,0 +1,534 @@
+//! `fasp transfer --spec FILE [--ascp PATH] [--json] [--retries N]`: run a transfer spec.
+//!
+//! On a terminal: a progress bar. With `--json`: one JSON object per line on stdout, every
+//! event with a `"type"` (and `"session_id"` when it belongs to a session), the last line the
+//! outcome `{"type":"outcome","ok":..,"code":..,"message":..,...}`; control lines on stdin
+//! (`{"type":"rate","target_kbps":..,"min_kbps":..,"policy":..}`, `{"type":"pause"}`,
+//! `{"type":"resume"}`, `{"type":"cancel"}`). Ctrl-C and SIGTERM cancel cleanly. Exit status 0
+//! on success, 1 when the transfer fails, 2 for a bad spec or command line.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use fasp_manager::{
+    Controller, Event, EventKind, Manager, Policy, RetryPolicy, Summary, TransferError,
+    TransferOptions,
+};
+use fasp_spec::TransferSpec;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+/// Arguments of `fasp transfer`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// The transfer spec (JSON: a bare spec, or a node answer with `transfer_specs`).
+    #[arg(long)]
+    spec: PathBuf,
+    /// The ascp binary (default: $FASP_ASCP, then PATH, then the usual install folders).
+    #[arg(long)]
+    ascp: Option<PathBuf>,
+    /// JSON events on stdout and JSON control lines on stdin, instead of a progress bar.
+    #[arg(long)]
+    json: bool,
+    /// Retry transient failures this many times, resuming each time.
+    #[arg(long, default_value_t = 0)]
+    retries: u32,
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    let spec = match read_spec(&args.spec) {
+        Ok(spec) => spec,
+        Err(msg) => {
+            eprintln!("fasp transfer: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = TransferOptions::default()
+        .with_retry(RetryPolicy::attempts(args.retries.saturating_add(1)));
+    run_spec(&spec, args.ascp.as_deref(), args.json, options)
+}
+
+/// Read a spec file (a bare spec, `{"transfer_spec": ...}` or a node answer).
+pub(crate) fn read_spec(path: &Path) -> Result<TransferSpec, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    TransferSpec::from_document(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Run a transfer to its end with the `fasp transfer` output; shared with `fasp upload` and
+/// `fasp download`.
+pub(crate) fn run_spec(
+    spec: &TransferSpec,
+    ascp: Option<&Path>,
+    json: bool,
+    options: TransferOptions,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fasp transfer: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(drive(spec, ascp, json, options))
+}
+
+async fn drive(
+    spec: &TransferSpec,
+    ascp: Option<&Path>,
+    json: bool,
+    options: TransferOptions,
+) -> ExitCode {
+    let manager = match ascp {
+        Some(p) => Manager::with_ascp(p),
+        None => Manager::new(),
+    };
+    let mut transfer = match manager.start(spec, options) {
+        Ok(t) => t,
+        Err(e) => {
+            let code = if matches!(e, TransferError::Spec(_)) {
+                2
+            } else {
+                1
+            };
+            if json {
+                print_line(&outcome_json(&Err(e)));
+            } else {
+                eprintln!("fasp transfer: {e}");
+            }
+            return ExitCode::from(code);
+        }
+    };
+    let mut events = transfer.events();
+    let printer = if json {
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                if let Some(line) = event_json(&event) {
+                    print_line(&line);
+                }
+            }
+        })
+    } else {
+        let progress = transfer.progress();
+        tokio::spawn(async move { human(&mut events, progress).await })
+    };
+    let controls = if json {
+        Some(tokio::spawn(read_controls(transfer.controller())))
+    } else {
+        None
+    };
+    let signals = tokio::spawn(cancel_on_signal(transfer.controller()));
+    let result = transfer.wait().await;
+    signals.abort();
+    if let Some(c) = controls {
+        c.abort();
+    }
+    let _ = printer.await;
+    if json {
+        print_line(&outcome_json(&result));
+    } else {
+        match &result {
+            Ok(s) => eprintln!(
+                "done: {} bytes, {} files ({} skipped) in {:.1} s",
+                s.bytes,
+                s.files_done,
+                s.files_skipped,
+                s.elapsed.as_secs_f64()
+            ),
+            Err(e) => eprintln!("fasp transfer: {e}"),
+        }
+    }
+    drop(manager);
+    if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn cancel_on_signal(transfer: Controller) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("fasp transfer: cancelling");
+    let _ = transfer.cancel().await;
+}
+
+/// Control lines on stdin (JSON mode). Bad lines are reported on stderr and ignored.
+async fn read_controls(transfer: Controller) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_control(&line) {
+            Ok(ctl) => {
+                let sent = match ctl {
+                    ControlLine::Rate {
+                        target,
+                        min,
+                        policy,
+                    } => transfer.set_rates_and_policy(target, min, policy).await,
+                    ControlLine::Pause => transfer.pause().await,
+                    ControlLine::Resume => transfer.resume().await,
+                    ControlLine::Cancel => transfer.cancel().await,
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+            Err(msg) => eprintln!("fasp transfer: ignored control line: {msg}"),
+        }
+    }
+    // Standard input closed: nothing more to do (the transfer goes on).
+    std::future::pending::<()>().await;
+}
+
+#[derive(Debug, PartialEq)]
+enum ControlLine {
+    Rate {
+        target: Option<u64>,
+        min: Option<u64>,
+        policy: Option<Policy>,
+    },
+    Pause,
+    Resume,
+    Cancel,
+}
+
+fn parse_control(line: &str) -> Result<ControlLine, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON ({e}): {line}"))?;
+    let ty = v
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("missing \"type\"")?;
+    let num = |key: &str| -> Result<Option<u64>, String> {
+        match v.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(x) => x
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| format!("\"{key}\" must be a non-negative integer, not {x}")),
+        }
+    };
+    match ty {
+        "rate" => {
+            let policy = match v.get("policy") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(p)) => Some(
+                    Policy::parse(p)
+                        .ok_or_else(|| format!("unknown policy {p:?} (fixed, high, fair, low)"))?,
+                ),
+                Some(x) => return Err(format!("\"policy\" must be a string, not {x}")),
+            };
+            let (target, min) = (num("target_kbps")?, num("min_kbps")?);
+            if target.is_none() && min.is_none() && policy.is_none() {
+                return Err("a rate line needs target_kbps, min_kbps or policy".into());
+            }
+            Ok(ControlLine::Rate {
+                target,
+                min,
+                policy,
+            })
+        }
+        "pause" => Ok(ControlLine::Pause),
+        "resume" => Ok(ControlLine::Resume),
+        "cancel" => Ok(ControlLine::Cancel),
+        other => Err(format!(
+            "unknown control type {other:?} (rate, pause, resume, cancel)"
+        )),
+    }
+}
+
+fn print_line(v: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+/// One event as a JSON line (secrets are never part of events).
+fn event_json(event: &Event) -> Option<Value> {
+    let file = |f: &fasp_manager::FileInfo| {
+        json!({"file": f.file, "size": f.size, "written": f.written, "start_byte": f.start_byte,
+               "session_bytes": f.session_bytes, "arg_index": f.arg_index})
+    };
+    let (ty, mut body) = match &event.kind {
+        EventKind::Queued => ("queued", json!({})),
+        EventKind::Spawned { pid } => ("spawned", json!({"pid": pid})),
+        EventKind::Connected => ("connected", json!({})),
+        EventKind::ForeignConnectionRejected { peer } => (
+            "foreign_connection_rejected",
+            json!({"peer": peer.to_string()}),
+        ),
+        EventKind::SessionInit {
+            direction,
+            operation,
+        } => (
+            "session_init",
+            json!({"direction": direction, "operation": operation}),
+        ),
+        EventKind::SessionStarted(s) => (
+            "session_started",
+            json!({"direction": s.direction, "host": s.host, "user": s.user, "tcp_port": s.tcp_port,
+                   "udp_port": s.udp_port, "target_kbps": s.rates.target_kbps, "min_kbps": s.rates.min_kbps,
+                   "adaptive": s.rates.adaptive, "priority": s.rates.priority, "cipher": s.cipher,
+                   "sources": s.sources, "destination": s.destination, "keepalive": s.keepalive,
+                   "fallback_protocol": s.fallback_protocol}),
+        ),
+        EventKind::RateChanged(r) => (
+            "rate_changed",
+            json!({"target_kbps": r.target_kbps, "min_kbps": r.min_kbps, "adaptive": r.adaptive, "priority": r.priority}),
+        ),
+        EventKind::JobSize { files, bytes } => {
+            ("job_size", json!({"files": files, "bytes": bytes}))
+        }
+        EventKind::FileStarted(f) => ("file_started", file(f)),
+        EventKind::FileProgress(f) => ("file_progress", file(f)),
+        EventKind::FileDone(f) => {
+            let mut v = file(f);
+            if let Some((kind, sum)) = &f.checksum {
+                v["checksum_type"] = json!(kind);
+                v["checksum"] = json!(sum);
+            }
+            ("file_done", v)
+        }
+        EventKind::FileSkipped(f) => ("file_skipped", file(f)),
+        EventKind::FileFailed {
+            file: f,
+            code,
+            description,
+        } => {
+            let mut v = file(f);
+            v["code"] = json!(code);
+            v["description"] = json!(description);
+            ("file_failed", v)
+        }
+        EventKind::ArgDone {
+            source,
+            attempted,
+            passed,
+            skipped,
+            failed,
+        } => (
+            "arg_done",
+            json!({"source": source, "attempted": attempted, "passed": passed, "skipped": skipped, "failed": failed}),
+        ),
+        EventKind::SessionDone(t) => (
+            "session_done",
+            json!({"file_bytes": t.file_bytes, "transfer_bytes": t.transfer_bytes,
+                   "elapsed_ms": t.elapsed.map(|d| d.as_millis() as u64),
+                   "transfers_passed": t.transfers_passed, "transfers_failed": t.transfers_failed,
+                   "transfers_skipped": t.transfers_skipped}),
+        ),
+        EventKind::SessionFailed {
+            code,
+            description,
+            retryable,
+        } => (
+            "session_failed",
+            json!({"code": code, "description": description, "retryable": retryable}),
+        ),
+        EventKind::Query { query, allowed } => {
+            ("query", json!({"query": query, "allowed": allowed}))
+        }
+        EventKind::Unknown => (
+            "unknown_frame",
+            json!({"frame_type": event.frame.as_ref().and_then(|f| f.type_name())}),
+        ),
+        EventKind::InvalidFrame(e) => ("invalid_frame", json!({"error": e.to_string()})),
+        EventKind::Malformed(e) => (
+            "malformed",
+            json!({"offset": e.offset, "error": e.kind.to_string()}),
+        ),
+        EventKind::Retrying {
+            next_attempt,
+            after,
+            reason,
+        } => (
+            "retrying",
+            json!({"next_attempt": next_attempt, "after_ms": after.as_millis() as u64, "reason": reason}),
+        ),
+        EventKind::ControlSent(what) => ("control_sent", json!({"control": what})),
+        EventKind::Exited { status } => ("exited", json!({"status": status})),
+        _ => return None,
+    };
+    let obj = body.as_object_mut()?;
+    obj.insert("type".into(), json!(ty));
+    if let Some(sid) = &event.session_id {
+        obj.insert("session_id".into(), json!(&**sid));
+    }
+    obj.insert("attempt".into(), json!(event.attempt));
+    if event.part > 0 {
+        obj.insert("part".into(), json!(event.part));
+    }
+    Some(body)
+}
+
+fn outcome_json(result: &Result<Summary, TransferError>) -> Value {
+    match result {
+        Ok(s) => json!({
+            "type": "outcome", "ok": true, "code": null, "message": "transfer complete",
+            "bytes": s.bytes, "files_done": s.files_done, "files_skipped": s.files_skipped,
+            "files_failed": s.failed_files.len(), "attempts": s.attempts,
+            "elapsed_ms": s.elapsed.as_millis() as u64, "sessions": s.sessions.len(),
+        }),
+        Err(e) => {
+            let mut v = json!({
+                "type": "outcome", "ok": false, "code": e.code(), "message": e.to_string(),
+                "retryable": e.is_retryable(),
+            });
+            if let TransferError::Fasp {
+                meaning,
+                failed_files,
+                session_id,
+                ..
+            } = e
+            {
+                v["meaning"] = json!(meaning);
+                v["session_id"] = json!(session_id);
+                v["failed_files"] = json!(failed_files
+                    .iter()
+                    .map(|f| json!({"file": f.file, "code": f.code, "description": f.description}))
+                    .collect::<Vec<_>>());
+            }
+            v
+        }
+    }
+}
+
+/// Terminal output: a progress bar when stderr is a terminal, otherwise a line per file.
+async fn human(
+    events: &mut fasp_manager::EventStream,
+    progress: tokio::sync::watch::Receiver<fasp_manager::Progress>,
+) {
+    let tty = std::io::stderr().is_terminal();
+    let bar = if tty {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    while let Some(event) = events.next().await {
+        let p = progress.borrow().clone();
+        if let Some(bar) = &bar {
+            bar.set_length(p.bytes_expected.unwrap_or(p.bytes_done));
+            bar.set_position(p.bytes_done);
+            let rate = p
+                .target_rate_kbps
+                .map(|r| format!(" @{r} Kbps"))
+                .unwrap_or_default();
+            bar.set_message(format!("{}{rate}", p.current_file.as_deref().unwrap_or("")));
+        }
+        let line = match &event.kind {
+            EventKind::FileDone(f) => Some(format!(
+                "done     {} ({} bytes)",
+                f.file,
+                f.size.unwrap_or(f.written)
+            )),
+            EventKind::FileSkipped(f) => Some(format!("skipped  {}", f.file)),
+            EventKind::FileFailed {
+                file,
+                code,
+                description,
+            } => Some(format!(
+                "failed   {} (code {}): {description}",
+                file.file,
+                code.unwrap_or(0)
+            )),
+            EventKind::SessionFailed {
+                code, description, ..
+            } => Some(format!("session error {code}: {description}")),
+            EventKind::Retrying {
+                next_attempt,
+                after,
+                reason,
+            } => Some(format!(
+                "retrying (attempt {next_attempt} in {:.1} s): {reason}",
+                after.as_secs_f64()
+            )),
+            _ => None,
+        };
+        if let Some(line) = line {
+            match &bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            }
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_lines() {
+        assert_eq!(
+            parse_control(r#"{"type":"rate","target_kbps":5000,"min_kbps":10,"policy":"high"}"#),
+            Ok(ControlLine::Rate {
+                target: Some(5000),
+                min: Some(10),
+                policy: Some(Policy::High)
+            })
+        );
+        assert_eq!(
+            parse_control(r#"{"type":"rate","target_kbps":100}"#),
+            Ok(ControlLine::Rate {
+                target: Some(100),
+                min: None,
+                policy: None
+            })
+        );
+        assert_eq!(parse_control(r#"{"type":"pause"}"#), Ok(ControlLine::Pause));
+        assert_eq!(
+            parse_control(r#"{"type":"resume"}"#),
+            Ok(ControlLine::Resume)
+        );
+        assert_eq!(
+            parse_control(r#"{"type":"cancel"}"#),
+            Ok(ControlLine::Cancel)
+        );
+        assert!(parse_control(r#"{"type":"rate"}"#).is_err());
+        assert!(
+            parse_control(r#"{"type":"rate","target_kbps":-1}"#)
+                .unwrap_err()
+                .contains("target_kbps")
+        );
+        assert!(
+            parse_control(r#"{"type":"rate","policy":"turbo"}"#)
+                .unwrap_err()
+                .contains("turbo")
+        );
+        assert!(parse_control(r#"{"type":"warp"}"#).is_err());
+        assert!(parse_control("not json").is_err());
+    }
+
+    #[test]
+    fn failure_outcome_carries_the_code() {
+        let e = TransferError::Cancelled { forced: false };
+        let v = outcome_json(&Err(e));
+        assert_eq!(v["type"], "outcome");
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["code"], 28);
+    }
+}
