@@ -409,3 +409,59 @@ async fn cancel_during_initiation_escalates_and_leaves_nothing() {
     }
     assert_no_leftover(dir.path().to_str().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_manager_or_the_transfer_stops_and_reaps_ascp() {
+    let ascp = require_real_ascp!();
+    let sshd = require_ssh_server!();
+    let dir = tempfile::tempdir().unwrap();
+    let stall = sshd
+        .write_remote_script("stalling-remote", "#!/bin/sh\nsleep 60\n")
+        .unwrap();
+    let fake = wrapper(
+        dir.path(),
+        &ascp,
+        &format!("-S '{}'", stall.display()),
+        None,
+    );
+    let spec = upload(sshd.port(), &source_file(dir.path()), sshd.user())
+        .ssh_private_key_path(sshd.client_key_path().to_str().unwrap())
+        .build()
+        .unwrap();
+    let needle = dir.path().to_str().unwrap().to_owned();
+    let opts = || {
+        TransferOptions::default()
+            .with_cancel_graces(Duration::from_millis(300), Duration::from_millis(300))
+    };
+    let alive = |needle: &str| !fasp_testkit::leftover_processes(needle).is_empty();
+
+    // Drop the transfer handle.
+    let manager = Manager::with_ascp(&fake);
+    let mut t = manager.start(&spec, opts()).unwrap();
+    let mut events = t.events();
+    while let Some(e) = events.next().await {
+        if matches!(e.kind, EventKind::SessionInit { .. }) {
+            break;
+        }
+    }
+    assert!(alive(&needle), "ascp should be running");
+    drop(t);
+    assert_no_leftover(&needle);
+
+    // Drop the manager while a transfer runs.
+    let mut t = manager.start(&spec, opts()).unwrap();
+    let mut events = t.events();
+    while let Some(e) = events.next().await {
+        if matches!(e.kind, EventKind::SessionInit { .. }) {
+            break;
+        }
+    }
+    assert!(alive(&needle));
+    drop(manager);
+    let result = t.wait().await;
+    assert!(
+        matches!(result, Err(TransferError::Cancelled { .. })),
+        "{result:?}"
+    );
+    assert_no_leftover(&needle);
+}
