@@ -1,0 +1,554 @@
+//! The HTTP layer shared by [`NodeClient`](crate::NodeClient) and
+//! [`CosClient`](crate::CosClient): one `reqwest::Client`, timeouts, retries with backoff, and
+//! the translation of every failure into an [`Error`].
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{RequestBuilder, Response, StatusCode, Url};
+
+use crate::error::Error;
+
+/// Bodies larger than this are refused: node, IAM and COS answers are a few kilobytes.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// How often and how patiently a request is retried.
+///
+/// Only failures that a later attempt can cure are retried: no connection could be opened
+/// ([`Error::Unreachable`]), the connection was lost before the answer
+/// ([`Error::ConnectionLost`]), HTTP 429 and HTTP 5xx. A timeout is not retried (the server may
+/// still be working), nor is any other status, a TLS failure, or a node error. The wait before
+/// retry *n* (1-based) is `initial_backoff * 2^(n-1)`, at most `max_backoff`; a `Retry-After`
+/// header given in seconds replaces it (still at most `max_backoff`).
+///
+/// ```
+/// use std::time::Duration;
+/// use fasp_token::RetryPolicy;
+///
+/// let policy = RetryPolicy::default()
+///     .with_max_retries(2)
+///     .with_initial_backoff(Duration::from_millis(100));
+/// assert_eq!(policy.backoff(1), Duration::from_millis(100));
+/// assert_eq!(policy.backoff(2), Duration::from_millis(200));
+/// assert_eq!(RetryPolicy::none().max_retries, 0);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0: try once). Default 3.
+    pub max_retries: u32,
+    /// Wait before the first retry. Default 500 ms.
+    pub initial_backoff: Duration,
+    /// Longest wait between two attempts. Default 8 s.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries: every request is tried once.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// Sets [`RetryPolicy::max_retries`].
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    /// Sets [`RetryPolicy::initial_backoff`].
+    pub fn with_initial_backoff(mut self, backoff: Duration) -> Self {
+        self.initial_backoff = backoff;
+        self
+    }
+
+    /// Sets [`RetryPolicy::max_backoff`].
+    pub fn with_max_backoff(mut self, backoff: Duration) -> Self {
+        self.max_backoff = backoff;
+        self
+    }
+
+    /// The wait before retry number `retry` (1 for the first retry).
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let shift = retry.saturating_sub(1).min(31);
+        self.initial_backoff
+            .saturating_mul(1u32 << shift)
+            .min(self.max_backoff)
+    }
+}
+
+/// Settings of the HTTP layer, shared by [`NodeClient`](crate::NodeClient) and
+/// [`CosClient`](crate::CosClient).
+///
+/// ```
+/// use std::time::Duration;
+/// use fasp_token::{ClientConfig, RetryPolicy};
+///
+/// let config = ClientConfig::default()
+///     .with_timeout(Duration::from_secs(10))
+///     .with_retry(RetryPolicy::none());
+/// assert!(!config.danger_accept_invalid_certs);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Longest wait for one attempt, from sending the request to the end of the answer's body.
+    /// Default 30 s.
+    pub timeout: Duration,
+    /// Longest wait for a connection (TCP and TLS). Default 10 s.
+    pub connect_timeout: Duration,
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
+    /// **Turns off TLS certificate verification**: any certificate is accepted, for any name,
+    /// so anyone on the path can read the credentials and the tokens. For lab servers with
+    /// self-signed certificates only. Default `false`.
+    pub danger_accept_invalid_certs: bool,
+    /// PEM-encoded certificates trusted in addition to the built-in roots: a private CA, or a
+    /// lab server's own self-signed certificate (verification stays on). Default none.
+    pub extra_root_certificates: Vec<Vec<u8>>,
+    /// The `User-Agent` header. Default `fasp-token/<version>`.
+    pub user_agent: String,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            danger_accept_invalid_certs: false,
+            extra_root_certificates: Vec::new(),
+            user_agent: concat!("fasp-token/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Sets [`ClientConfig::timeout`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`ClientConfig::connect_timeout`].
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`ClientConfig::retry`].
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets [`ClientConfig::danger_accept_invalid_certs`]: `true` **turns off certificate
+    /// verification**. Lab servers only.
+    pub fn with_danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.danger_accept_invalid_certs = accept;
+        self
+    }
+
+    /// Adds a PEM-encoded certificate to [`ClientConfig::extra_root_certificates`].
+    pub fn with_extra_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_root_certificates.push(pem.into());
+        self
+    }
+
+    /// Sets [`ClientConfig::user_agent`].
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+}
+
+/// A configured `reqwest::Client` plus the policy around it. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Http {
+    client: reqwest::Client,
+    config: ClientConfig,
+}
+
+impl fmt::Debug for Http {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Http")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A successful answer: status 2xx and the whole body.
+pub(crate) struct Answer {
+    pub(crate) body: String,
+}
+
+impl Http {
+    pub(crate) fn new(config: ClientConfig) -> Result<Self, Error> {
+        let mut builder = reqwest::Client::builder();
+        for (i, pem) in config.extra_root_certificates.iter().enumerate() {
+            let certificate =
+                reqwest::Certificate::from_pem(pem).map_err(|e| Error::Transport {
+                    url: String::new(),
+                    message: format!(
+                        "cannot read extra root certificate #{}: {}",
+                        i + 1,
+                        chain(&e)
+                    ),
+                })?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let client = builder
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .user_agent(config.user_agent.clone())
+            // Credentials go to the URL they were given for and nowhere else: a redirect is
+            // reported as an HTTP status, not followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .danger_accept_invalid_certs(config.danger_accept_invalid_certs)
+            .https_only(false)
+            .build()
+            .map_err(|e| Error::Transport {
+                url: String::new(),
+                message: format!("cannot build the HTTP client: {}", chain(&e)),
+            })?;
+        Ok(Http { client, config })
+    }
+
+    pub(crate) fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Sends the request `make` builds (once per attempt), retrying transient failures, and
+    /// returns the body of a 2xx answer. `shown` is the URL as errors show it.
+    pub(crate) async fn send(
+        &self,
+        shown: &str,
+        make: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Answer, Error> {
+        let retry = &self.config.retry;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let can_retry = attempt <= retry.max_retries;
+            let outcome = match make(&self.client).send().await {
+                Ok(response) => self.read(shown, response, attempt).await,
+                Err(e) => Err(self.classify(shown, &e, attempt)),
+            };
+            let wait = match &outcome {
+                Err(Failure::Retryable { retry_after, .. }) if can_retry => {
+                    let wait = retry_after.unwrap_or_else(|| retry.backoff(attempt));
+                    wait.min(retry.max_backoff)
+                }
+                _ => return outcome.map_err(Failure::into_error),
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn read(&self, shown: &str, response: Response, attempt: u32) -> Result<Answer, Failure> {
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let body = read_body(response).await.map_err(|e| match e {
+            BodyError::Http(e) => self.classify(shown, &e, attempt),
+            BodyError::TooLarge => Failure::Final(Error::Transport {
+                url: shown.to_owned(),
+                message: format!("answer larger than {MAX_BODY} bytes"),
+            }),
+        })?;
+        if status.is_success() {
+            return Ok(Answer { body });
+        }
+        let (message, node) = crate::answer::body_message(&body, status);
+        let error = Error::Http {
+            url: shown.to_owned(),
+            status: status.as_u16(),
+            message,
+            node,
+            attempts: attempt,
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            Err(Failure::Retryable { error, retry_after })
+        } else {
+            Err(Failure::Final(error))
+        }
+    }
+
+    /// Turns a reqwest error into a typed [`Error`], retryable or not.
+    fn classify(&self, shown: &str, e: &reqwest::Error, attempts: u32) -> Failure {
+        let url = shown.to_owned();
+        if let Some(message) = tls_message(e) {
+            return Failure::Final(Error::Tls { url, message });
+        }
+        if e.is_timeout() {
+            // A connect timeout is a connection failure (nothing was sent): retry it.
+            if e.is_connect() {
+                return Failure::Retryable {
+                    error: Error::Unreachable {
+                        url,
+                        message: format!(
+                            "no connection within {}",
+                            crate::error::fmt_duration(self.config.connect_timeout)
+                        ),
+                        attempts,
+                    },
+                    retry_after: None,
+                };
+            }
+            return Failure::Final(Error::Timeout {
+                url,
+                after: self.config.timeout,
+            });
+        }
+        if e.is_connect() {
+            return Failure::Retryable {
+                error: Error::Unreachable {
+                    url,
+                    message: chain(e),
+                    attempts,
+                },
+                retry_after: None,
+            };
+        }
+        if connection_lost(e) {
+            return Failure::Retryable {
+                error: Error::ConnectionLost {
+                    url,
+                    message: chain(e),
+                    attempts,
+                },
+                retry_after: None,
+            };
+        }
+        Failure::Final(Error::Transport {
+            url,
+            message: chain(e),
+        })
+    }
+}
+
+/// One attempt's failure: retryable (with the server's `Retry-After`) or final.
+enum Failure {
+    Retryable {
+        error: Error,
+        retry_after: Option<Duration>,
+    },
+    Final(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Retryable { error, .. } | Failure::Final(error) => error,
+        }
+    }
+}
+
+enum BodyError {
+    Http(reqwest::Error),
+    TooLarge,
+}
+
+async fn read_body(mut response: Response) -> Result<String, BodyError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Http)? {
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err(BodyError::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is ignored: the backoff applies then).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The message of a TLS failure, if `e` is one.
+fn tls_message(e: &reqwest::Error) -> Option<String> {
+    find_in_chain(e, &|err| {
+        err.downcast_ref::<rustls::Error>().map(ToString::to_string)
+    })
+}
+
+/// Applies `probe` to `e`, its sources, and the errors wrapped in `io::Error`s on the way
+/// (whose `source()` skips the wrapped error itself), until it finds something.
+fn find_in_chain<T>(
+    e: &(dyn StdError + 'static),
+    probe: &dyn Fn(&(dyn StdError + 'static)) -> Option<T>,
+) -> Option<T> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(found) = probe(err) {
+            return Some(found);
+        }
+        if let Some(inner) = err.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            let inner: &(dyn StdError + 'static) = inner;
+            if let Some(found) = find_in_chain(inner, probe) {
+                return Some(found);
+            }
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// Whether `e` is a connection closed or reset before the whole answer arrived.
+fn connection_lost(e: &reqwest::Error) -> bool {
+    find_in_chain(e, &|err| {
+        let hyper = err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_incomplete_message() || h.is_canceled() || h.is_closed());
+        let io = err.downcast_ref::<io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+            )
+        });
+        (hyper || io).then_some(())
+    })
+    .is_some()
+}
+
+/// The messages of `e`'s sources, joined with `: `, without reqwest's own first line (which
+/// repeats the URL). Repeated messages are shown once.
+pub(crate) fn chain(e: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = e.source();
+    while let Some(err) = current {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = err.source();
+    }
+    if parts.is_empty() {
+        // No source: reqwest's own message, without the URL it appends.
+        let mut text = e.to_string();
+        if let Some(at) = text.find(" for url (") {
+            text.truncate(at);
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}
+
+/// A header value marked sensitive (kept out of reqwest's and hyper's `Debug`). A value that
+/// is not a valid header (a line break in a token) becomes an empty, equally sensitive value:
+/// the server then refuses the credentials.
+pub(crate) fn sensitive(value: &str) -> HeaderValue {
+    let mut header = HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static(""));
+    header.set_sensitive(true);
+    header
+}
+
+/// Parses and checks a base URL: `http` or `https`, with a host.
+pub(crate) fn parse_base_url(text: &str) -> Result<Url, Error> {
+    let invalid = |reason: &str| Error::InvalidUrl {
+        url: redact_raw(text),
+        reason: reason.to_owned(),
+    };
+    let url = Url::parse(text.trim()).map_err(|e| invalid(&e.to_string()))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("a base URL takes no query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "credentials go into the client's authentication, not into the URL",
+        ));
+    }
+    Ok(url)
+}
+
+/// Joins `path` (no leading slash) to a base URL, keeping the base's own path as a prefix.
+pub(crate) fn join(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}/{path}"));
+    url
+}
+
+/// A URL that did not parse, with anything that looks like `user:password@` redacted.
+fn redact_raw(text: &str) -> String {
+    let Some(scheme_end) = text.find("://") else {
+        return text.to_owned();
+    };
+    let rest = &text[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{user}:redacted{}", &text[..scheme_end], &rest[at..])
+        }
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let policy = RetryPolicy::default()
+            .with_initial_backoff(Duration::from_millis(100))
+            .with_max_backoff(Duration::from_millis(350));
+        assert_eq!(policy.backoff(1), Duration::from_millis(100));
+        assert_eq!(policy.backoff(2), Duration::from_millis(200));
+        assert_eq!(policy.backoff(3), Duration::from_millis(350));
+        assert_eq!(policy.backoff(60), Duration::from_millis(350));
+    }
+
+    #[test]
+    fn base_urls() {
+        let url = parse_base_url("https://node.example.com:9092").unwrap();
+        assert_eq!(
+            join(&url, "files/upload_setup").as_str(),
+            "https://node.example.com:9092/files/upload_setup"
+        );
+        let url = parse_base_url("https://h/prefix/").unwrap();
+        assert_eq!(join(&url, "files/x").as_str(), "https://h/prefix/files/x");
+        assert!(matches!(
+            parse_base_url("ftp://h"),
+            Err(Error::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            parse_base_url("not a url"),
+            Err(Error::InvalidUrl { .. })
+        ));
+        for text in ["https://u:hunter2@h:9092?x", "https://u:hunter2@h:9092"] {
+            let err = parse_base_url(text).unwrap_err();
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+        assert_eq!(redact_raw("https://u:pw@h x/y"), "https://u:redacted@h x/y");
+    }
+}
