@@ -1,0 +1,268 @@
+//! `fasp node upload-setup|download-setup --url URL [auth] (--path P)... [--timeout SECS]
+//! [--show-secrets]`: ask a node API for a transfer spec and print it.
+//!
+//! `--path` is a destination on the node for `upload-setup` and a source on the node for
+//! `download-setup`; all paths go into one transfer request, so one spec is printed, as a JSON
+//! object, with the token and every other secret shown as `"<redacted>"` unless
+//! `--show-secrets`.
+//!
+//! Authentication: `--user U` with the password in the environment variable
+//! `FASP_NODE_PASSWORD` (or `--password`, which other users can see in the process list), or
+//! `--bearer TOKEN --access-key ID`.
+//!
+//! Exit status: 0 with the spec on standard output; 1 when the node refuses (a node error,
+//! named by its code and message, or an HTTP error status) or cannot be asked (unreachable,
+//! TLS, timeout, an answer that is not a node answer), with one line on standard error; 2 for
+//! a usage error (no password, a bad URL, a bad timeout).
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use fasp_spec::{REDACTED, TransferSpec};
+use fasp_token::{Error, NodeClient, TransferRequest};
+use serde_json::Value;
+
+/// The environment variable holding the node user's password.
+pub(crate) const PASSWORD_ENV: &str = "FASP_NODE_PASSWORD";
+
+/// Arguments of `fasp node`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Ask for an upload spec (POST /files/upload_setup); --path is a destination on the node.
+    UploadSetup(SetupArgs),
+    /// Ask for a download spec (POST /files/download_setup); --path is a source on the node.
+    DownloadSetup(SetupArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("auth").required(true).args(["user", "bearer"])))]
+struct SetupArgs {
+    /// The node API's base URL, for example https://node.example.com:9092.
+    #[arg(long, value_name = "URL")]
+    url: String,
+    /// Node API user (basic authentication); the password comes from FASP_NODE_PASSWORD, or
+    /// --password.
+    #[arg(long, value_name = "U", conflicts_with_all = ["bearer", "access_key"])]
+    user: Option<String>,
+    /// The node user's password. Prefer FASP_NODE_PASSWORD: arguments are visible to other
+    /// users of the machine.
+    #[arg(long, value_name = "PASSWORD", requires = "user")]
+    password: Option<String>,
+    /// Bearer token, sent with the access key of --access-key.
+    #[arg(long, value_name = "TOKEN", requires = "access_key")]
+    bearer: Option<String>,
+    /// Access key id, sent as X-Aspera-AccessKey with --bearer.
+    #[arg(long, value_name = "ID", requires = "bearer")]
+    access_key: Option<String>,
+    /// A destination on the node (upload-setup) or a source on the node (download-setup).
+    /// Repeat for several paths.
+    #[arg(long = "path", value_name = "P", required = true)]
+    paths: Vec<String>,
+    /// Seconds to wait for the node's answer (decimals allowed). Default 30.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    timeout: Option<Duration>,
+    /// Print the token and other secrets instead of "<redacted>".
+    #[arg(long)]
+    show_secrets: bool,
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!(
+            "{text:?}: give more than 0 and at most 86400 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    let (name, upload, setup) = match args.action {
+        Action::UploadSetup(setup) => ("upload-setup", true, setup),
+        Action::DownloadSetup(setup) => ("download-setup", false, setup),
+    };
+    let fail = |code: u8, message: &dyn std::fmt::Display| {
+        eprintln!("fasp node {name}: {message}");
+        ExitCode::from(code)
+    };
+
+    let mut builder = NodeClient::builder(setup.url.clone());
+    if let Some(user) = &setup.user {
+        let password = match setup.password.clone() {
+            Some(password) => password,
+            None => match std::env::var(PASSWORD_ENV) {
+                Ok(password) => password,
+                Err(_) => {
+                    return fail(
+                        2,
+                        &format!("--user needs a password: set {PASSWORD_ENV} (or --password)"),
+                    );
+                }
+            },
+        };
+        builder = builder.basic_auth(user.clone(), password);
+    } else if let (Some(token), Some(access_key)) = (&setup.bearer, &setup.access_key) {
+        builder = builder.bearer_auth(token.clone(), access_key.clone());
+    }
+    if let Some(timeout) = setup.timeout {
+        builder = builder.timeout(timeout);
+    }
+    let client = match builder.build() {
+        Ok(client) => client,
+        Err(e) => return fail(2, &e),
+    };
+    let request = if upload {
+        TransferRequest::upload_to(setup.paths.iter().cloned())
+    } else {
+        TransferRequest::download_from(setup.paths.iter().cloned())
+    };
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        if upload {
+            client.upload_setup_one(&request).await
+        } else {
+            client.download_setup_one(&request).await
+        }
+    });
+    let spec = match result {
+        Ok(spec) => spec,
+        Err(e @ Error::InvalidUrl { .. }) => return fail(2, &e),
+        Err(e) => return fail(1, &e),
+    };
+
+    let text = match serde_json::to_string_pretty(&printable(&spec, setup.show_secrets)) {
+        Ok(text) => text,
+        Err(e) => return fail(1, &e),
+    };
+    let mut stdout = io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(1, &e),
+    }
+}
+
+/// Spec keys whose values are secrets (fasp-spec holds them as `Secret`).
+const SECRET_KEYS: &[&str] = &[
+    "token",
+    "cookie",
+    "remote_password",
+    "ssh_private_key",
+    "ssh_private_key_passphrase",
+    "content_protection_password",
+    "content_protection_passphrase",
+];
+
+/// The spec as JSON, secrets redacted unless `show_secrets`: the known secret keys, the
+/// password inside `proxy`, and unknown keys whose names say they hold a secret.
+fn printable(spec: &TransferSpec, show_secrets: bool) -> Value {
+    let mut value = spec.to_json_value();
+    if show_secrets {
+        return value;
+    }
+    if let Value::Object(map) = &mut value {
+        for (key, item) in map.iter_mut() {
+            if item.is_null() {
+                continue;
+            }
+            if SECRET_KEYS.contains(&key.as_str()) || looks_secret(key) {
+                *item = Value::from(REDACTED);
+            } else if key == "proxy" {
+                if let Value::String(url) = item {
+                    *url = redact_url_password(url);
+                }
+            }
+        }
+    }
+    value
+}
+
+fn looks_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["token", "password", "passphrase", "secret", "cookie"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+/// `scheme://user:password@host` with the password replaced.
+fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let rest = &url[authority_start..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let Some(colon) = rest[..at].find(':') else {
+        return url.to_owned();
+    };
+    format!(
+        "{}{}{REDACTED}{}",
+        &url[..authority_start],
+        &rest[..=colon],
+        &rest[at..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted() {
+        let spec = TransferSpec::from_json(
+            r#"{"remote_host": "h", "token": "ATM3_x", "cookie": "c",
+                "proxy": "dnats://u:pw@proxy:9091", "x_api_token": "t", "ssh_port": 33001}"#,
+        )
+        .unwrap();
+        let shown = printable(&spec, false);
+        assert_eq!(shown["token"], REDACTED);
+        assert_eq!(shown["cookie"], REDACTED);
+        assert_eq!(shown["x_api_token"], REDACTED);
+        assert_eq!(shown["proxy"], "dnats://u:<redacted>@proxy:9091");
+        assert_eq!(shown["remote_host"], "h");
+        assert_eq!(shown["ssh_port"], 33001);
+        let clear = printable(&spec, true);
+        assert_eq!(clear["token"], "ATM3_x");
+        assert_eq!(clear["proxy"], "dnats://u:pw@proxy:9091");
+    }
+
+    #[test]
+    fn proxy_urls() {
+        assert_eq!(redact_url_password("dnat://h:1"), "dnat://h:1");
+        assert_eq!(redact_url_password("dnat://u@h:1"), "dnat://u@h:1");
+        assert_eq!(
+            redact_url_password("dnat://u:p@ss@h:1"),
+            "dnat://u:<redacted>@h:1"
+        );
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_seconds("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_seconds("0.25").unwrap(), Duration::from_millis(250));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("soon").is_err());
+        assert!(parse_seconds("NaN").is_err());
+    }
+}
