@@ -767,9 +767,15 @@ impl Sim {
             }
         }
         for job in &plan.jobs {
-            if pairs || job.dst.parent().is_some_and(|p| !p.exists()) && self.o.create_dir {
-                if let Some(parent) = job.dst.parent() {
-                    let _ = fs::create_dir_all(parent);
+            // Pair lists imply -d, and --src-base recreates the structure below the base.
+            if pairs || self.o.src_base.is_some() || self.o.create_dir {
+                if let Some(parent) = job.dst.parent().filter(|p| !p.exists()) {
+                    self.totals.dir_attempted += 1;
+                    if fs::create_dir_all(parent).is_ok() {
+                        self.totals.dir_passed += 1;
+                    } else {
+                        self.totals.dir_failed += 1;
+                    }
                 }
             }
             c.attempted += 1;
