@@ -439,7 +439,9 @@ pub(crate) fn chain(e: &reqwest::Error) -> String {
     let mut current = e.source();
     while let Some(err) = current {
         let text = err.to_string();
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+        // hyper-util's "client error (Connect)" only repeats what the next source says.
+        let noise = text.starts_with("client error (") && text.ends_with(')');
+        if !noise && !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
         current = err.source();

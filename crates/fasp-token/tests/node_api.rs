@@ -264,6 +264,20 @@ async fn http_statuses_say_what_the_body_says() {
     assert_eq!(err.status(), Some(403));
     assert_eq!(node.count(UPLOAD), 1);
 
+    // A redirect is not followed: the credentials stay with the URL they were given for.
+    node.reconfigure(|c| {
+        c.upload_answers = vec![Answer::Raw {
+            status: 302,
+            content_type: "text/plain".into(),
+            body: "moved".into(),
+        }];
+    });
+    let err = basic_client(&node)
+        .upload_setup_one(&TransferRequest::upload_to(["/"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(302));
+
     // 404: a base URL with a wrong prefix.
     let err = NodeClient::builder(format!("{}/wrong/prefix", node.base_url()))
         .basic_auth(NODE_USER, NODE_PASSWORD)
