@@ -572,6 +572,12 @@ impl Sim {
             let at = match f {
                 Fault::CrashAfterBytes(n) if bytes >= *n => {
                     eprintln!("ascp-sim: injected fault: crash after {bytes} bytes");
+                    // No core file for an injected crash.
+                    let _ = nix::sys::resource::setrlimit(
+                        nix::sys::resource::Resource::RLIMIT_CORE,
+                        0,
+                        0,
+                    );
                     std::process::abort();
                 }
                 Fault::CloseMgmtAfterBytes(n)

@@ -116,6 +116,7 @@ impl Run {
 }
 
 pub struct Spawn<'a> {
+    pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub cwd: Option<&'a Path>,
@@ -125,6 +126,7 @@ pub struct Spawn<'a> {
 impl<'a> Spawn<'a> {
     pub fn new(args: &[&str]) -> Spawn<'a> {
         Spawn {
+            program: PathBuf::from(SIM),
             args: args.iter().map(|s| s.to_string()).collect(),
             env: vec![("ASCP_SIM_STATS_INTERVAL_MS".into(), "50".into())],
             cwd: None,
@@ -139,6 +141,11 @@ impl<'a> Spawn<'a> {
     pub fn root(self, w: &Work) -> Self {
         let r = w.root();
         self.env("ASCP_SIM_ROOT", &r)
+    }
+    /// Run another binary (the real ascp) with the same arguments.
+    pub fn program(mut self, p: &Path) -> Self {
+        self.program = p.to_owned();
+        self
     }
     pub fn cwd(mut self, p: &'a Path) -> Self {
         self.cwd = Some(p);
@@ -160,13 +167,17 @@ impl Sim {
     fn start(s: Spawn<'_>) -> Sim {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mut cmd = Command::new(SIM);
+        let mut cmd = Command::new(&s.program);
         if s.mgmt {
             cmd.arg("-M").arg(port.to_string());
         }
         cmd.args(&s.args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env(
+                "HOME",
+                std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -380,4 +391,27 @@ pub fn num(f: &Frame, k: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {k} in {f:?}"))
         .parse()
         .unwrap()
+}
+
+/// A loopback port where nothing listens, kept so for the life of the value: the local end
+/// of an open connection (the kernel cannot hand it to a listener meanwhile).
+pub struct ClosedPort {
+    pub port: u16,
+    _client: TcpStream,
+    _server: TcpStream,
+    _listener: TcpListener,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        ClosedPort {
+            port: client.local_addr().unwrap().port(),
+            _client: client,
+            _server: server,
+            _listener: listener,
+        }
+    }
 }
