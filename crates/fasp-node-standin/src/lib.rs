@@ -13,7 +13,8 @@
 //!
 //! Each route plays a script of [`Answer`]s, one per request in order, the last repeating:
 //! `[Answer::Status(429), Answer::Normal]` refuses the first request and serves the rest.
-//! Scripted failures ([`Answer::Status`], [`Answer::Raw`], [`Answer::Hangup`]) happen before
+//! Scripted failures ([`Answer::Status`], [`Answer::RetryAfter`], [`Answer::Raw`],
+//! [`Answer::Hangup`]) happen before
 //! any check, like a proxy or an overloaded server; node errors ([`Answer::NodeError`] and
 //! friends) after the checks, like a node that understood the request and refused it.
 //! Every request is recorded ([`NodeStandin::requests`]).
@@ -95,6 +96,13 @@ pub enum Answer {
     /// This HTTP status at once, with the error body the route would send (a node error
     /// object, an IAM error, an S3 XML error).
     Status(u16),
+    /// Like [`Answer::Status`], with a `Retry-After: <seconds>` header (for 429 and 503).
+    RetryAfter {
+        /// The HTTP status.
+        status: u16,
+        /// The header's value.
+        seconds: u64,
+    },
     /// This status, content type and body at once (malformed JSON, HTML from a proxy, ...).
     Raw {
         /// The HTTP status.

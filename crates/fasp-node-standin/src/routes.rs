@@ -8,7 +8,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
@@ -186,18 +186,30 @@ pub(crate) async fn handle(state: &State, request: Request<Incoming>) -> io::Res
             content_type,
             body,
         } => Ok(reply(status, &content_type, body)),
-        Answer::Status(status) => Ok(match route {
-            Route::Iam => iam_failure(status, &format!("BXNIM{status}E"), reason(status)),
-            Route::ConnectionInfo => {
-                s3_failure(status, &reason(status).replace(' ', ""), reason(status))
-            }
-            _ => node_failure(status, &format!("{} (scripted)", reason(status))),
-        }),
+        Answer::Status(status) => Ok(scripted_failure(route, status)),
+        Answer::RetryAfter { status, seconds } => {
+            let mut response = scripted_failure(route, status);
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+            Ok(response)
+        }
         Answer::Slow(delay) => {
             tokio::time::sleep(delay).await;
             Ok(serve(state, &config, route, &recorded, &Answer::Normal))
         }
         other => Ok(serve(state, &config, route, &recorded, &other)),
+    }
+}
+
+/// A scripted status, with the error body of the route.
+fn scripted_failure(route: Route, status: u16) -> Reply {
+    match route {
+        Route::Iam => iam_failure(status, &format!("BXNIM{status}E"), reason(status)),
+        Route::ConnectionInfo => {
+            s3_failure(status, &reason(status).replace(' ', ""), reason(status))
+        }
+        _ => node_failure(status, &format!("{} (scripted)", reason(status))),
     }
 }
 

@@ -371,31 +371,49 @@ async fn server_errors_are_retried_within_bounds() {
 async fn retry_after_is_honoured_up_to_the_cap() {
     let node = standin(|c| {
         c.upload_answers = vec![
-            Answer::Raw {
+            Answer::RetryAfter {
                 status: 429,
-                content_type: "text/plain".into(),
-                body: "slow down".into(),
+                seconds: 1,
             },
             Answer::Normal,
         ];
     })
     .await;
-    let client = NodeClient::builder(node.base_url())
-        .basic_auth(NODE_USER, NODE_PASSWORD)
-        .retry(
-            RetryPolicy::default()
-                .with_max_retries(1)
-                .with_initial_backoff(Duration::from_millis(150))
-                .with_max_backoff(Duration::from_millis(150)),
-        )
-        .build()
-        .unwrap();
+    let client_with_cap = |cap: Duration| {
+        NodeClient::builder(node.base_url())
+            .basic_auth(NODE_USER, NODE_PASSWORD)
+            .retry(
+                RetryPolicy::default()
+                    .with_max_retries(1)
+                    .with_initial_backoff(Duration::from_millis(10))
+                    .with_max_backoff(cap),
+            )
+            .build()
+            .unwrap()
+    };
+    let request = TransferRequest::upload_to(["/"]);
+
+    // Retry-After: 1 replaces the 10 ms backoff.
     let started = Instant::now();
-    client
-        .upload_setup_one(&TransferRequest::upload_to(["/"]))
+    client_with_cap(Duration::from_secs(5))
+        .upload_setup_one(&request)
         .await
         .unwrap();
-    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(node.count(UPLOAD), 2);
+
+    // ... but never beyond max_backoff.
+    node.clear_requests();
+    let started = Instant::now();
+    client_with_cap(Duration::from_millis(150))
+        .upload_setup_one(&request)
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(150) && elapsed < Duration::from_millis(900),
+        "{elapsed:?}"
+    );
     assert_eq!(node.count(UPLOAD), 2);
 }
 
