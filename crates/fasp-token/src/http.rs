@@ -104,7 +104,7 @@ impl RetryPolicy {
 ///     .with_retry(RetryPolicy::none());
 /// assert!(!config.danger_accept_invalid_certs);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
     /// Longest wait for one attempt, from sending the request to the end of the answer's body.
@@ -135,6 +135,25 @@ impl Default for ClientConfig {
             extra_root_certificates: Vec::new(),
             user_agent: concat!("fasp-token/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
+    }
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retry", &self.retry)
+            .field(
+                "danger_accept_invalid_certs",
+                &self.danger_accept_invalid_certs,
+            )
+            .field(
+                "extra_root_certificates",
+                &self.extra_root_certificates.len(),
+            )
+            .field("user_agent", &self.user_agent)
+            .finish()
     }
 }
 
