@@ -256,10 +256,11 @@ pub(crate) fn session(o: &Options, id: &Ident, stage: Stage, host_user: &str) ->
     f.finish()
 }
 
-/// `CreatePolicy` bits seen from the real ascp: 1 `-p`, 8 `-d`, 32 uid, 64 gid.
+/// `CreatePolicy` bits seen from the real ascp: 1 modification time kept (`-p` or
+/// `--preserve-modification-time`), 8 `-d`, 32 uid, 64 gid.
 fn create_policy(o: &Options) -> u64 {
     let mut bits = 0;
-    if o.preserve_times {
+    if o.preserve_times || o.preserve_mtime {
         bits |= 1;
     }
     if o.create_dir {
@@ -298,8 +299,9 @@ fn time_policy(o: &Options) -> u64 {
 
 /// `XoptFlags` as far as the real ascp showed its bits: symbolic links (16 follow, 8 copy,
 /// 4 skip, 8 + 262144 copy+force), 32 skip special files, 65536 remove after transfer,
-/// 131072 remove empty directories; before negotiation 256, after it 2048, 64 (send) or 128
-/// (receive), and 2^31 when encrypted.
+/// 131072 remove empty directories, 2^24 move after transfer; before negotiation 256, 2048
+/// with a file list, 64 / 128 with `--file-crypt=encrypt` / `decrypt`; after it 2048, 64
+/// (send) or 128 (receive), and 2^31 when encrypted in transit.
 fn xopt_flags(o: &Options, negotiated: bool) -> u64 {
     let mut bits = match o.symlinks {
         Symlinks::Follow => 16,
@@ -316,6 +318,9 @@ fn xopt_flags(o: &Options, negotiated: bool) -> u64 {
     if o.remove_empty_dirs {
         bits |= 131_072;
     }
+    if o.move_after.is_some() {
+        bits |= 1 << 24;
+    }
     if negotiated {
         bits |= 2048;
         bits |= if o.mode == Mode::Send { 64 } else { 128 };
@@ -324,6 +329,14 @@ fn xopt_flags(o: &Options, negotiated: bool) -> u64 {
         }
     } else {
         bits |= 256;
+        if o.file_list.is_some() || o.file_pair_list.is_some() {
+            bits |= 2048;
+        }
+        bits |= match o.file_crypt {
+            Some(FileCrypt::Encrypt) => 64,
+            Some(FileCrypt::Decrypt) => 128,
+            None => 0,
+        };
     }
     bits
 }

@@ -1298,10 +1298,15 @@ impl Sim {
             Ok(()) => None,
         };
         let frame = match &error {
-            Some((code, d)) => self.totals_frame("ERROR", Some((*code, d))),
-            None => self.totals_frame("DONE", None),
+            // Nothing was tried yet: the short ERROR of a session that failed at its start
+            // (the real missing-source capture).
+            Some((code, d)) if self.totals.attempted == 0 && self.totals.bytes == 0 => {
+                frames::early_error(&self.o, &self.sid, *code, d)
+            }
+            Some((code, d)) => self.totals_frame("ERROR", Some((*code, d))).finish(),
+            None => self.totals_frame("DONE", None).finish(),
         };
-        if self.link.send(&frame.finish()).is_err() {
+        if self.link.send(&frame).is_err() {
             return self.lost();
         }
         let secs = self.t0.elapsed().as_secs();
