@@ -2,6 +2,7 @@
 //! transfers. The command-line contract is documented in `docs/cli.md`.
 
 mod decode;
+mod node;
 mod render;
 mod transfer;
 
@@ -24,6 +25,8 @@ enum Command {
     Render(render::Args),
     /// Run a transfer spec: progress bar, or JSON events and control lines with --json.
     Transfer(transfer::Args),
+    /// Ask a node API for a transfer spec (upload_setup, download_setup) and print it.
+    Node(node::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +35,6 @@ fn main() -> ExitCode {
         Command::Decode(args) => decode::run(args),
         Command::Render(args) => render::run(args),
         Command::Transfer(args) => transfer::run(args),
+        Command::Node(args) => node::run(args),
     }
 }

@@ -48,15 +48,6 @@ fn fasp(line: &str, password: Option<&str>) -> Output {
     command.output().expect("run fasp")
 }
 
-/// Whether `fasp node` exists in this build (it is wired into main.rs separately).
-fn wired() -> bool {
-    let output = fasp("node --help", None);
-    if !output.status.success() {
-        eprintln!("SKIPPED: this fasp binary has no `node` subcommand yet");
-    }
-    output.status.success()
-}
-
 fn stdout_json(output: &Output) -> Value {
     assert!(
         output.status.success(),
@@ -81,9 +72,6 @@ fn all_output(output: &Output) -> String {
 
 #[test]
 fn upload_setup_prints_the_spec_with_the_token_redacted() {
-    if !wired() {
-        return;
-    }
     let node = Node::start(|_| {});
     let output = fasp(
         &format!(
@@ -118,9 +106,6 @@ fn upload_setup_prints_the_spec_with_the_token_redacted() {
 
 #[test]
 fn show_secrets_prints_the_token() {
-    if !wired() {
-        return;
-    }
     let node = Node::start(|_| {});
     let output = fasp(
         &format!(
@@ -135,9 +120,6 @@ fn show_secrets_prints_the_token() {
 
 #[test]
 fn download_setup_with_bearer_and_several_paths() {
-    if !wired() {
-        return;
-    }
     let node = Node::start(|_| {});
     let output = fasp(
         &format!(
@@ -168,9 +150,6 @@ fn download_setup_with_bearer_and_several_paths() {
 
 #[test]
 fn a_node_error_exits_1_naming_code_and_message() {
-    if !wired() {
-        return;
-    }
     let node = Node::start(|c| {
         c.download_answers = vec![Answer::node_error(
             404,
@@ -195,9 +174,6 @@ fn a_node_error_exits_1_naming_code_and_message() {
 
 #[test]
 fn http_and_answer_failures_exit_1() {
-    if !wired() {
-        return;
-    }
     let node = Node::start(|_| {});
     // Wrong password: 401, the node's message, the password not repeated.
     let output = fasp(
@@ -238,9 +214,6 @@ fn http_and_answer_failures_exit_1() {
 
 #[test]
 fn timeout_is_honoured() {
-    if !wired() {
-        return;
-    }
     let node = Node::start(|c| c.upload_answers = vec![Answer::Slow(Duration::from_secs(5))]);
     let started = Instant::now();
     let output = fasp(
@@ -261,9 +234,6 @@ fn timeout_is_honoured() {
 
 #[test]
 fn usage_errors_exit_2_without_asking_the_node() {
-    if !wired() {
-        return;
-    }
     let node = Node::start(|_| {});
     // No password anywhere.
     let output = fasp(
