@@ -5,6 +5,7 @@ mod decode;
 mod node;
 mod render;
 mod transfer;
+mod updown;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,10 @@ enum Command {
     Transfer(transfer::Args),
     /// Ask a node API for a transfer spec (upload_setup, download_setup) and print it.
     Node(node::Args),
+    /// Upload: node API upload_setup, then the transfer (SOURCE... DESTINATION).
+    Upload(updown::Args),
+    /// Download: node API download_setup, then the transfer (SOURCE... DESTINATION).
+    Download(updown::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +41,7 @@ fn main() -> ExitCode {
         Command::Render(args) => render::run(args),
         Command::Transfer(args) => transfer::run(args),
         Command::Node(args) => node::run(args),
+        Command::Upload(args) => updown::run(args, true),
+        Command::Download(args) => updown::run(args, false),
     }
 }

@@ -41,9 +41,11 @@ enum Action {
     DownloadSetup(SetupArgs),
 }
 
+/// Where the node API is and how to authenticate (shared by `fasp node`, `fasp upload` and
+/// `fasp download`).
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("auth").required(true).args(["user", "bearer"])))]
-struct SetupArgs {
+pub(crate) struct NodeArgs {
     /// The node API's base URL, for example https://node.example.com:9092.
     #[arg(long, value_name = "URL")]
     url: String,
@@ -61,13 +63,44 @@ struct SetupArgs {
     /// Access key id, sent as X-Aspera-AccessKey with --bearer.
     #[arg(long, value_name = "ID", requires = "bearer")]
     access_key: Option<String>,
+    /// Seconds to wait for the node's answer (decimals allowed). Default 30.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    timeout: Option<Duration>,
+}
+
+impl NodeArgs {
+    /// The client, or (exit status, message) for a usage error.
+    pub(crate) fn client(&self) -> Result<NodeClient, (u8, String)> {
+        let mut builder = NodeClient::builder(self.url.clone());
+        if let Some(user) = &self.user {
+            let password = match self.password.clone() {
+                Some(password) => password,
+                None => std::env::var(PASSWORD_ENV).map_err(|_| {
+                    (
+                        2,
+                        format!("--user needs a password: set {PASSWORD_ENV} (or --password)"),
+                    )
+                })?,
+            };
+            builder = builder.basic_auth(user.clone(), password);
+        } else if let (Some(token), Some(access_key)) = (&self.bearer, &self.access_key) {
+            builder = builder.bearer_auth(token.clone(), access_key.clone());
+        }
+        if let Some(timeout) = self.timeout {
+            builder = builder.timeout(timeout);
+        }
+        builder.build().map_err(|e| (2, e.to_string()))
+    }
+}
+
+#[derive(clap::Args)]
+struct SetupArgs {
+    #[command(flatten)]
+    node: NodeArgs,
     /// A destination on the node (upload-setup) or a source on the node (download-setup).
     /// Repeat for several paths.
     #[arg(long = "path", value_name = "P", required = true)]
     paths: Vec<String>,
-    /// Seconds to wait for the node's answer (decimals allowed). Default 30.
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
-    timeout: Option<Duration>,
     /// Print the token and other secrets instead of "<redacted>".
     #[arg(long)]
     show_secrets: bool,
@@ -96,30 +129,9 @@ pub(crate) fn run(args: Args) -> ExitCode {
         ExitCode::from(code)
     };
 
-    let mut builder = NodeClient::builder(setup.url.clone());
-    if let Some(user) = &setup.user {
-        let password = match setup.password.clone() {
-            Some(password) => password,
-            None => match std::env::var(PASSWORD_ENV) {
-                Ok(password) => password,
-                Err(_) => {
-                    return fail(
-                        2,
-                        &format!("--user needs a password: set {PASSWORD_ENV} (or --password)"),
-                    );
-                }
-            },
-        };
-        builder = builder.basic_auth(user.clone(), password);
-    } else if let (Some(token), Some(access_key)) = (&setup.bearer, &setup.access_key) {
-        builder = builder.bearer_auth(token.clone(), access_key.clone());
-    }
-    if let Some(timeout) = setup.timeout {
-        builder = builder.timeout(timeout);
-    }
-    let client = match builder.build() {
+    let client = match setup.node.client() {
         Ok(client) => client,
-        Err(e) => return fail(2, &e),
+        Err((code, message)) => return fail(code, &message),
     };
     let request = if upload {
         TransferRequest::upload_to(setup.paths.iter().cloned())
