@@ -180,14 +180,24 @@ pub(crate) async fn run_attempt(
     let connect_deadline = Instant::now() + opts.connect_timeout;
     let mut stop = Stop::None;
     let mut stop_deadline = Instant::now();
+    let mut exited_early: Option<std::process::ExitStatus> = None;
     let stream = loop {
         tokio::select! {
+            // A connection waiting in the backlog wins over the child's exit: a fast ascp can
+            // connect, report and exit before this task looks.
+            biased;
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(_) => continue,
                 };
                 if process::connection_is_from(pid, peer, ours) == Some(false) {
+                    // A child that already exited holds no sockets any more: it cannot be
+                    // checked this way, and the INIT nonce will tell.
+                    if let Ok(Some(status)) = child.try_wait() {
+                        exited_early = Some(status);
+                        break stream;
+                    }
                     drop(stream);
                     sink.emit(event(spec, None, EventKind::ForeignConnectionRejected { peer }, None)).await;
                     continue;
@@ -196,6 +206,11 @@ pub(crate) async fn run_attempt(
             }
             status = child.wait() => {
                 let status = status.map_err(|source| TransferError::Io { what: "wait for ascp", source })?;
+                // Did it connect just before exiting? Then read what it said.
+                if let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await {
+                    exited_early = Some(status);
+                    break stream;
+                }
                 run.settle_stderr().await;
                 sink.emit(event(spec, None, EventKind::Exited { status: status.to_string() }, None)).await;
                 if run.state.cancelled {
@@ -240,7 +255,18 @@ pub(crate) async fn run_attempt(
     }
 
     // Phase 2: read frames, send controls, watch the child, until EOF and exit.
-    let mut exit: Option<std::process::ExitStatus> = None;
+    let mut exit: Option<std::process::ExitStatus> = exited_early;
+    if let Some(status) = exit {
+        sink.emit(event(
+            spec,
+            None,
+            EventKind::Exited {
+                status: status.to_string(),
+            },
+            None,
+        ))
+        .await;
+    }
     let mut eof = false;
     let mut hung = false;
     let mut idle_deadline = opts.inactivity_timeout.map(|d| Instant::now() + d);

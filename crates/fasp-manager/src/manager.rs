@@ -90,6 +90,12 @@ impl Manager {
             program,
             options,
             limit: self.inner.limit.clone(),
+            permit: std::sync::Mutex::new(
+                self.inner
+                    .limit
+                    .clone()
+                    .and_then(|l| l.try_acquire_owned().ok()),
+            ),
             shutdown: self.inner.shutdown.subscribe(),
         };
         Ok(Transfer::launch(plan))

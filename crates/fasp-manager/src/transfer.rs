@@ -142,6 +142,8 @@ pub(crate) struct Plan {
     pub(crate) program: PathBuf,
     pub(crate) options: TransferOptions,
     pub(crate) limit: Option<Arc<Semaphore>>,
+    /// The slot, when one was free at start (so transfers started in order run in order).
+    pub(crate) permit: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
@@ -353,21 +355,24 @@ async fn run_transfer(
     sink: Arc<Sink>,
 ) -> Result<Summary, TransferError> {
     let started = Instant::now();
-    let _permit = match &plan.limit {
-        Some(limit) => {
-            if limit.available_permits() == 0 {
-                sink.emit(Event {
-                    part: 0,
-                    attempt: 0,
-                    session_id: None,
-                    kind: EventKind::Queued,
-                    frame: None,
-                })
-                .await;
-            }
+    // A slot taken when the transfer was started, or waited for here (in line).
+    let _permit = match (
+        plan.permit.lock().ok().and_then(|mut p| p.take()),
+        &plan.limit,
+    ) {
+        (Some(permit), _) => Some(permit),
+        (None, Some(limit)) => {
+            sink.emit(Event {
+                part: 0,
+                attempt: 0,
+                session_id: None,
+                kind: EventKind::Queued,
+                frame: None,
+            })
+            .await;
             limit.clone().acquire_owned().await.ok()
         }
-        None => None,
+        (None, None) => None,
     };
     sink.set_state(TransferState::Starting);
     // A private folder for file lists, removed when this task ends.
