@@ -126,6 +126,8 @@ pub struct SimEnv {
     pub password: Option<String>,
     /// `ASPERA_SCP_COOKIE`.
     pub cookie: Option<String>,
+    /// `ASPERA_SCP_FILEPASS`.
+    pub file_pass: Option<String>,
 }
 
 impl SimEnv {
@@ -156,6 +158,7 @@ impl SimEnv {
             token: var("ASPERA_SCP_TOKEN"),
             password: var("ASPERA_SCP_PASS"),
             cookie: var("ASPERA_SCP_COOKIE"),
+            file_pass: var("ASPERA_SCP_FILEPASS"),
         })
     }
 }

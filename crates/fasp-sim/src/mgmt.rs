@@ -258,12 +258,8 @@ fn handle(frame: &Frame, ctl: &Ctl, link: &Link, ident: &Mutex<Ident>) {
         Control::Cancel => st.cancelled = true,
         Control::Start(s) => st.starts.push_back(s),
         Control::Stop(s) => st.stops.push(s.source),
-        Control::Done(op) => {
-            // Shutdown wins over Linger.
-            if st.done != Some(DoneOperation::Shutdown) {
-                st.done = Some(op);
-            }
-        }
+        // Shutdown wins over Linger.
+        Control::Done(op) if st.done != Some(DoneOperation::Shutdown) => st.done = Some(op),
         Control::QueryResponse(a) => st.query_answer = Some(a),
         _ => {}
     }

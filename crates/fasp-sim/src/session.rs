@@ -413,6 +413,11 @@ impl Sim {
         if o.host.as_deref().is_none_or(str::is_empty) {
             return Err(startup(8, "no remote host specified"));
         }
+        if o.file_crypt.is_some() && self.env.file_pass.is_none() {
+            let d =
+                "File encryption needs a passphrase in environment variable ASPERA_SCP_FILEPASS";
+            return Err((48, d.into(), format!("ascp: {d}, exiting.\n")));
+        }
         let lists = o.file_list.is_some() || o.file_pair_list.is_some();
         if o.keepalive {
             if o.positionals.len() > 1 || lists {
@@ -511,7 +516,7 @@ impl Sim {
         if self.link.send(&session).is_err() || self.link.send(&error).is_err() {
             return self.lost();
         }
-        if !self.o.quiet && !matches!(code, 8 | 23 | 41) {
+        if !self.o.quiet && !matches!(code, 8 | 23 | 41 | 48) {
             print!("\r\nSession Stop  (Error: {description})\n");
         }
         self.log_line(&format!("session failed: code {code}: {description}"));

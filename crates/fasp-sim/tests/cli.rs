@@ -135,7 +135,10 @@ fn bad_options_match_the_real_ascp() {
 
 /// Refusals after connecting (INIT, SESSION, ERROR): the same code, description, stderr
 /// and exit status as the real ascp.
-fn startup_cases(w: &Work) -> Vec<(Vec<String>, Vec<(&'static str, &'static str)>)> {
+/// Arguments and extra environment of one case.
+type Case = (Vec<String>, Vec<(&'static str, &'static str)>);
+
+fn startup_cases(w: &Work) -> Vec<Case> {
     let odd = w.path().join("odd.txt");
     fs::write(&odd, "a\nb\nc\n").unwrap();
     let list = w.path().join("list.txt");
@@ -171,6 +174,10 @@ fn startup_cases(w: &Work) -> Vec<(Vec<String>, Vec<(&'static str, &'static str)
         (
             v(&["--mode=send", h, "a", "/d"]),
             vec![("ASPERA_SCP_COOKIE", "a\nb")],
+        ),
+        (
+            v(&["--mode=send", h, "--file-crypt=encrypt", "a", "/d"]),
+            vec![],
         ),
     ]
 }

@@ -205,7 +205,8 @@ fn live_against_the_real_ascp() {
     let pairs_arg = format!("--file-pair-list={}", pairs.display());
     let closed = ClosedPort::new();
     let port = closed.port.to_string();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
         (vec![], vec![]),
         (vec!["--mode=recv"], vec![]),
         (vec!["-l", "50000", "-m", "100", "--policy=fixed"], vec![]),

@@ -312,7 +312,7 @@ fn cases() -> Vec<Case> {
                 assert_eq!(num(stop, "StartByte"), 100_000);
                 assert_eq!(num(stop, "Written"), 300_000);
                 assert_eq!(num(stop, "FileBytes"), 200_000);
-                assert_eq!(num(&r.of("STATS")[0], "Written"), 100_000);
+                assert_eq!(num(r.of("STATS")[0], "Written"), 100_000);
                 let data = fs::read(w.local("a.bin")).unwrap();
                 let want: String = sha2::Sha256::digest(&data)
                     .iter()
