@@ -28,7 +28,8 @@
 //! `--remove-empty-source-directory`, `--move-after-transfer`, `--symbolic-links`,
 //! `--skip-special-files`, `-p` and the `--preserve-*` time options, `--partial-file-suffix`,
 //! `--file-manifest*`, `-E`, `--exclude-newer-than`, `--exclude-older-than`, `-@`, `-M`, `-u`,
-//! `-L`, `-q`, `-h`, `-A`, `--`. The others (`-S`, `-w`, `-K`, `-R`, `-e`, `-f`, `-X`, `-x`,
+//! `-L`, `-q`, `-h`, `-A`, `--`. `-C i:N` gives part `i` every N-th file (the real ascp also
+//! splits large files into ranges: not modelled). The others (`-S`, `-w`, `-K`, `-R`, `-e`, `-f`, `-X`, `-x`,
 //! `-I`, `-Y`, `--proxy`, `--check-sshfp`, ...) are accepted and have no effect.
 //! A bad command line gets ascp's own message on stderr and exit status 1, before any
 //! connection (``unrecognized option `--x'``, `ascp: unknown transfer policy turbo`, ...).

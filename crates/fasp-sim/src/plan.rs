@@ -178,6 +178,10 @@ pub(crate) struct Planner<'a> {
     pub(crate) o: &'a Options,
     pub(crate) sides: &'a Sides,
     pub(crate) counts: ScanCounts,
+    /// Regular files seen so far, for `-C i:N`: part `i` takes every N-th file, starting at
+    /// the (i-1)-th (in the same walk order in every part). Modelled: ascp's own split also
+    /// cuts large files into ranges.
+    pub(crate) seq: u64,
 }
 
 impl Planner<'_> {
@@ -295,6 +299,14 @@ impl Planner<'_> {
                 });
             }
             return;
+        }
+        if let Some((part, parts)) = self.o.cluster {
+            let mine =
+                parts <= 1 || self.seq % u64::from(parts) == u64::from(part.saturating_sub(1));
+            self.seq += 1;
+            if !mine {
+                return;
+            }
         }
         self.counts.file_scans += 1;
         let dst = match self.sides.destination(dst_shown) {

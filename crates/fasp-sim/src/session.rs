@@ -668,6 +668,7 @@ impl Sim {
             o: &o,
             sides,
             counts: ScanCounts::default(),
+            seq: 0,
         };
         let plans: Vec<ArgPlan> = sources
             .iter()
@@ -1239,6 +1240,7 @@ impl Sim {
                 o: &o,
                 sides,
                 counts: self.counts,
+                seq: 0,
             };
             let mut plan = planner.plan(index, &clean_path(&start.source), &target);
             self.counts = planner.counts;
