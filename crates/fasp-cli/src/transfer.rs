@@ -76,7 +76,10 @@ pub(crate) fn run_spec(
             return ExitCode::from(2);
         }
     };
-    runtime.block_on(drive(spec, ascp, json, options))
+    let code = runtime.block_on(drive(spec, ascp, json, options));
+    // The stdin reader may still be blocked in a read: do not wait for it.
+    runtime.shutdown_background();
+    code
 }
 
 async fn drive(
