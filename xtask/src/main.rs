@@ -6,11 +6,13 @@
 //! cargo xtask fuzz [--time SECS] [--smoke] [TARGET]
 //! cargo xtask proptest [--cases N]
 //! cargo xtask bench [NAME]
+//! cargo xtask release [VERSION] [--execute] [--preflight] [--skip-preflight]
 //! ```
 
 mod ascp;
 mod bench;
 mod fuzz;
+mod release;
 mod test;
 mod util;
 
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::run_fuzz(&rest),
         "proptest" => test::proptest(&rest),
         "bench" => bench::run_bench(&rest),
+        "release" => release::run(&rest),
         "help" | "--help" | "-h" => {
             println!("{}", USAGE);
             Ok(())
@@ -53,4 +56,7 @@ tasks:
   fuzz [--time SECS] [--smoke] [TARGET]
                                    run cargo-fuzz targets (installs cargo-fuzz when missing)
   proptest [--cases N]             the proptest suites with N cases each
-  bench [NAME]                     criterion benchmarks";
+  bench [NAME]                     criterion benchmarks
+  release [VERSION] [--execute] [--preflight] [--skip-preflight]
+                                   dry run (default) or, with --execute, the release: preflight,
+                                   version bump, CHANGELOG.md, package, publish, tag (RELEASING.md)";
