@@ -47,6 +47,8 @@ enum Action {
 #[command(group(clap::ArgGroup::new("auth").required(true).args(["user", "bearer"])))]
 pub(crate) struct NodeArgs {
     /// The node API's base URL, for example https://node.example.com:9092.
+    // The doc comment is the --help text, kept verbatim: not a rustdoc link.
+    #[allow(rustdoc::bare_urls)]
     #[arg(long, value_name = "URL")]
     url: String,
     /// Node API user (basic authentication); the password comes from FASP_NODE_PASSWORD, or
@@ -102,6 +104,8 @@ struct SetupArgs {
     #[arg(long = "path", value_name = "P", required = true)]
     paths: Vec<String>,
     /// Print the token and other secrets instead of "<redacted>".
+    // The doc comment is the --help text, kept verbatim: not rustdoc HTML.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long)]
     show_secrets: bool,
 }

@@ -15,10 +15,12 @@
 //!   each with its raw frame), to as many subscribers as you like, plus callbacks through
 //!   [`TransferListener`];
 //! * a `watch` receiver of [`Progress`] (bytes, files, rate, elapsed, ETA);
-//! * control: [`Transfer::set_rate`], [`Transfer::set_policy`], [`Transfer::pause`] /
-//!   [`Transfer::resume`], [`Transfer::add_file`] and [`Transfer::finish`] for persistent
-//!   sessions, [`Transfer::cancel`] (`CANCEL`, then SIGTERM, then SIGKILL: a real ascp does not
-//!   read its socket during session initiation);
+//! * control (methods of [`Controller`], which a `Transfer` derefs to):
+//!   [`set_rate`](Controller::set_rate), [`set_policy`](Controller::set_policy),
+//!   [`pause`](Controller::pause) / [`resume`](Controller::resume),
+//!   [`add_file`](Controller::add_file) and [`finish`](Controller::finish) for persistent
+//!   sessions, [`cancel`](Controller::cancel) (`CANCEL`, then SIGTERM, then SIGKILL: a real
+//!   ascp does not read its socket during session initiation);
 //! * [`Transfer::wait`]: a [`Summary`] or a [`TransferError`] with the FASP code, its meaning,
 //!   whether it is retryable, ascp's stderr tail and the files that failed.
 //!

@@ -298,12 +298,12 @@ impl Controller {
             .await
     }
 
-    /// Pause: rates to 0. [`Transfer::resume`] restores the rates ascp last reported.
+    /// Pause: rates to 0. [`Controller::resume`] restores the rates ascp last reported.
     pub async fn pause(&self) -> Result<(), ControlError> {
         self.to_all(|_, _| Ctl::Pause).await
     }
 
-    /// Resume after [`Transfer::pause`].
+    /// Resume after [`Controller::pause`].
     pub async fn resume(&self) -> Result<(), ControlError> {
         self.to_all(|_, _| Ctl::Resume).await
     }

@@ -804,7 +804,7 @@ impl<'a> SessionEnd<'a> {
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct SessionError<'a> {
-    /// `Code`: the FASP error code (see [`crate::error_code`]).
+    /// `Code`: the FASP error code (see [`crate::codes`]).
     pub code: Option<u64>,
     /// `Description` (kept as sent, trailing spaces included).
     pub description: Option<&'a str>,
