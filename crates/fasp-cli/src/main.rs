@@ -2,6 +2,7 @@
 //! transfers. The command-line contract is documented in `docs/cli.md`.
 
 mod decode;
+mod demo;
 mod node;
 mod render;
 mod transfer;
@@ -32,9 +33,24 @@ enum Command {
     Upload(updown::Args),
     /// Download: node API download_setup, then the transfer (SOURCE... DESTINATION).
     Download(updown::Args),
+    /// The whole stack offline: node API stand-in + ascp-sim (an ascp emulator), upload with
+    /// progress, rate change, pause/resume, download back, verify every byte.
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
+    // Started as `ascp-sim` (the demo links this binary under that name): be the emulator.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == demo::SIM_NAME)
+    {
+        let args = std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return ExitCode::from(u8::try_from(fasp_sim::main_with_args(args)).unwrap_or(1));
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Decode(args) => decode::run(args),
@@ -43,5 +59,6 @@ fn main() -> ExitCode {
         Command::Node(args) => node::run(args),
         Command::Upload(args) => updown::run(args, true),
         Command::Download(args) => updown::run(args, false),
+        Command::Demo(args) => demo::run(args),
     }
 }

@@ -261,7 +261,7 @@ fn print_line(v: &Value) {
 }
 
 /// One event as a JSON line (secrets are never part of events).
-fn event_json(event: &Event) -> Option<Value> {
+pub(crate) fn event_json(event: &Event) -> Option<Value> {
     let file = |f: &fasp_manager::FileInfo| {
         json!({"file": f.file, "size": f.size, "written": f.written, "start_byte": f.start_byte,
                "session_bytes": f.session_bytes, "arg_index": f.arg_index})

@@ -378,10 +378,13 @@ impl Run<'_> {
             Ctl::Send(msg) => self.outgoing.push(msg),
             Ctl::Pause => {
                 self.state.paused = true;
+                self.sink.set_state(crate::progress::TransferState::Paused);
                 self.outgoing.push(Control::Rate(RateChange::pause()));
             }
             Ctl::Resume => {
                 self.state.paused = false;
+                self.sink
+                    .set_state(crate::progress::TransferState::Transferring);
                 if let Some((target, min)) = self.state.last_rates {
                     self.outgoing
                         .push(Control::Rate(RateChange::rates(target, min)));

@@ -242,10 +242,12 @@ async fn rate_policy_pause_and_resume_show_in_throughput_and_events() {
     t.set_policy(Policy::Low).await.unwrap();
     t.pause().await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(t.snapshot().state, TransferState::Paused);
     let paused = throughput(&t, Duration::from_secs(1)).await;
     assert!(paused < 20_000.0, "moved {paused} B/s while paused");
     t.resume().await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(t.snapshot().state, TransferState::Transferring);
     let resumed = throughput(&t, Duration::from_secs(1)).await;
     assert!(
         (resumed / 3e6 - 1.0).abs() < 0.25,
