@@ -45,16 +45,9 @@ const START_MBPS: u64 = 200;
 const RAISED_MBPS: u64 = 800;
 
 pub(crate) fn run(args: Args) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::transfer::runtime("demo") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("fasp demo: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let out = Out { json: args.json };
     let result = runtime.block_on(demo(&out, args.size_mb));

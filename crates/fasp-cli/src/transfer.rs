@@ -26,6 +26,13 @@ pub(crate) struct Args {
     /// The transfer spec (JSON: a bare spec, or a node answer with `transfer_specs`).
     #[arg(long)]
     spec: PathBuf,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// How to run a transfer: shared by `fasp transfer`, `fasp upload` and `fasp download`.
+#[derive(clap::Args)]
+pub(crate) struct RunArgs {
     /// The ascp binary (default: $FASP_ASCP, then PATH, then the usual install folders).
     #[arg(long)]
     ascp: Option<PathBuf>,
@@ -37,6 +44,27 @@ pub(crate) struct Args {
     retries: u32,
 }
 
+impl RunArgs {
+    /// Run `spec` to its end with the `fasp transfer` output.
+    pub(crate) fn run(&self, spec: &TransferSpec) -> ExitCode {
+        let options = TransferOptions::default()
+            .with_retry(RetryPolicy::attempts(self.retries.saturating_add(1)));
+        run_spec(spec, self.ascp.as_deref(), self.json, options)
+    }
+}
+
+/// A multi-threaded runtime for one command, or its exit status with a message on stderr.
+pub(crate) fn runtime(command: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("fasp {command}: cannot start the async runtime: {e}");
+            ExitCode::from(2)
+        })
+}
+
 pub(crate) fn run(args: Args) -> ExitCode {
     let spec = match read_spec(&args.spec) {
         Ok(spec) => spec,
@@ -45,9 +73,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let options = TransferOptions::default()
-        .with_retry(RetryPolicy::attempts(args.retries.saturating_add(1)));
-    run_spec(&spec, args.ascp.as_deref(), args.json, options)
+    args.run.run(&spec)
 }
 
 /// Read a spec file (a bare spec, `{"transfer_spec": ...}` or a node answer).
@@ -65,16 +91,9 @@ pub(crate) fn run_spec(
     json: bool,
     options: TransferOptions,
 ) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime("transfer") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("fasp transfer: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let code = runtime.block_on(drive(spec, ascp, json, options));
     // The stdin reader may still be blocked in a read: do not wait for it.

@@ -7,10 +7,8 @@
 //! user, token, fallback) is the only source of connection parameters; its token goes to ascp
 //! through the environment, never the command line.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fasp_manager::{RetryPolicy, TransferOptions};
 use fasp_token::{TransferRequest, prepare_download, prepare_upload};
 
 use crate::node::NodeArgs;
@@ -20,15 +18,8 @@ use crate::node::NodeArgs;
 pub(crate) struct Args {
     #[command(flatten)]
     node: NodeArgs,
-    /// The ascp binary (default: $FASP_ASCP, then PATH, then the usual install folders).
-    #[arg(long)]
-    ascp: Option<PathBuf>,
-    /// JSON events on stdout and JSON control lines on stdin, instead of a progress bar.
-    #[arg(long)]
-    json: bool,
-    /// Retry transient failures this many times, resuming each time.
-    #[arg(long, default_value_t = 0)]
-    retries: u32,
+    #[command(flatten)]
+    run: crate::transfer::RunArgs,
     /// SOURCE... DESTINATION: one or more sources, then the destination folder.
     #[arg(required = true, num_args = 2.., value_name = "PATH")]
     paths: Vec<String>,
@@ -79,7 +70,5 @@ pub(crate) fn run(args: Args, upload: bool) -> ExitCode {
         Ok(spec) => spec,
         Err(e) => return fail(1, &format!("the node's transfer spec cannot be used: {e}")),
     };
-    let options = TransferOptions::default()
-        .with_retry(RetryPolicy::attempts(args.retries.saturating_add(1)));
-    crate::transfer::run_spec(&spec, args.ascp.as_deref(), args.json, options)
+    args.run.run(&spec)
 }
