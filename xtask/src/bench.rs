@@ -1,13 +1,44 @@
-//! `cargo xtask bench`: the criterion benchmarks.
+//! `cargo xtask bench`: the criterion benchmarks, and the manager's load benchmark.
+//!
+//! `cargo xtask bench manager [--n 1,64,256,1000] [--hz 10] [--window SECS] [--probes K]`
+//! builds ascp-sim in release and runs `crates/fasp-manager/benches/load.rs` with those
+//! arguments.
 
 use crate::util::{cargo, positionals, run};
 
+/// Flags of the manager benchmark that take a value (passed through to it).
+const MANAGER_FLAGS: &[&str] = &["--n", "--hz", "--window", "--probes"];
+
 pub(crate) fn run_bench(args: &[String]) -> Result<(), String> {
-    let names = positionals(args, &[]);
+    let names = positionals(args, MANAGER_FLAGS);
     match names.first().copied() {
         None | Some("codec") | Some("decode") => {
             run(cargo().args(["bench", "-p", "fasp-mgmt-proto", "--bench", "decode"]))
         }
-        Some(other) => Err(format!("unknown benchmark `{other}` (known: codec)")),
+        Some("manager") | Some("load") => run_manager(args),
+        Some(other) => Err(format!(
+            "unknown benchmark `{other}` (known: codec, manager)"
+        )),
     }
+}
+
+/// The manager load benchmark: ascp-sim in release first, then the harness.
+fn run_manager(args: &[String]) -> Result<(), String> {
+    run(cargo().args(["build", "--release", "-p", "fasp-sim", "--bin", "ascp-sim"]))?;
+    let mut pass = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        if MANAGER_FLAGS.contains(&args[i].as_str()) {
+            let value = args
+                .get(i + 1)
+                .ok_or_else(|| format!("{} needs a value", args[i]))?;
+            pass.push(args[i].clone());
+            pass.push(value.clone());
+            i += 1;
+        }
+        i += 1;
+    }
+    run(cargo()
+        .args(["bench", "-p", "fasp-manager", "--bench", "load", "--"])
+        .args(&pass))
 }

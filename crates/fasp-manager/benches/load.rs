@@ -1,0 +1,490 @@
+//! Load benchmark of the manager (`cargo xtask bench manager`): N concurrent transfers
+//! through one [`Manager`] against ascp-sim, each a session that stays alive (a `stall`
+//! fault: no progress, STATS go on) and sends STATS at `--hz` for `--window` seconds.
+//!
+//! Reports, per N: manager CPU per 1,000 events (utime+stime of this process, where the
+//! manager runs; ascp-sim processes are separate), resident memory per transfer (VmRSS
+//! during minus before, over N), event latency, control latency (`set_rate` to the
+//! acknowledging rate NOTIFICATION, round trip), time to cancel all N until every ascp-sim is
+//! reaped, and lost or reordered STATS.
+//!
+//! Event latency is a **proxy**: ascp-sim stamps no wall-clock time in its frames, only
+//! `Elapsedusec` (monotonic time since its session start, read when the frame is built). Per
+//! transfer, `receipt - Elapsedusec` is the latency plus a constant offset (the unknown
+//! session start); the offset is estimated as the minimum over that transfer's STATS, so
+//! the figure is the latency *above the fastest frame* of the transfer (the fastest frame's
+//! own latency, tens of microseconds on an idle loopback, is not counted).
+//!
+//! ```text
+//! cargo build --release -p fasp-sim --bin ascp-sim
+//! cargo bench -p fasp-manager --bench load -- --n 1,64,256,1000 --hz 10 --window 5
+//! ```
+//! ascp-sim is taken from `FASP_SIM`, else `target/release/ascp-sim`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use fasp_manager::{EventKind, Manager, Transfer, TransferOptions};
+use fasp_spec::TransferSpec;
+use futures::StreamExt;
+
+/// Command-line settings.
+struct Args {
+    ns: Vec<usize>,
+    hz: u64,
+    window: Duration,
+    probes: u32,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        ns: vec![1, 64, 256, 1000],
+        hz: 10,
+        window: Duration::from_secs(5),
+        probes: 3,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let val = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--n" => {
+                a.ns = val
+                    .split(',')
+                    .map(|s| s.trim().parse().expect("--n: a list of numbers"))
+                    .collect();
+                i += 1;
+            }
+            "--hz" => {
+                a.hz = val.parse().expect("--hz: a number");
+                i += 1;
+            }
+            "--window" => {
+                a.window = Duration::from_secs_f64(val.parse().expect("--window: seconds"));
+                i += 1;
+            }
+            "--probes" => {
+                a.probes = val.parse().expect("--probes: a number");
+                i += 1;
+            }
+            // `cargo bench` passes `--bench`; ignore it and anything else.
+            _ => {}
+        }
+        i += 1;
+    }
+    a
+}
+
+fn sim_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("FASP_SIM") {
+        return PathBuf::from(p);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let p = root.join("target/release/ascp-sim");
+    assert!(
+        p.is_file(),
+        "ascp-sim not found at {} (cargo build --release -p fasp-sim --bin ascp-sim, or set FASP_SIM)",
+        p.display()
+    );
+    p
+}
+
+/// CPU time (user + system) of this process: the utime+stime of `/proc/self/stat`, read
+/// through `getrusage`, which gives them in microseconds rather than 10 ms ticks.
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) else {
+        return Duration::ZERO;
+    };
+    let us = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
+    Duration::from_micros(us(u.user_time()) + us(u.system_time()))
+}
+
+/// Resident memory of this process, KiB.
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Children of this process named ascp-sim, zombies included (they are not reaped yet).
+fn leftover_sims() -> usize {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|s| {
+            let comm = s.split_once('(').and_then(|(_, r)| r.rsplit_once(')'));
+            match comm {
+                Some((name, rest)) => {
+                    let ppid = rest.split_whitespace().nth(1).unwrap_or("");
+                    name.starts_with("ascp-sim") && ppid == me
+                }
+                None => false,
+            }
+        })
+        .count()
+}
+
+fn raise_nofile() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+    getrlimit(Resource::RLIMIT_NOFILE)
+        .map(|(s, _)| s)
+        .unwrap_or(0)
+}
+
+/// What one transfer's watcher saw.
+#[derive(Default)]
+struct Seen {
+    /// `receipt - Elapsedusec`, µs, per STATS inside the window (offset not yet removed).
+    skews: Vec<i64>,
+    /// Minimum of `receipt - Elapsedusec` over all STATS of the transfer.
+    min_skew: i64,
+    /// STATS received inside the window.
+    stats_in_window: u64,
+    /// STATS whose `Elapsedusec` was not above the previous one.
+    reordered: u64,
+    /// Gaps between consecutive STATS longer than 1.5 intervals (by `Elapsedusec`).
+    gaps: u64,
+    /// Round trips `set_rate` → rate NOTIFICATION, µs.
+    control: Vec<u64>,
+    /// Probes never acknowledged.
+    unacked: u32,
+}
+
+/// Shared clock and counters of a run.
+struct Shared {
+    epoch: Instant,
+    window_start: AtomicU64,
+    window_end: AtomicU64,
+    events: AtomicU64,
+    started: AtomicU64,
+}
+
+impl Shared {
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+}
+
+fn elapsed_usec(ev: &fasp_manager::Event) -> Option<i64> {
+    ev.frame.as_ref()?.get("Elapsedusec")?.parse::<i64>().ok()
+}
+
+fn pct(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// One row of the report.
+struct Row {
+    n: usize,
+    started: usize,
+    events: u64,
+    cpu_per_k: Duration,
+    rss_per_transfer_kib: f64,
+    ev_p50: u64,
+    ev_p99: u64,
+    ev_max: u64,
+    ctl_p50: u64,
+    ctl_p99: u64,
+    ctl_max: u64,
+    unacked: u32,
+    cancel: Duration,
+    leftover: usize,
+    stats: u64,
+    expected: u64,
+    reordered: u64,
+    gaps: u64,
+}
+
+async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
+    let work = tempfile::tempdir().expect("tempdir");
+    let local = work.path().join("local");
+    let remote = work.path().join("remote");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::create_dir_all(&remote).unwrap();
+    let src = local.join("payload.bin");
+    std::fs::write(&src, vec![7u8; 64 * 1024]).unwrap();
+    let interval_ms = (1000 / args.hz.max(1)).max(1);
+    let interval_us = interval_ms as i64 * 1000;
+    let spec = TransferSpec::builder()
+        .upload()
+        .host("127.0.0.1")
+        .user("xfer")
+        .ssh_port(33001)
+        .source(src.to_str().unwrap())
+        .destination_root("/inbox")
+        .create_dir(true)
+        .build()
+        .expect("spec");
+    let options = TransferOptions::default()
+        .with_env("ASCP_SIM_ROOT", remote.to_str().unwrap())
+        .with_env("ASCP_SIM_STATS_INTERVAL_MS", interval_ms.to_string())
+        .with_env("ASCP_SIM_FAULT", "stall:36000@1")
+        .with_connect_timeout(Duration::from_secs(120))
+        .with_cancel_graces(Duration::from_secs(3), Duration::from_secs(3));
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_before = rss_kib();
+    let manager = Manager::with_ascp(sim);
+    let shared = Arc::new(Shared {
+        epoch: Instant::now(),
+        window_start: AtomicU64::new(i64::MAX as u64),
+        window_end: AtomicU64::new(i64::MAX as u64),
+        events: AtomicU64::new(0),
+        started: AtomicU64::new(0),
+    });
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let mut transfers: Vec<Transfer> = Vec::with_capacity(n);
+    let mut watchers = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut t = manager.start(&spec, options.clone()).expect("start");
+        let mut events = t.events();
+        let ctl = t.controller();
+        let shared = shared.clone();
+        let mut go = go_rx.clone();
+        let probes = args.probes;
+        let window = args.window;
+        watchers.push(tokio::spawn(async move {
+            let mut seen = Seen {
+                min_skew: i64::MAX,
+                ..Seen::default()
+            };
+            let mut counted_start = false;
+            let mut last_elapsed: Option<i64> = None;
+            // Probe k at window_start + (k + 0.5) * window / probes, staggered by transfer.
+            let mut next_probe: Option<Instant> = None;
+            let mut probe_k = 0u32;
+            let mut pending: Option<(u64, Instant)> = None;
+            let stagger = Duration::from_micros((i as u64 * 7919) % 200_000);
+            loop {
+                let sleep_to = match (pending, next_probe) {
+                    (None, Some(t)) => t,
+                    _ => Instant::now() + Duration::from_secs(3600),
+                };
+                tokio::select! {
+                    ev = events.next() => {
+                        let Some(ev) = ev else { break };
+                        let now_us = shared.now_us() as i64;
+                        let ws = shared.window_start.load(Ordering::Relaxed) as i64;
+                        let we = shared.window_end.load(Ordering::Relaxed) as i64;
+                        let in_window = now_us >= ws && now_us < we;
+                        if in_window {
+                            shared.events.fetch_add(1, Ordering::Relaxed);
+                        }
+                        match &ev.kind {
+                            EventKind::FileStarted(_) | EventKind::FileProgress(_) => {
+                                if !counted_start {
+                                    counted_start = true;
+                                    shared.started.fetch_add(1, Ordering::Relaxed);
+                                }
+                                if let Some(e) = elapsed_usec(&ev) {
+                                    if let Some(prev) = last_elapsed {
+                                        if e <= prev {
+                                            seen.reordered += 1;
+                                        } else if in_window && e - prev > interval_us * 3 / 2 {
+                                            seen.gaps += 1;
+                                        }
+                                    }
+                                    last_elapsed = Some(e);
+                                    let skew = now_us - e;
+                                    seen.min_skew = seen.min_skew.min(skew);
+                                    if in_window {
+                                        seen.skews.push(skew);
+                                        seen.stats_in_window += 1;
+                                    }
+                                }
+                            }
+                            EventKind::RateChanged(r) => {
+                                if let Some((rate, t0)) = pending {
+                                    if r.target_kbps == Some(rate) {
+                                        seen.control.push(t0.elapsed().as_micros() as u64);
+                                        pending = None;
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    _ = go.changed(), if next_probe.is_none() && probe_k == 0 && probes > 0 => {
+                        next_probe = Some(Instant::now() + stagger + window / (2 * probes));
+                    }
+                    _ = tokio::time::sleep_until(sleep_to.into()) => {
+                        let rate = 10_000 + u64::from(probe_k) + 1;
+                        probe_k += 1;
+                        let t0 = Instant::now();
+                        pending = Some((rate, t0));
+                        let _ = ctl.set_rate(rate, 0).await;
+                        next_probe = (probe_k < probes).then(|| t0 + window / probes);
+                    }
+                }
+            }
+            if pending.is_some() {
+                seen.unacked += 1;
+            }
+            seen
+        }));
+        transfers.push(t);
+    }
+
+    // Wait until every transfer sends STATS (or give up after a while).
+    let ramp = Instant::now();
+    while (shared.started.load(Ordering::Relaxed) as usize) < n
+        && ramp.elapsed() < Duration::from_secs(120)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = shared.started.load(Ordering::Relaxed) as usize;
+    eprintln!(
+        "N={n}: {started}/{n} sessions up after {:.1} s",
+        ramp.elapsed().as_secs_f64()
+    );
+    // Let the start-up settle, then measure.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu0 = cpu_time();
+    let ws = shared.now_us();
+    shared.window_start.store(ws, Ordering::Relaxed);
+    let _ = go_tx.send(true);
+    tokio::time::sleep(args.window / 2).await;
+    let rss_during = rss_kib();
+    tokio::time::sleep(args.window - args.window / 2).await;
+    let we = shared.now_us();
+    shared.window_end.store(we, Ordering::Relaxed);
+    let cpu = cpu_time().saturating_sub(cpu0);
+    let events = shared.events.load(Ordering::Relaxed);
+
+    // Cancel all, until every ascp-sim is reaped.
+    let t_cancel = Instant::now();
+    manager.cancel_all();
+    let waits: Vec<_> = transfers.into_iter().map(|t| t.wait()).collect();
+    let _ = futures::future::join_all(waits).await;
+    let mut leftover = leftover_sims();
+    while leftover > 0 && t_cancel.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        leftover = leftover_sims();
+    }
+    let cancel = t_cancel.elapsed();
+
+    let mut ev_lat = Vec::new();
+    let mut ctl_lat = Vec::new();
+    let (mut stats, mut reordered, mut gaps, mut unacked) = (0, 0, 0, 0);
+    for w in watchers {
+        let s = w.await.expect("watcher");
+        ev_lat.extend(s.skews.iter().map(|k| (k - s.min_skew).max(0) as u64));
+        ctl_lat.extend(s.control);
+        stats += s.stats_in_window;
+        reordered += s.reordered;
+        gaps += s.gaps;
+        unacked += s.unacked;
+    }
+    ev_lat.sort_unstable();
+    ctl_lat.sort_unstable();
+    let window_us = we - ws;
+    let expected = n as u64 * window_us / (interval_ms * 1000);
+    Row {
+        n,
+        started,
+        events,
+        cpu_per_k: if events > 0 {
+            cpu * 1000 / events as u32
+        } else {
+            Duration::ZERO
+        },
+        rss_per_transfer_kib: rss_during.saturating_sub(rss_before) as f64 / n as f64,
+        ev_p50: pct(&ev_lat, 0.5),
+        ev_p99: pct(&ev_lat, 0.99),
+        ev_max: ev_lat.last().copied().unwrap_or(0),
+        ctl_p50: pct(&ctl_lat, 0.5),
+        ctl_p99: pct(&ctl_lat, 0.99),
+        ctl_max: ctl_lat.last().copied().unwrap_or(0),
+        unacked,
+        cancel,
+        leftover,
+        stats,
+        expected,
+        reordered,
+        gaps,
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    let sim = sim_path();
+    let nofile = raise_nofile();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "manager load: ascp-sim {}, STATS at {} Hz, window {:.1} s, {} set_rate probes per transfer, RLIMIT_NOFILE {nofile}",
+        sim.display(),
+        args.hz,
+        args.window.as_secs_f64(),
+        args.probes
+    );
+    // Warm-up (runtime threads, allocator arenas, page cache), not reported.
+    let warm = Args {
+        ns: vec![],
+        hz: args.hz,
+        window: Duration::from_millis(500),
+        probes: 1,
+    };
+    runtime.block_on(run_one(&sim, 4, &warm));
+    let mut rows = Vec::new();
+    for &n in &args.ns {
+        let row = runtime.block_on(run_one(&sim, n, &args));
+        rows.push(row);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!();
+    println!(
+        "| N | up | events | CPU/1k events | RSS/transfer | event lat p50/p99/max (proxy) | control p50/p99/max | unacked | cancel all | left | STATS got/expected | reordered | gaps |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {:.2} ms | {:.1} KiB | {:.2} / {:.2} / {:.2} ms | {:.3} / {:.3} / {:.3} ms | {} | {:.3} s | {} | {}/{} | {} | {} |",
+            r.n,
+            r.started,
+            r.events,
+            r.cpu_per_k.as_secs_f64() * 1e3,
+            r.rss_per_transfer_kib,
+            r.ev_p50 as f64 / 1e3,
+            r.ev_p99 as f64 / 1e3,
+            r.ev_max as f64 / 1e3,
+            r.ctl_p50 as f64 / 1e3,
+            r.ctl_p99 as f64 / 1e3,
+            r.ctl_max as f64 / 1e3,
+            r.unacked,
+            r.cancel.as_secs_f64(),
+            r.leftover,
+            r.stats,
+            r.expected,
+            r.reordered,
+            r.gaps,
+        );
+    }
+}
