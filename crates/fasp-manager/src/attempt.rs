@@ -21,6 +21,9 @@ use crate::options::TransferOptions;
 use crate::process::{self, StderrTail};
 use crate::sink::Sink;
 
+/// Initial read buffer of a management connection.
+const READ_BUF: usize = 2048;
+
 /// What the `Transfer` handle asks of a running part.
 #[derive(Debug, Clone)]
 pub(crate) enum Ctl {
@@ -249,7 +252,12 @@ pub(crate) async fn run_attempt(
     drop(listener);
     sink.emit(event(spec, None, EventKind::Connected, None))
         .await;
-    let mut framed = Framed::new(stream, MgmtCodec::new());
+    // Small buffers to start with (they grow when needed): a STATS frame is ~400 bytes, and a
+    // manager may hold thousands of connections.
+    let mut parts = tokio_util::codec::FramedParts::new::<Control>(stream, MgmtCodec::new());
+    parts.read_buf = bytes::BytesMut::with_capacity(READ_BUF);
+    parts.write_buf = bytes::BytesMut::new();
+    let mut framed = Framed::from_parts(parts);
     if run.state.paused {
         run.queue(Ctl::Pause);
     }

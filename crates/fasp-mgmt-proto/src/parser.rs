@@ -15,7 +15,7 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
 
 /// Initial capacity of the field-index arena. Frames take their index out of it without
 /// allocating; it is reused or renewed once the frames holding parts of it are dropped.
-const INDEX_ARENA: usize = 16 * 1024;
+const INDEX_ARENA: usize = 4 * 1024;
 
 /// Every header line starts with this.
 const HEADER_PREFIX: &[u8] = b"FASPMGR ";
