@@ -72,6 +72,39 @@ fn read_exec_cmdline(pid: u32) -> Vec<u8> {
     }
 }
 
+/// An "ascp" whose remote side (run by the private sshd through `-S`) sleeps, so that the
+/// session stays in initiation, where a real ascp does not read its management socket; and an
+/// upload spec that reaches it.
+fn held_in_initiation(
+    sshd: &fasp_testkit::SshServer,
+    dir: &Path,
+    ascp: &Path,
+) -> (PathBuf, TransferSpec) {
+    let stall = sshd
+        .write_remote_script("slow-remote-ascp", "#!/bin/sh\nsleep 60\n")
+        .unwrap();
+    let fake = wrapper(dir, ascp, &format!("-S '{}'", stall.display()), None);
+    let spec = upload(sshd.port(), &source_file(dir), sshd.user())
+        .ssh_private_key_path(sshd.client_key_path().to_str().unwrap())
+        .build()
+        .unwrap();
+    (fake, spec)
+}
+
+/// Read events until the first INIT (20 s at most).
+async fn wait_for_init(events: &mut fasp_manager::EventStream) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let e = tokio::time::timeout_at(deadline.into(), events.next())
+            .await
+            .expect("INIT in time")
+            .expect("events");
+        if matches!(e.kind, EventKind::SessionInit { .. }) {
+            return;
+        }
+    }
+}
+
 /// Collects every event through the listener interface.
 #[derive(Default, Clone)]
 struct Recorder(Arc<Mutex<Vec<Event>>>);
@@ -365,36 +398,14 @@ async fn cancel_during_initiation_escalates_and_leaves_nothing() {
     let ascp = require_real_ascp!();
     let sshd = require_ssh_server!();
     let dir = tempfile::tempdir().unwrap();
-    // The remote side sleeps: ascp sits in session initiation and does not read its socket.
-    let stall = sshd
-        .write_remote_script("slow-remote-ascp", "#!/bin/sh\nsleep 60\n")
-        .unwrap();
-    let fake = wrapper(
-        dir.path(),
-        &ascp,
-        &format!("-S '{}'", stall.display()),
-        None,
-    );
-    let spec = upload(sshd.port(), &source_file(dir.path()), sshd.user())
-        .ssh_private_key_path(sshd.client_key_path().to_str().unwrap())
-        .build()
-        .unwrap();
+    let (fake, spec) = held_in_initiation(&sshd, dir.path(), &ascp);
     let opts = TransferOptions::default()
         .with_cancel_graces(Duration::from_secs(1), Duration::from_secs(1));
     let manager = Manager::with_ascp(&fake);
     let mut t = manager.start(&spec, opts).unwrap();
     let mut events = t.events();
     // Wait until the session has begun (INIT), then give it a moment in initiation.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let e = tokio::time::timeout_at(deadline.into(), events.next())
-            .await
-            .expect("INIT in time")
-            .expect("events");
-        if matches!(e.kind, EventKind::SessionInit { .. }) {
-            break;
-        }
-    }
+    wait_for_init(&mut events).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     t.cancel().await.unwrap();
@@ -415,19 +426,7 @@ async fn dropping_the_manager_or_the_transfer_stops_and_reaps_ascp() {
     let ascp = require_real_ascp!();
     let sshd = require_ssh_server!();
     let dir = tempfile::tempdir().unwrap();
-    let stall = sshd
-        .write_remote_script("stalling-remote", "#!/bin/sh\nsleep 60\n")
-        .unwrap();
-    let fake = wrapper(
-        dir.path(),
-        &ascp,
-        &format!("-S '{}'", stall.display()),
-        None,
-    );
-    let spec = upload(sshd.port(), &source_file(dir.path()), sshd.user())
-        .ssh_private_key_path(sshd.client_key_path().to_str().unwrap())
-        .build()
-        .unwrap();
+    let (fake, spec) = held_in_initiation(&sshd, dir.path(), &ascp);
     let needle = dir.path().to_str().unwrap().to_owned();
     let opts = || {
         TransferOptions::default()
@@ -439,11 +438,7 @@ async fn dropping_the_manager_or_the_transfer_stops_and_reaps_ascp() {
     let manager = Manager::with_ascp(&fake);
     let mut t = manager.start(&spec, opts()).unwrap();
     let mut events = t.events();
-    while let Some(e) = events.next().await {
-        if matches!(e.kind, EventKind::SessionInit { .. }) {
-            break;
-        }
-    }
+    wait_for_init(&mut events).await;
     assert!(alive(&needle), "ascp should be running");
     drop(t);
     assert_no_leftover(&needle);
@@ -451,11 +446,7 @@ async fn dropping_the_manager_or_the_transfer_stops_and_reaps_ascp() {
     // Drop the manager while a transfer runs.
     let mut t = manager.start(&spec, opts()).unwrap();
     let mut events = t.events();
-    while let Some(e) = events.next().await {
-        if matches!(e.kind, EventKind::SessionInit { .. }) {
-            break;
-        }
-    }
+    wait_for_init(&mut events).await;
     assert!(alive(&needle));
     drop(manager);
     let result = t.wait().await;
