@@ -43,6 +43,7 @@
 //! | `ASCP_SIM_EXPECT_PASSWORD` | the password (`ASPERA_SCP_PASS`) it accepts; otherwise code 19 |
 //! | `ASCP_SIM_STATS_INTERVAL_MS` | STATS interval in milliseconds (default 1000, as ascp) |
 //! | `ASCP_SIM_FAULT` | faults to inject, see below |
+//! | `ASCP_SIM_TIMESTAMPS` | `1`: stamp frames for latency measurements, see below |
 //! | `ASPERA_SCP_TOKEN`, `ASPERA_SCP_PASS`, `ASPERA_SCP_KEY`, `ASPERA_SCP_COOKIE`, `ASPERA_SCP_FILEPASS` | read as ascp reads them: a line feed in the token or cookie ends the session with code 8 (`environment variable ASPERA_SCP_TOKEN must not contain newlines`), the cookie is cut at a CR and echoed in INIT and SESSION |
 //!
 //! ## Faults
@@ -82,6 +83,15 @@
 //! (answered by its STOP frame) and `DONE` ends the session (`Shutdown` now, `Linger` once
 //! the queue is empty). SIGTERM, SIGINT and SIGHUP end the process with status 1 and no
 //! frame, as the real ascp does.
+//!
+//! ## Timestamps for latency measurements
+//! With `ASCP_SIM_TIMESTAMPS=1`, every frame ends with a `SimSentUsec` field ([`SENT_FIELD`]):
+//! [`monotonic_usec`] read under the socket's lock right before the write, so a receiver on
+//! the same machine measures the one-way delay from the frame leaving ascp-sim to it reaching
+//! the receiver. The NOTIFICATION that acknowledges a `RATE` also carries `SimCtlReadUsec`
+//! ([`CONTROL_READ_FIELD`]): when the read that brought that `RATE` returned, which measures
+//! the delay of a control from the manager's caller to ascp-sim. Real ascp writes neither
+//! (the manager keeps unknown fields, so they reach its events unchanged).
 //!
 //! ## Faithful and modelled
 //! Checked against the real ascp 3.9 (captures and live runs): the command-line parser and
@@ -123,6 +133,28 @@ pub const ENV_EXPECT_PASSWORD: &str = "ASCP_SIM_EXPECT_PASSWORD";
 /// STATS interval in milliseconds.
 pub const ENV_STATS_INTERVAL_MS: &str = "ASCP_SIM_STATS_INTERVAL_MS";
 
+/// `1` (or `yes`, `true`): stamp frames for latency measurements ([`SENT_FIELD`],
+/// [`CONTROL_READ_FIELD`]). Unset, empty, `0`, `no` or `false`: frames are as ascp writes them.
+pub const ENV_TIMESTAMPS: &str = "ASCP_SIM_TIMESTAMPS";
+
+/// Under `ASCP_SIM_TIMESTAMPS`, the last field of every frame ascp-sim writes: its
+/// [`monotonic_usec`] read just before the frame was written to the management socket.
+pub const SENT_FIELD: &str = "SimSentUsec";
+
+/// Under `ASCP_SIM_TIMESTAMPS`, a field of the NOTIFICATION that acknowledges a `RATE`: the
+/// [`monotonic_usec`] at which the read that brought the `RATE` frame returned.
+pub const CONTROL_READ_FIELD: &str = "SimCtlReadUsec";
+
+/// Microseconds of `CLOCK_MONOTONIC`: one clock for every process of the machine, so a
+/// stamp taken by ascp-sim can be compared with one taken by the manager's caller (read
+/// the same clock there, e.g. with `clock_gettime(CLOCK_MONOTONIC)`). 0 if it cannot be read.
+pub fn monotonic_usec() -> u64 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000)
+        .unwrap_or(0)
+}
+
 /// The version line `-A` prints (the real ascp's, with the emulator named).
 pub const VERSION: &str =
     "ascp version 3.9.0.163682 (ascp-sim: an ascp emulator for tests, not IBM Aspera ascp)";
@@ -143,6 +175,8 @@ pub struct SimEnv {
     pub stats_interval: Duration,
     /// `ASCP_SIM_FAULT`.
     pub faults: Faults,
+    /// `ASCP_SIM_TIMESTAMPS`.
+    pub timestamps: bool,
     /// `ASPERA_SCP_TOKEN`.
     pub token: Option<String>,
     /// `ASPERA_SCP_PASS`.
@@ -169,6 +203,11 @@ impl SimEnv {
                     .ok_or_else(|| format!("bad {ENV_STATS_INTERVAL_MS} {v:?}"))?,
             ),
         };
+        let timestamps = match var(ENV_TIMESTAMPS).as_deref() {
+            None | Some("0" | "no" | "false") => false,
+            Some("1" | "yes" | "true") => true,
+            Some(v) => return Err(format!("bad {ENV_TIMESTAMPS} {v:?} (1 or 0)")),
+        };
         Ok(SimEnv {
             root: std::env::var_os(ENV_ROOT)
                 .filter(|v| !v.is_empty())
@@ -178,6 +217,7 @@ impl SimEnv {
             expect_password: var(ENV_EXPECT_PASSWORD),
             stats_interval,
             faults,
+            timestamps,
             token: var("ASPERA_SCP_TOKEN"),
             password: var("ASPERA_SCP_PASS"),
             cookie: var("ASPERA_SCP_COOKIE"),

@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use fasp_mgmt_proto::{Control, DoneOperation, Frame, FrameParser, QueryAnswer, StartFile};
 
 use crate::frames::Out;
+use crate::{CONTROL_READ_FIELD, SENT_FIELD};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -31,6 +32,8 @@ enum LinkState {
 /// The writing half of the management connection.
 pub(crate) struct Link {
     state: Mutex<LinkState>,
+    /// `ASCP_SIM_TIMESTAMPS`: stamp every frame with `SimSentUsec` as it is written.
+    stamp: bool,
 }
 
 impl Link {
@@ -38,18 +41,20 @@ impl Link {
     pub(crate) fn absent() -> Link {
         Link {
             state: Mutex::new(LinkState::Absent),
+            stamp: false,
         }
     }
 
     /// Connect to `localhost:port` over IPv4, as ascp does. Returns the link and a handle
-    /// for the reader.
-    pub(crate) fn connect(port: u16) -> io::Result<(Link, TcpStream)> {
+    /// for the reader. With `stamp`, every frame written carries [`SENT_FIELD`].
+    pub(crate) fn connect(port: u16, stamp: bool) -> io::Result<(Link, TcpStream)> {
         let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
         let _ = stream.set_nodelay(true);
         let reader = stream.try_clone()?;
         Ok((
             Link {
                 state: Mutex::new(LinkState::Open(stream)),
+                stamp,
             },
             reader,
         ))
@@ -60,19 +65,34 @@ impl Link {
         !matches!(*lock(&self.state), LinkState::Absent)
     }
 
-    /// Write one frame.
-    pub(crate) fn send(&self, frame: &Frame) -> Result<(), Lost> {
-        self.send_raw(frame.as_bytes())
+    /// Whether frames are stamped (`ASCP_SIM_TIMESTAMPS`).
+    pub(crate) fn stamps(&self) -> bool {
+        self.stamp
     }
 
-    /// Write raw bytes (for the malformed-frame fault).
+    /// Write one frame (stamped with [`SENT_FIELD`] under `ASCP_SIM_TIMESTAMPS`).
+    pub(crate) fn send(&self, frame: &Frame) -> Result<(), Lost> {
+        self.write(frame.as_bytes(), self.stamp)
+    }
+
+    /// Write raw bytes (for the malformed-frame fault), never stamped.
     pub(crate) fn send_raw(&self, bytes: &[u8]) -> Result<(), Lost> {
+        self.write(bytes, false)
+    }
+
+    fn write(&self, bytes: &[u8], stamp: bool) -> Result<(), Lost> {
         let mut state = lock(&self.state);
         match &mut *state {
             LinkState::Absent => Ok(()),
             LinkState::Closed => Err(Lost),
             LinkState::Open(stream) => {
-                if stream.write_all(bytes).is_ok() {
+                // The stamp is read under the lock, right before the write: it is the moment
+                // the frame leaves, not the moment it was built.
+                let written = match stamp.then(|| stamped(bytes)).flatten() {
+                    Some(with_stamp) => stream.write_all(&with_stamp),
+                    None => stream.write_all(bytes),
+                };
+                if written.is_ok() {
                     Ok(())
                 } else {
                     let _ = stream.shutdown(Shutdown::Both);
@@ -93,6 +113,24 @@ impl Link {
             *state = LinkState::Closed;
         }
     }
+}
+
+/// `frame` (a whole encoded frame, ending with its blank line) with a [`SENT_FIELD`] line
+/// added as its last field; `None` if it does not end as a frame does.
+fn stamped(frame: &[u8]) -> Option<Vec<u8>> {
+    let (body, eol): (&[u8], &[u8]) = if let Some(b) = frame.strip_suffix(b"\r\n\r\n") {
+        (b, b"\r\n")
+    } else {
+        (frame.strip_suffix(b"\n\n")?, b"\n")
+    };
+    let line = format!("{SENT_FIELD}: {}", crate::monotonic_usec());
+    let mut out = Vec::with_capacity(frame.len() + line.len() + 2);
+    out.extend_from_slice(body);
+    out.extend_from_slice(eol);
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(eol);
+    out.extend_from_slice(eol);
+    Some(out)
 }
 
 /// Rates and policy as the manager last set them.
@@ -197,10 +235,11 @@ pub(crate) fn spawn_reader(
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                let read_at = crate::monotonic_usec();
                 buf.extend_from_slice(&chunk[..n]);
                 loop {
                     match parser.parse(&mut buf) {
-                        Ok(Some(frame)) => handle(&frame, &ctl, &link, &ident),
+                        Ok(Some(frame)) => handle(&frame, read_at, &ctl, &link, &ident),
                         Ok(None) => break,
                         // Damage is skipped, as ascp ignores what it cannot read.
                         Err(_) => continue,
@@ -216,7 +255,8 @@ pub(crate) fn spawn_reader(
     }
 }
 
-fn handle(frame: &Frame, ctl: &Ctl, link: &Link, ident: &Mutex<Ident>) {
+/// Act on one control frame; `read_at` is when the read that completed it returned.
+fn handle(frame: &Frame, read_at: u64, ctl: &Ctl, link: &Link, ident: &Mutex<Ident>) {
     let Ok(control) = Control::from_frame(frame) else {
         return;
     };
@@ -251,6 +291,9 @@ fn handle(frame: &Frame, ctl: &Ctl, link: &Link, ident: &Mutex<Ident>) {
                 .num("Priority", u64::from(rate.priority));
             if let Some(u) = &id.user_str {
                 out.text("UserStr", u);
+            }
+            if link.stamps() {
+                out.num(CONTROL_READ_FIELD, read_at);
             }
             let _ = link.send(&out.finish());
             return;

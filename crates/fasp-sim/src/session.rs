@@ -94,7 +94,7 @@ pub(crate) fn run(o: Options, env: SimEnv) -> i32 {
         return 1;
     }
     let (link, reader) = match o.mgmt_port {
-        Some(port) => match Link::connect(port) {
+        Some(port) => match Link::connect(port, env.timestamps) {
             Ok((link, reader)) => (link, Some(reader)),
             Err(_) => {
                 eprint!(

@@ -330,3 +330,69 @@ fn sigterm_exits_1_at_once() {
     assert_eq!(run.code, Some(1));
     fasp_testkit::assert_no_leftover(&w.s(w.path()));
 }
+
+/// `ASCP_SIM_TIMESTAMPS=1`: every frame ends with `SimSentUsec` (the shared monotonic clock,
+/// never going back, between the moment the run started and the moment the test read it);
+/// the RATE acknowledgement carries `SimCtlReadUsec`, after the RATE was sent and before the
+/// acknowledgement left. Without the variable, no frame has either field; a bad value stops
+/// the run.
+#[test]
+fn timestamps_for_latency_measurements() {
+    let w = Work::new();
+    let a = w.file(&w.local("a.bin"), 2_000_000);
+    fs::create_dir(w.remote("in")).unwrap();
+    let args = [
+        "--mode=send",
+        "--user=u",
+        "--host=h",
+        "-l",
+        "8000",
+        &w.s(&a),
+        "/in",
+    ];
+    let before = fasp_sim::monotonic_usec();
+    let sim = Spawn::new(&args)
+        .root(&w)
+        .env("ASCP_SIM_TIMESTAMPS", "1")
+        .env("ASCP_SIM_STATS_INTERVAL_MS", "50")
+        .spawn();
+    sim.wait_type("STATS", 5 * SEC);
+    let sent_at = fasp_sim::monotonic_usec();
+    sim.send(&Control::Rate(RateChange::rates(9_000, 0)));
+    let ack = sim.wait_type("NOTIFICATION", 2 * SEC);
+    let acked = fasp_sim::monotonic_usec();
+    let read = num(&ack, "SimCtlReadUsec");
+    let ack_sent = num(&ack, "SimSentUsec");
+    assert!(
+        sent_at <= read && read <= ack_sent && ack_sent <= acked,
+        "sent {sent_at} <= read {read} <= ack {ack_sent} <= seen {acked}"
+    );
+    let run = sim.wait(10 * SEC);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let mut last = before;
+    for f in &run.frames {
+        let field = f.fields().last().expect("a field");
+        assert_eq!(field.key, "SimSentUsec", "last field of {f:?}");
+        let stamp: u64 = field.value.parse().expect("a number");
+        assert!(stamp >= last, "stamps go back: {stamp} after {last}");
+        last = stamp;
+    }
+    assert!(last <= fasp_sim::monotonic_usec());
+    assert!(run.frames.len() > 5, "{:?}", run.types());
+
+    let plain = Spawn::new(&args).root(&w).env("ASCP_SIM_TIMESTAMPS", "0").run();
+    assert_eq!(plain.code, Some(0), "{}", plain.stderr);
+    assert!(plain.frames.iter().all(|f| f.get("SimSentUsec").is_none()));
+
+    let bad = Spawn::new(&args)
+        .root(&w)
+        .env("ASCP_SIM_TIMESTAMPS", "sometimes")
+        .run();
+    assert_eq!(bad.code, Some(1));
+    assert!(!bad.connected);
+    assert!(
+        bad.stderr.contains("bad ASCP_SIM_TIMESTAMPS \"sometimes\""),
+        "{}",
+        bad.stderr
+    );
+}
