@@ -4,16 +4,19 @@
 //!
 //! Reports, per N: manager CPU per 1,000 events (utime+stime of this process, where the
 //! manager runs; ascp-sim processes are separate), resident memory per transfer (VmRSS
-//! during minus before, over N), event latency, control latency (`set_rate` to the
-//! acknowledging rate NOTIFICATION, round trip), time to cancel all N until every ascp-sim is
-//! reaped, and lost or reordered STATS.
+//! during minus before, over N), event latency, control latency, time to cancel all N until
+//! every ascp-sim is reaped, and lost or reordered STATS.
 //!
-//! Event latency is a **proxy**: ascp-sim stamps no wall-clock time in its frames, only
-//! `Elapsedusec` (monotonic time since its session start, read when the frame is built). Per
-//! transfer, `receipt - Elapsedusec` is the latency plus a constant offset (the unknown
-//! session start); the offset is estimated as the minimum over that transfer's STATS, so
-//! the figure is the latency *above the fastest frame* of the transfer (the fastest frame's
-//! own latency, tens of microseconds on an idle loopback, is not counted).
+//! Latencies are one-way, on the machine's `CLOCK_MONOTONIC`, which every process shares:
+//! ascp-sim runs with `ASCP_SIM_TIMESTAMPS=1`, so each frame carries `SimSentUsec` (read
+//! right before the frame is written to the management socket) and each RATE
+//! acknowledgement `SimCtlReadUsec` (when the read that brought the RATE returned).
+//! - event latency: the caller's stream yields the event − `SimSentUsec` of its frame;
+//! - control latency: `SimCtlReadUsec` − the moment `set_rate` was called;
+//! - control round trip (for reference): `set_rate` called → its acknowledging
+//!   NOTIFICATION reaches the caller;
+//! - `set_rate` call: called → returned (the RATE is then written, or queued behind
+//!   earlier requests).
 //!
 //! ```text
 //! cargo build --release -p fasp-sim --bin ascp-sim
@@ -102,6 +105,14 @@ fn cpu_time() -> Duration {
     Duration::from_micros(us(u.user_time()) + us(u.system_time()))
 }
 
+/// Microseconds of `CLOCK_MONOTONIC`, the clock of ascp-sim's stamps.
+fn mono_us() -> u64 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1_000)
+        .expect("CLOCK_MONOTONIC")
+}
+
 /// Resident memory of this process, KiB.
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -112,31 +123,46 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Children of this process named ascp-sim, zombies included (they are not reaped yet).
-fn leftover_sims() -> usize {
-    let me = std::process::id().to_string();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
+/// `(run_delay ns, timeslices)` of a thread, from its `schedstat`: how long it waited on a
+/// run queue, ready to run, and how many times it ran.
+fn schedstat(task: &std::path::Path) -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string(task.join("schedstat")).ok()?;
+    let mut it = s.split_whitespace().skip(1).map(|v| v.parse::<u64>().ok());
+    Some((it.next()??, it.next()??))
+}
+
+/// `schedstat` of the threads of `pid` whose name starts with `prefix`.
+fn thread_schedstats(pid: &str, prefix: &str) -> Vec<(u64, u64)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
     };
     dir.filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim_end().starts_with(prefix))
         })
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|s| {
-            let comm = s.split_once('(').and_then(|(_, r)| r.rsplit_once(')'));
-            match comm {
-                Some((name, rest)) => {
-                    let ppid = rest.split_whitespace().nth(1).unwrap_or("");
-                    name.starts_with("ascp-sim") && ppid == me
-                }
-                None => false,
+        .filter_map(|t| schedstat(&t.path()))
+        .collect()
+}
+
+/// Pids of this process's ascp-sim children, zombies included (they are not reaped yet).
+fn sim_pids() -> Vec<String> {
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
             }
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (comm, rest) = stat.split_once('(')?.1.rsplit_once(')')?;
+            let ppid = rest.split_whitespace().nth(1)?;
+            (comm.starts_with("ascp-sim") && ppid == me).then_some(name)
         })
-        .count()
+        .collect()
 }
 
 fn raise_nofile() -> u64 {
@@ -154,18 +180,22 @@ fn raise_nofile() -> u64 {
 /// What one transfer's watcher saw.
 #[derive(Default)]
 struct Seen {
-    /// `receipt - Elapsedusec`, µs, per STATS inside the window (offset not yet removed).
-    skews: Vec<i64>,
-    /// Minimum of `receipt - Elapsedusec` over all STATS of the transfer.
-    min_skew: i64,
+    /// One-way event latencies (receipt − `SimSentUsec`), µs, of STATS inside the window.
+    event: Vec<u64>,
+    /// Events inside the window without a `SimSentUsec` stamp.
+    unstamped: u64,
     /// STATS received inside the window.
     stats_in_window: u64,
     /// STATS whose `Elapsedusec` was not above the previous one.
     reordered: u64,
     /// Gaps between consecutive STATS longer than 1.5 intervals (by `Elapsedusec`).
     gaps: u64,
-    /// Round trips `set_rate` → rate NOTIFICATION, µs.
+    /// One-way control latencies (`SimCtlReadUsec` − `set_rate` called), µs.
     control: Vec<u64>,
+    /// Round trips `set_rate` called → rate NOTIFICATION received, µs.
+    round_trip: Vec<u64>,
+    /// `set_rate` called → returned, µs (it returns once the RATE is written or queued).
+    call: Vec<u64>,
     /// Probes never acknowledged.
     unacked: u32,
 }
@@ -185,8 +215,8 @@ impl Shared {
     }
 }
 
-fn elapsed_usec(ev: &fasp_manager::Event) -> Option<i64> {
-    ev.frame.as_ref()?.get("Elapsedusec")?.parse::<i64>().ok()
+fn field<T: std::str::FromStr>(ev: &fasp_manager::Event, key: &str) -> Option<T> {
+    ev.frame.as_ref()?.get(key)?.parse::<T>().ok()
 }
 
 fn pct(sorted: &[u64], p: f64) -> u64 {
@@ -210,6 +240,18 @@ struct Row {
     ctl_p50: u64,
     ctl_p99: u64,
     ctl_max: u64,
+    rt_p50: u64,
+    rt_p99: u64,
+    rt_max: u64,
+    call_p50: u64,
+    call_p99: u64,
+    /// ascp-sim's management reader threads: run-queue wait per wakeup, µs (over all of
+    /// them), and the p99 over threads of their own average.
+    reader_wait_avg: f64,
+    reader_wait_p99: f64,
+    /// The manager's runtime threads: run-queue wait per time slice during the window, µs.
+    worker_wait_avg: f64,
+    unstamped: u64,
     unacked: u32,
     cancel: Duration,
     leftover: usize,
@@ -243,6 +285,7 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
         .with_env("ASCP_SIM_ROOT", remote.to_str().unwrap())
         .with_env("ASCP_SIM_STATS_INTERVAL_MS", interval_ms.to_string())
         .with_env("ASCP_SIM_FAULT", "stall:36000@1")
+        .with_env("ASCP_SIM_TIMESTAMPS", "1")
         .with_connect_timeout(Duration::from_secs(120))
         .with_cancel_graces(Duration::from_secs(3), Duration::from_secs(3));
 
@@ -268,16 +311,13 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
         let probes = args.probes;
         let window = args.window;
         watchers.push(tokio::spawn(async move {
-            let mut seen = Seen {
-                min_skew: i64::MAX,
-                ..Seen::default()
-            };
+            let mut seen = Seen::default();
             let mut counted_start = false;
             let mut last_elapsed: Option<i64> = None;
             // Probe k at window_start + (k + 0.5) * window / probes, staggered by transfer.
             let mut next_probe: Option<Instant> = None;
             let mut probe_k = 0u32;
-            let mut pending: Option<(u64, Instant)> = None;
+            let mut pending: Option<(u64, u64)> = None;
             let stagger = Duration::from_micros((i as u64 * 7919) % 200_000);
             loop {
                 let sleep_to = match (pending, next_probe) {
@@ -287,6 +327,7 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
                 tokio::select! {
                     ev = events.next() => {
                         let Some(ev) = ev else { break };
+                        let received = mono_us();
                         let now_us = shared.now_us() as i64;
                         let ws = shared.window_start.load(Ordering::Relaxed) as i64;
                         let we = shared.window_end.load(Ordering::Relaxed) as i64;
@@ -300,7 +341,7 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
                                     counted_start = true;
                                     shared.started.fetch_add(1, Ordering::Relaxed);
                                 }
-                                if let Some(e) = elapsed_usec(&ev) {
+                                if let Some(e) = field::<i64>(&ev, "Elapsedusec") {
                                     if let Some(prev) = last_elapsed {
                                         if e <= prev {
                                             seen.reordered += 1;
@@ -309,18 +350,23 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
                                         }
                                     }
                                     last_elapsed = Some(e);
-                                    let skew = now_us - e;
-                                    seen.min_skew = seen.min_skew.min(skew);
-                                    if in_window {
-                                        seen.skews.push(skew);
-                                        seen.stats_in_window += 1;
+                                }
+                                if in_window {
+                                    seen.stats_in_window += 1;
+                                    match field::<u64>(&ev, "SimSentUsec") {
+                                        Some(sent) => seen.event.push(received.saturating_sub(sent)),
+                                        None => seen.unstamped += 1,
                                     }
                                 }
                             }
                             EventKind::RateChanged(r) => {
                                 if let Some((rate, t0)) = pending {
                                     if r.target_kbps == Some(rate) {
-                                        seen.control.push(t0.elapsed().as_micros() as u64);
+                                        seen.round_trip.push(received.saturating_sub(t0));
+                                        match field::<u64>(&ev, "SimCtlReadUsec") {
+                                            Some(read) => seen.control.push(read.saturating_sub(t0)),
+                                            None => seen.unstamped += 1,
+                                        }
                                         pending = None;
                                     }
                                 }
@@ -335,8 +381,10 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
                         let rate = 10_000 + u64::from(probe_k) + 1;
                         probe_k += 1;
                         let t0 = Instant::now();
-                        pending = Some((rate, t0));
+                        let called = mono_us();
+                        pending = Some((rate, called));
                         let _ = ctl.set_rate(rate, 0).await;
+                        seen.call.push(mono_us().saturating_sub(called));
                         next_probe = (probe_k < probes).then(|| t0 + window / probes);
                     }
                 }
@@ -363,6 +411,7 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
     );
     // Let the start-up settle, then measure.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let workers0 = thread_schedstats("self", "tokio-rt-worker");
     let cpu0 = cpu_time();
     let ws = shared.now_us();
     shared.window_start.store(ws, Ordering::Relaxed);
@@ -374,26 +423,49 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
     shared.window_end.store(we, Ordering::Relaxed);
     let cpu = cpu_time().saturating_sub(cpu0);
     let events = shared.events.load(Ordering::Relaxed);
+    let workers1 = thread_schedstats("self", "tokio-rt-worker");
+    let sum = |v: &[(u64, u64)]| {
+        v.iter()
+            .fold((0u64, 0u64), |(d, n), (d1, n1)| (d + d1, n + n1))
+    };
+    let (wd0, wn0) = sum(&workers0);
+    let (wd1, wn1) = sum(&workers1);
+    let worker_wait_avg =
+        (wd1.saturating_sub(wd0)) as f64 / 1e3 / (wn1.saturating_sub(wn0)).max(1) as f64;
+    let readers: Vec<(u64, u64)> = sim_pids()
+        .iter()
+        .flat_map(|pid| thread_schedstats(pid, "mgmt-reader"))
+        .collect();
+    let (rd, rn) = sum(&readers);
+    let reader_wait_avg = rd as f64 / 1e3 / rn.max(1) as f64;
+    let mut per_reader: Vec<u64> = readers.iter().map(|(d, n)| d / n.max(&1)).collect();
+    per_reader.sort_unstable();
+    let reader_wait_p99 = pct(&per_reader, 0.99) as f64 / 1e3;
 
     // Cancel all, until every ascp-sim is reaped.
     let t_cancel = Instant::now();
     manager.cancel_all();
     let waits: Vec<_> = transfers.into_iter().map(|t| t.wait()).collect();
     let _ = futures::future::join_all(waits).await;
-    let mut leftover = leftover_sims();
+    let mut leftover = sim_pids().len();
     while leftover > 0 && t_cancel.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        leftover = leftover_sims();
+        leftover = sim_pids().len();
     }
     let cancel = t_cancel.elapsed();
 
     let mut ev_lat = Vec::new();
     let mut ctl_lat = Vec::new();
-    let (mut stats, mut reordered, mut gaps, mut unacked) = (0, 0, 0, 0);
+    let mut rt_lat = Vec::new();
+    let mut call_lat = Vec::new();
+    let (mut stats, mut reordered, mut gaps, mut unacked, mut unstamped) = (0, 0, 0, 0, 0);
     for w in watchers {
         let s = w.await.expect("watcher");
-        ev_lat.extend(s.skews.iter().map(|k| (k - s.min_skew).max(0) as u64));
+        ev_lat.extend(s.event);
         ctl_lat.extend(s.control);
+        rt_lat.extend(s.round_trip);
+        call_lat.extend(s.call);
+        unstamped += s.unstamped;
         stats += s.stats_in_window;
         reordered += s.reordered;
         gaps += s.gaps;
@@ -401,6 +473,8 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
     }
     ev_lat.sort_unstable();
     ctl_lat.sort_unstable();
+    rt_lat.sort_unstable();
+    call_lat.sort_unstable();
     let window_us = we - ws;
     let expected = n as u64 * window_us / (interval_ms * 1000);
     Row {
@@ -419,6 +493,15 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
         ctl_p50: pct(&ctl_lat, 0.5),
         ctl_p99: pct(&ctl_lat, 0.99),
         ctl_max: ctl_lat.last().copied().unwrap_or(0),
+        rt_p50: pct(&rt_lat, 0.5),
+        rt_p99: pct(&rt_lat, 0.99),
+        rt_max: rt_lat.last().copied().unwrap_or(0),
+        call_p50: pct(&call_lat, 0.5),
+        call_p99: pct(&call_lat, 0.99),
+        reader_wait_avg,
+        reader_wait_p99,
+        worker_wait_avg,
+        unstamped,
         unacked,
         cancel,
         leftover,
@@ -461,12 +544,14 @@ fn main() {
     }
     println!();
     println!(
-        "| N | up | events | CPU/1k events | RSS/transfer | event lat p50/p99/max (proxy) | control p50/p99/max | unacked | cancel all | left | STATS got/expected | reordered | gaps |"
+        "| N | up | events | CPU/1k events | RSS/transfer | event p50/p99/max | control p50/p99/max | control round trip p50/p99/max | set_rate call p50/p99 | run-queue wait: ascp-sim reader avg/p99, manager | unstamped | unacked | cancel all | left | STATS got/expected | reordered | gaps |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for r in &rows {
         println!(
-            "| {} | {} | {} | {:.2} ms | {:.1} KiB | {:.2} / {:.2} / {:.2} ms | {:.3} / {:.3} / {:.3} ms | {} | {:.3} s | {} | {}/{} | {} | {} |",
+            "| {} | {} | {} | {:.2} ms | {:.1} KiB | {:.3} / {:.3} / {:.2} ms | {:.3} / {:.3} / {:.2} ms | {:.3} / {:.3} / {:.2} ms | {:.3} / {:.3} ms | {:.0} / {:.0} µs, {:.0} µs | {} | {} | {:.3} s | {} | {}/{} | {} | {} |",
             r.n,
             r.started,
             r.events,
@@ -478,6 +563,15 @@ fn main() {
             r.ctl_p50 as f64 / 1e3,
             r.ctl_p99 as f64 / 1e3,
             r.ctl_max as f64 / 1e3,
+            r.rt_p50 as f64 / 1e3,
+            r.rt_p99 as f64 / 1e3,
+            r.rt_max as f64 / 1e3,
+            r.call_p50 as f64 / 1e3,
+            r.call_p99 as f64 / 1e3,
+            r.reader_wait_avg,
+            r.reader_wait_p99,
+            r.worker_wait_avg,
+            r.unstamped,
             r.unacked,
             r.cancel.as_secs_f64(),
             r.leftover,

@@ -8,18 +8,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fasp_mgmt_proto::{Control, Frame, Message, MgmtCodec, QueryAnswer, RateChange, codes};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use nix::sys::signal::Signal;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
-use tokio_util::codec::Framed;
+use tokio_util::codec::FramedRead;
 
 use crate::error::{FileFailure, TransferError};
 use crate::event::{Event, EventKind, FileInfo, Rates, SessionInfo, SessionTotals};
 use crate::options::TransferOptions;
 use crate::process::{self, StderrTail};
 use crate::sink::Sink;
+use crate::wire::{PartLink, Wire};
 
 /// Initial read buffer of a management connection.
 const READ_BUF: usize = 2048;
@@ -29,6 +30,8 @@ const READ_BUF: usize = 2048;
 pub(crate) enum Ctl {
     /// Send this control message (rate, policy, start/stop file, end of persistent session).
     Send(Control),
+    /// A controller wrote this message itself: report it ([`EventKind::ControlSent`]).
+    Sent(Control),
     /// Rates to 0, remembering the current ones.
     Pause,
     /// Back to the rates in force before the pause.
@@ -105,7 +108,35 @@ struct Run<'a> {
     failed_files: Vec<FileFailure>,
     protocol_error: Option<String>,
     read_error: Option<std::io::Error>,
-    outgoing: Vec<Control>,
+    outgoing: Outgoing<'a>,
+    link: &'a PartLink,
+}
+
+/// Controls to write, each with whether it came through the part's queue (and so is counted
+/// in [`PartLink`]).
+struct Outgoing<'a> {
+    items: Vec<(Control, bool)>,
+    link: &'a PartLink,
+}
+
+impl Drop for Outgoing<'_> {
+    fn drop(&mut self) {
+        // Queued requests this attempt will never write no longer hold controllers back.
+        for (_, counted) in self.items.drain(..) {
+            if counted {
+                self.link.dequeued();
+            }
+        }
+    }
+}
+
+/// Removes the attempt's connection from its part when the attempt ends, however it ends.
+struct WireInstalled<'a>(&'a PartLink);
+
+impl Drop for WireInstalled<'_> {
+    fn drop(&mut self) {
+        self.0.set_wire(None);
+    }
 }
 
 fn event(
@@ -130,6 +161,7 @@ pub(crate) async fn run_attempt(
     sink: &Sink,
     state: &mut PartState,
     ctl: &mut mpsc::Receiver<Ctl>,
+    link: &PartLink,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<AttemptOk, TransferError> {
     let listener = TcpListener::bind(("127.0.0.1", 0))
@@ -176,7 +208,11 @@ pub(crate) async fn run_attempt(
         failed_files: Vec::new(),
         protocol_error: None,
         read_error: None,
-        outgoing: Vec::new(),
+        outgoing: Outgoing {
+            items: Vec::new(),
+            link,
+        },
+        link,
     };
 
     // Phase 1: wait for our child's connection, watching the child and the caller meanwhile.
@@ -239,6 +275,7 @@ pub(crate) async fn run_attempt(
                         stop = run.escalate(Stop::Asked);
                         stop_deadline = Instant::now() + opts.term_grace;
                     }
+                    Some(Ctl::Sent(msg)) => run.report_sent(&msg).await,
                     Some(other) => run.queue(other),
                 }
             }
@@ -252,15 +289,19 @@ pub(crate) async fn run_attempt(
     drop(listener);
     sink.emit(event(spec, None, EventKind::Connected, None))
         .await;
-    // Small buffers to start with (they grow when needed): a STATS frame is ~400 bytes, and a
-    // manager may hold thousands of connections.
-    let mut parts = tokio_util::codec::FramedParts::new::<Control>(stream, MgmtCodec::new());
-    parts.read_buf = bytes::BytesMut::with_capacity(READ_BUF);
-    parts.write_buf = bytes::BytesMut::new();
-    let mut framed = Framed::from_parts(parts);
+    // A small read buffer to start with (it grows when needed): a STATS frame is ~400 bytes,
+    // and a manager may hold thousands of connections.
+    let (read_half, write_half) = stream.into_split();
+    let mut framed = FramedRead::with_capacity(read_half, MgmtCodec::new(), READ_BUF);
+    let wire = Wire::new(write_half);
+    let mut wire_broken = false;
     if run.state.paused {
-        run.queue(Ctl::Pause);
+        run.queue_counted(Ctl::Pause, false);
     }
+    // Controllers may write from now on; what was queued before is written first (below,
+    // before anything is awaited), and they queue behind it until it is.
+    link.set_wire(Some(wire.clone()));
+    let _installed = WireInstalled(link);
 
     // Phase 2: read frames, send controls, watch the child, until EOF and exit.
     let mut exit: Option<std::process::ExitStatus> = exited_early;
@@ -282,18 +323,28 @@ pub(crate) async fn run_attempt(
     let mut ctl_open = true;
     if stop == Stop::Asked {
         // Cancelled while connecting: ask politely now that we can, keep escalating.
-        let _ = framed.send(Control::Cancel).await;
+        wire.close_controls();
+        let _ = wire.send(&Control::Cancel);
     }
     loop {
-        for msg in std::mem::take(&mut run.outgoing) {
-            if !eof && framed.send(&msg).await.is_ok() {
-                let kind = EventKind::ControlSent(msg.type_name().to_string());
-                sink.emit(event(spec, None, kind, msg.to_frame().ok()))
-                    .await;
+        let outgoing = std::mem::take(&mut run.outgoing.items);
+        let mut sent = Vec::with_capacity(outgoing.len());
+        for (msg, counted) in outgoing {
+            if !eof && wire.send(&msg).is_ok() {
+                sent.push(msg);
             }
+            if counted {
+                link.dequeued();
+            }
+        }
+        for msg in sent {
+            run.report_sent(&msg).await;
         }
         if eof && exit.is_some() {
             break;
+        }
+        if eof || stop != Stop::None {
+            wire.close_controls();
         }
         let far = Instant::now() + Duration::from_secs(86_400);
         tokio::select! {
@@ -310,7 +361,7 @@ pub(crate) async fn run_attempt(
                     }
                     Some(Ok(Ok(frame))) => {
                         if let Some(answer) = run.on_frame(frame).await {
-                            let _ = framed.send(answer).await;
+                            let _ = wire.send(&answer);
                         }
                         if run.protocol_error.is_some() && stop == Stop::None {
                             // Not our ascp, or not talking to us: stop it.
@@ -339,13 +390,19 @@ pub(crate) async fn run_attempt(
                             ctl_open = false;
                         }
                         run.state.cancelled = true;
-                        let _ = framed.send(Control::Cancel).await;
+                        wire.close_controls();
+                        let _ = wire.send(&Control::Cancel);
                         sink.emit(event(spec, None, EventKind::ControlSent("CANCEL".into()), None)).await;
                         stop = Stop::Asked;
                         stop_deadline = Instant::now() + opts.cancel_grace;
                     }
+                    Some(Ctl::Sent(msg)) => run.report_sent(&msg).await,
                     Some(other) => run.queue(other),
                 }
+            }
+            _ = wire.drain(), if !wire_broken && !eof => {
+                // A write failed: ascp is gone or closed its side; the read side tells how.
+                wire_broken = true;
             }
             _ = shutdown.changed(), if stop == Stop::None => {
                 run.state.cancelled = true;
@@ -381,25 +438,45 @@ pub(crate) async fn run_attempt(
 }
 
 impl Run<'_> {
+    /// Take a request from the part's queue (every one but `Sent` and `Cancel` was counted
+    /// there; the automatic pause at connection time was not).
     fn queue(&mut self, cmd: Ctl) {
+        self.queue_counted(cmd, true);
+    }
+
+    fn queue_counted(&mut self, cmd: Ctl, counted: bool) {
         match cmd {
-            Ctl::Send(msg) => self.outgoing.push(msg),
+            Ctl::Send(msg) => self.outgoing.items.push((msg, counted)),
             Ctl::Pause => {
                 self.state.paused = true;
                 self.sink.set_state(crate::progress::TransferState::Paused);
-                self.outgoing.push(Control::Rate(RateChange::pause()));
+                self.outgoing
+                    .items
+                    .push((Control::Rate(RateChange::pause()), counted));
             }
             Ctl::Resume => {
                 self.state.paused = false;
                 self.sink
                     .set_state(crate::progress::TransferState::Transferring);
-                if let Some((target, min)) = self.state.last_rates {
-                    self.outgoing
-                        .push(Control::Rate(RateChange::rates(target, min)));
+                match self.state.last_rates {
+                    Some((target, min)) => self
+                        .outgoing
+                        .items
+                        .push((Control::Rate(RateChange::rates(target, min)), counted)),
+                    None if counted => self.link.dequeued(),
+                    None => {}
                 }
             }
-            Ctl::Cancel => {}
+            Ctl::Sent(_) | Ctl::Cancel => {}
         }
+    }
+
+    /// Report a control message that went out.
+    async fn report_sent(&self, msg: &Control) {
+        let kind = EventKind::ControlSent(msg.type_name().to_string());
+        self.sink
+            .emit(event(self.spec, None, kind, msg.to_frame().ok()))
+            .await;
     }
 
     /// Next step of stopping ascp: SIGTERM to its group, then SIGKILL.

@@ -70,6 +70,7 @@ mod process;
 mod progress;
 mod sink;
 mod transfer;
+mod wire;
 
 pub use attempt::SessionSummary;
 pub use discovery::{ASCP_ENV, AscpNotFound, find_ascp};

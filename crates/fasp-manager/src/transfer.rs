@@ -20,6 +20,7 @@ use crate::event::{Event, EventKind};
 use crate::options::TransferOptions;
 use crate::progress::{Progress, TransferState};
 use crate::sink::Sink;
+use crate::wire::PartLink;
 
 /// The rate policy words users know, mapped onto what ascp accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +71,12 @@ pub enum ControlError {
     /// The transfer has ended.
     #[error("the transfer has ended")]
     Ended,
+    /// The message cannot be written as a frame (a path holding a line break, say).
+    #[error("invalid control message: {reason}")]
+    Invalid {
+        /// What is wrong with it (the encoder's error).
+        reason: String,
+    },
 }
 
 /// What a successful transfer did.
@@ -112,7 +119,53 @@ impl Stream for EventStream {
 /// one.
 #[derive(Debug, Clone)]
 pub struct Controller {
-    parts: Arc<[mpsc::Sender<Ctl>]>,
+    parts: Arc<[PartHandle]>,
+}
+
+/// How a controller reaches one part: its queue, and its running attempt's connection.
+#[derive(Debug)]
+struct PartHandle {
+    tx: mpsc::Sender<Ctl>,
+    link: Arc<PartLink>,
+}
+
+impl PartHandle {
+    /// Deliver one request. A message to write goes straight to the socket when nothing is
+    /// queued ahead of it (then the attempt is only told, to report it); otherwise, and for
+    /// pause, resume and cancel, through the part's queue, in order.
+    async fn deliver(&self, cmd: Ctl) -> Result<(), ControlError> {
+        if let Ctl::Send(msg) = &cmd {
+            // Refused here, whichever way it would go, rather than dropped by the attempt.
+            msg.validate().map_err(|e| ControlError::Invalid {
+                reason: e.to_string(),
+            })?;
+            match self.link.try_direct(msg) {
+                Ok(true) => {
+                    // Written; the attempt reports it (if it has ended meanwhile, no one
+                    // is left to report to, and the message was written all the same).
+                    if let Ctl::Send(msg) = cmd {
+                        let _ = self.tx.send(Ctl::Sent(msg)).await;
+                    }
+                    return Ok(());
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(ControlError::Invalid {
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        let counted = !matches!(cmd, Ctl::Cancel);
+        if counted {
+            self.link.queued();
+        }
+        let sent = self.tx.send(cmd).await;
+        if sent.is_err() && counted {
+            self.link.dequeued();
+        }
+        sent.map_err(|_| ControlError::Ended)
+    }
 }
 
 /// A running transfer.
@@ -152,24 +205,28 @@ impl Transfer {
         let n = plan.options.sessions.max(1);
         let (sink, progress) = Sink::new(plan.options.listeners.clone(), plan.options.event_buffer);
         let first = sink.subscribe();
-        let mut senders = Vec::new();
+        let mut handles = Vec::new();
         let mut receivers = Vec::new();
         for _ in 0..n {
             let (tx, rx) = mpsc::channel(64);
-            senders.push(tx);
-            receivers.push(rx);
+            let link = Arc::new(PartLink::default());
+            handles.push(PartHandle {
+                tx,
+                link: link.clone(),
+            });
+            receivers.push((rx, link));
         }
         let id = plan.id;
         let task = tokio::spawn(run_transfer(
             plan,
             receivers,
-            senders.iter().map(mpsc::Sender::downgrade).collect(),
+            handles.iter().map(|h| h.tx.downgrade()).collect(),
             sink.clone(),
         ));
         Transfer {
             id,
             controller: Controller {
-                parts: senders.into(),
+                parts: handles.into(),
             },
             sink,
             first: Some(first),
@@ -243,8 +300,12 @@ impl Controller {
     async fn to_all(&self, make: impl Fn(usize, usize) -> Ctl) -> Result<(), ControlError> {
         let n = self.parts.len();
         let mut delivered = false;
-        for (i, tx) in self.parts.iter().enumerate() {
-            delivered |= tx.send(make(i, n)).await.is_ok();
+        for (i, part) in self.parts.iter().enumerate() {
+            match part.deliver(make(i, n)).await {
+                Ok(()) => delivered = true,
+                Err(ControlError::Ended) => {}
+                Err(e) => return Err(e),
+            }
         }
         if delivered {
             Ok(())
@@ -317,10 +378,8 @@ impl Controller {
     ) -> Result<(), ControlError> {
         let mut start = StartFile::new(source, destination);
         start.range = range;
-        let tx = self.parts.first().ok_or(ControlError::Ended)?;
-        tx.send(Ctl::Send(Control::Start(start)))
-            .await
-            .map_err(|_| ControlError::Ended)
+        let part = self.parts.first().ok_or(ControlError::Ended)?;
+        part.deliver(Ctl::Send(Control::Start(start))).await
     }
 
     /// Stop one file of a persistent session.
@@ -350,7 +409,7 @@ fn share(total: u64, i: usize, n: usize) -> u64 {
 
 async fn run_transfer(
     plan: Plan,
-    receivers: Vec<mpsc::Receiver<Ctl>>,
+    receivers: Vec<(mpsc::Receiver<Ctl>, Arc<PartLink>)>,
     siblings: Vec<mpsc::WeakSender<Ctl>>,
     sink: Arc<Sink>,
 ) -> Result<Summary, TransferError> {
@@ -392,13 +451,13 @@ async fn run_transfer(
     };
     let n = receivers.len() as u32;
     let plan = Arc::new(plan);
-    let parts = receivers.into_iter().enumerate().map(|(i, rx)| {
+    let parts = receivers.into_iter().enumerate().map(|(i, (rx, link))| {
         let plan = plan.clone();
         let sink = sink.clone();
         let workdir = workdir.clone();
         let siblings = siblings.clone();
         async move {
-            let result = run_part(&plan, i as u32, n, rx, &sink, &workdir).await;
+            let result = run_part(&plan, i as u32, n, rx, &link, &sink, &workdir).await;
             if result.is_err() {
                 // One part failing fails the transfer: stop the others.
                 for s in siblings.iter().filter_map(mpsc::WeakSender::upgrade) {
@@ -459,6 +518,7 @@ async fn run_part(
     part: u32,
     parts: u32,
     mut ctl: mpsc::Receiver<Ctl>,
+    link: &PartLink,
     sink: &Sink,
     workdir: &std::path::Path,
 ) -> Result<AttemptOk, TransferError> {
@@ -509,6 +569,7 @@ async fn run_part(
             sink,
             &mut state,
             &mut ctl,
+            link,
             &mut shutdown,
         )
         .await;
@@ -543,9 +604,17 @@ async fn run_part(
                         _ = tokio::time::sleep_until(until) => break,
                         cmd = ctl.recv() => match cmd {
                             None | Some(Ctl::Cancel) => return Err(TransferError::Cancelled { forced: false }),
-                            Some(Ctl::Pause) => state.paused = true,
-                            Some(Ctl::Resume) => state.paused = false,
-                            Some(Ctl::Send(_)) => {}
+                            Some(Ctl::Pause) => {
+                                state.paused = true;
+                                link.dequeued();
+                            }
+                            Some(Ctl::Resume) => {
+                                state.paused = false;
+                                link.dequeued();
+                            }
+                            // Nothing to send it to between attempts.
+                            Some(Ctl::Send(_)) => link.dequeued(),
+                            Some(Ctl::Sent(_)) => {}
                         },
                         _ = shutdown.changed() => return Err(TransferError::Cancelled { forced: false }),
                     }

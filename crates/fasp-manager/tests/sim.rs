@@ -592,3 +592,75 @@ async fn a_concurrency_limit_queues_transfers() {
     second.wait().await.unwrap();
     assert_no_leftover(&w.needle());
 }
+
+/// Controls issued back to back, some written by the caller's task straight to the socket
+/// and some (pause) through the attempt's queue, reach ascp in the order they were issued:
+/// ascp-sim acknowledges every RATE with a NOTIFICATION, in the order it read them. Each one
+/// is reported once as `ControlSent`; a message that cannot be encoded is refused with a
+/// typed error before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controls_keep_their_order_whichever_way_they_are_written() {
+    let sim = require_sim!();
+    let w = Work::new();
+    w.file(&w.local("a.bin"), 1_000_000);
+    let manager = Manager::with_ascp(&sim);
+    let rec = Recorder::default();
+    let spec = upload(&[&w.local("a.bin")], "/")
+        .target_rate_kbps(8000)
+        .build()
+        .unwrap();
+    let options = rec
+        .attach(w.options())
+        .with_env("ASCP_SIM_FAULT", "stall:60@1");
+    let t = manager.start(&spec, options).unwrap();
+    let mut p = t.progress();
+    while p.borrow().state != TransferState::Transferring {
+        p.changed().await.unwrap();
+    }
+
+    let mut expected = Vec::new();
+    for k in 0..60u64 {
+        if k % 7 == 3 {
+            t.pause().await.unwrap();
+            expected.push(0);
+        }
+        t.set_rate(20_000 + k, 0).await.unwrap();
+        expected.push(20_000 + k);
+    }
+    let bad = t
+        .add_file(
+            "x",
+            "y",
+            Some(fasp_mgmt_proto::ByteRange { start: 10, end: 2 }),
+        )
+        .await;
+    assert!(
+        matches!(bad, Err(fasp_manager::ControlError::Invalid { .. })),
+        "{bad:?}"
+    );
+
+    // Wait for every acknowledgement (or fail after a while).
+    let acked = |ev: &[Event]| -> Vec<u64> {
+        ev.iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::RateChanged(r) => r.target_kbps,
+                _ => None,
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acked(&rec.events()).len() < expected.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.cancel().await.unwrap();
+    let r = t.wait().await;
+    assert!(matches!(r, Err(TransferError::Cancelled { .. })), "{r:?}");
+    let ev = rec.events();
+    assert_eq!(acked(&ev), expected, "RATE order as ascp-sim read it");
+    let sent = count(
+        &ev,
+        |k| matches!(k, EventKind::ControlSent(m) if m == "RATE"),
+    );
+    assert_eq!(sent, expected.len(), "one ControlSent per RATE");
+    assert_no_leftover(&w.needle());
+}

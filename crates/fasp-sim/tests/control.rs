@@ -380,7 +380,10 @@ fn timestamps_for_latency_measurements() {
     assert!(last <= fasp_sim::monotonic_usec());
     assert!(run.frames.len() > 5, "{:?}", run.types());
 
-    let plain = Spawn::new(&args).root(&w).env("ASCP_SIM_TIMESTAMPS", "0").run();
+    let plain = Spawn::new(&args)
+        .root(&w)
+        .env("ASCP_SIM_TIMESTAMPS", "0")
+        .run();
     assert_eq!(plain.code, Some(0), "{}", plain.stderr);
     assert!(plain.frames.iter().all(|f| f.get("SimSentUsec").is_none()));
 
