@@ -71,15 +71,42 @@ impl Sink {
             t.progress.clone()
         };
         self.progress.send_replace(snapshot);
-        let subs: Vec<mpsc::Sender<Event>> = self
-            .subscribers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let mut gone = false;
-        for tx in &subs {
-            if tx.send(event.clone()).await.is_err() {
-                gone = true;
+        // Hand the event to every subscriber with room for it without leaving the lock (no
+        // copy of the list, and the last one gets the event itself); only a subscriber that
+        // is behind is waited for, outside the lock, in order.
+        let (behind, event, mut gone) = {
+            let subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+            let mut behind: Vec<mpsc::Sender<Event>> = Vec::new();
+            let mut gone = false;
+            let mut event = Some(event);
+            for (i, tx) in subs.iter().enumerate() {
+                if !behind.is_empty() {
+                    // Someone ahead is waited for: keep the order, wait for this one too.
+                    behind.push(tx.clone());
+                    continue;
+                }
+                let ev = if i + 1 == subs.len() {
+                    event.take()
+                } else {
+                    event.clone()
+                };
+                let Some(ev) = ev else { break };
+                match tx.try_send(ev) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Closed(_)) => gone = true,
+                    Err(mpsc::error::TrySendError::Full(ev)) => {
+                        behind.push(tx.clone());
+                        event = Some(ev);
+                    }
+                }
+            }
+            (behind, event, gone)
+        };
+        if let Some(event) = event {
+            for tx in &behind {
+                if tx.send(event.clone()).await.is_err() {
+                    gone = true;
+                }
             }
         }
         if gone {
