@@ -104,6 +104,7 @@ impl Wire {
             match self.half.try_write(&st.pending) {
                 Ok(0) => {
                     st.broken = true;
+                    self.backlog.notify_one();
                     return Err(io::ErrorKind::WriteZero.into());
                 }
                 Ok(n) => st.pending.advance(n),
@@ -115,6 +116,8 @@ impl Wire {
                 Err(e) => {
                     st.broken = true;
                     st.pending.clear();
+                    // Wake `drain`, so the attempt learns the connection is broken.
+                    self.backlog.notify_one();
                     return Err(e);
                 }
             }
@@ -196,5 +199,103 @@ impl PartLink {
         let _ = self
             .queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fasp_mgmt_proto::{FrameParser, RateChange};
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    async fn pair() -> (Arc<Wire>, TcpStream) {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (ours, theirs) = tokio::join!(listener.accept(), TcpStream::connect(addr));
+        let (_read, write) = ours.unwrap().0.into_split();
+        // The read half is dropped: only the write half matters here.
+        (Wire::new(write), theirs.unwrap())
+    }
+
+    fn rates(bytes: &[u8]) -> Vec<u64> {
+        let mut parser = FrameParser::new();
+        let mut buf = BytesMut::from(bytes);
+        let mut out = Vec::new();
+        while let Ok(Some(frame)) = parser.parse(&mut buf) {
+            if let Ok(Control::Rate(r)) = Control::from_frame(&frame) {
+                out.push(r.rate_kbps.unwrap_or(0));
+            }
+        }
+        assert!(buf.is_empty(), "{} bytes left over", buf.len());
+        out
+    }
+
+    /// A peer that does not read fills the socket: what it does not take waits in the
+    /// backlog, in order, later frames queue behind it (never written ahead of it), and
+    /// `drain` writes it all once the peer reads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn backlog_keeps_order_and_drains_when_the_peer_reads() {
+        let (wire, mut peer) = pair().await;
+        let mut sent = 0u64;
+        while lock(&wire.state).pending.is_empty() {
+            wire.send_control(&Control::Rate(RateChange::rates(sent + 1, 0)))
+                .unwrap();
+            sent += 1;
+            assert!(sent < 10_000_000, "the socket never filled");
+        }
+        for _ in 0..100 {
+            wire.send(&Control::Rate(RateChange::rates(sent + 1, 0)))
+                .unwrap();
+            sent += 1;
+        }
+        let drain = tokio::spawn({
+            let wire = wire.clone();
+            async move { wire.drain().await }
+        });
+        let expected_len: usize = (1..=sent)
+            .map(|k| Control::Rate(RateChange::rates(k, 0)).encoded_len())
+            .sum();
+        let mut got = vec![0u8; expected_len];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(rates(&got), (1..=sent).collect::<Vec<_>>());
+        assert!(lock(&wire.state).pending.is_empty());
+        // The connection closing ends `drain` with an error, and nothing more is taken.
+        drop(peer);
+        let mut refused = false;
+        for _ in 0..1000 {
+            if wire.send(&Control::Rate(RateChange::rates(1, 0))).is_err() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert!(refused, "a write to a closed peer kept succeeding");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain)
+            .await
+            .expect("drain ended");
+    }
+
+    #[tokio::test]
+    async fn controls_are_refused_once_closed_and_bad_messages_never_reach_the_socket() {
+        let (wire, _peer) = pair().await;
+        let link = PartLink::default();
+        let rate = Control::Rate(RateChange::rates(5, 0));
+        assert!(!link.try_direct(&rate).unwrap(), "no wire yet: queue");
+        link.set_wire(Some(wire.clone()));
+        assert!(link.try_direct(&rate).unwrap());
+        link.queued();
+        assert!(!link.try_direct(&rate).unwrap(), "something queued ahead");
+        link.dequeued();
+        link.dequeued(); // never below zero
+        assert!(link.try_direct(&rate).unwrap());
+        wire.close_controls();
+        assert!(!link.try_direct(&rate).unwrap(), "controls closed: queue");
+        assert!(
+            wire.send(&Control::Cancel).is_ok(),
+            "the attempt still writes"
+        );
+        let bad = Control::Rate(RateChange::default());
+        assert!(matches!(wire.send(&bad), Err(WireError::Encode(_))));
     }
 }
