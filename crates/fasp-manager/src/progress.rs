@@ -70,17 +70,34 @@ struct FileSlot {
     started: bool,
 }
 
-/// Folds events into a [`Progress`].
+impl FileSlot {
+    /// What the file adds to the expected total: its size, or what was written if unknown.
+    fn expected(&self) -> u64 {
+        self.size.unwrap_or(self.written)
+    }
+}
+
+/// Target and minimum rate of one part (either unknown until ascp reports it).
+type PartRates = (Option<u64>, Option<u64>);
+
+/// Folds events into a [`Progress`]. Every figure is kept up to date as events come (sums
+/// included), so one event costs the same with one file or a hundred thousand.
 #[derive(Debug)]
 pub(crate) struct Tracker {
     start: Instant,
-    files: HashMap<(u32, String), FileSlot>,
+    /// Per part, per file path.
+    files: HashMap<u32, HashMap<String, FileSlot>>,
+    /// Number of files in `files`.
+    file_count: usize,
+    /// Sum of `written` over `files`.
+    written_sum: u64,
+    /// Sum of [`FileSlot::expected`] over `files`.
+    expected_sum: u64,
     /// Per part: job size from pre-calculation.
     job_bytes: HashMap<u32, u64>,
     /// Per part: rates in force.
-    rates: HashMap<u32, (Option<u64>, Option<u64>)>,
+    rates: HashMap<u32, PartRates>,
     last_sample: Option<(Instant, u64)>,
-    pub(crate) progress: Progress,
 }
 
 impl Tracker {
@@ -88,21 +105,39 @@ impl Tracker {
         Tracker {
             start: Instant::now(),
             files: HashMap::new(),
+            file_count: 0,
+            written_sum: 0,
+            expected_sum: 0,
             job_bytes: HashMap::new(),
             rates: HashMap::new(),
             last_sample: None,
-            progress: Progress::default(),
         }
     }
 
-    pub(crate) fn set_state(&mut self, state: TransferState) {
-        self.progress.state = state;
-        self.touch();
+    pub(crate) fn set_state(&mut self, p: &mut Progress, state: TransferState) {
+        p.state = state;
+        self.touch(p);
     }
 
-    /// Update from one event; returns whether the snapshot changed.
-    pub(crate) fn apply(&mut self, event: &Event) {
-        let p = &mut self.progress;
+    /// Update the file's slot with `update`, keeping the sums right. The path is copied only
+    /// the first time the file is seen.
+    fn update_file(&mut self, part: u32, file: &str, update: impl FnOnce(&mut FileSlot)) {
+        let files = self.files.entry(part).or_default();
+        let slot = match files.get_mut(file) {
+            Some(slot) => slot,
+            None => {
+                self.file_count += 1;
+                files.entry(file.to_owned()).or_default()
+            }
+        };
+        let (written, expected) = (slot.written, slot.expected());
+        update(slot);
+        self.written_sum = self.written_sum - written + slot.written;
+        self.expected_sum = self.expected_sum - expected + slot.expected();
+    }
+
+    /// Update `p` from one event.
+    pub(crate) fn apply(&mut self, p: &mut Progress, event: &Event) {
         p.attempts = p.attempts.max(event.attempt);
         match &event.kind {
             EventKind::Spawned { .. }
@@ -121,59 +156,59 @@ impl Tracker {
                 self.job_bytes.insert(event.part, *b);
             }
             EventKind::FileStarted(f) | EventKind::FileProgress(f) => {
-                let slot = self.files.entry((event.part, f.file.clone())).or_default();
-                if !slot.started {
+                let mut first = false;
+                self.update_file(event.part, &f.file, |slot| {
+                    first = !slot.started;
                     slot.started = true;
+                    slot.written = slot.written.max(f.written);
+                    slot.size = f.size.or(slot.size);
+                });
+                if first {
                     p.files_started += 1;
                 }
-                slot.written = slot.written.max(f.written);
-                slot.size = f.size.or(slot.size);
-                p.current_file = Some(f.file.clone());
+                if p.current_file.as_deref() != Some(f.file.as_str()) {
+                    p.current_file = Some(f.file.clone());
+                }
                 if p.state == TransferState::Starting {
                     p.state = TransferState::Transferring;
                 }
             }
             EventKind::FileDone(f) => {
-                let slot = self.files.entry((event.part, f.file.clone())).or_default();
-                slot.written = slot.written.max(f.written).max(f.size.unwrap_or(0));
-                slot.size = f.size.or(slot.size);
+                self.update_file(event.part, &f.file, |slot| {
+                    slot.written = slot.written.max(f.written).max(f.size.unwrap_or(0));
+                    slot.size = f.size.or(slot.size);
+                });
                 p.files_done += 1;
             }
             EventKind::FileSkipped(_) => p.files_skipped += 1,
             EventKind::FileFailed { .. } => p.files_failed += 1,
             _ => {}
         }
-        self.touch();
+        self.touch(p);
     }
 
     /// Recompute the derived figures.
-    fn touch(&mut self) {
+    fn touch(&mut self, p: &mut Progress) {
         let now = Instant::now();
-        let p = &mut self.progress;
         p.elapsed = now - self.start;
-        p.bytes_done = self.files.values().map(|f| f.written).sum();
-        let sizes: u64 = self
-            .files
-            .values()
-            .map(|f| f.size.unwrap_or(f.written))
-            .sum();
+        p.bytes_done = self.written_sum;
         let job: u64 = self.job_bytes.values().sum();
         p.bytes_expected = if job > 0 {
             Some(job.max(p.bytes_done))
-        } else if !self.files.is_empty() {
-            Some(sizes.max(p.bytes_done))
+        } else if self.file_count > 0 {
+            Some(self.expected_sum.max(p.bytes_done))
         } else {
             None
         };
         if !self.rates.is_empty() {
             // A total only when every part reported its rate.
-            let total = |values: Vec<Option<u64>>| {
-                values
-                    .into_iter()
-                    .try_fold(0u64, |acc, v| v.map(|v| acc + v))
+            let total = |pick: fn(&PartRates) -> Option<u64>| {
+                self.rates
+                    .values()
+                    .try_fold(0u64, |acc, r| pick(r).map(|v| acc + v))
             };
-            p.target_rate_kbps = total(self.rates.values().map(|r| r.0).collect());
-            p.min_rate_kbps = total(self.rates.values().map(|r| r.1).collect());
+            p.target_rate_kbps = total(|r| r.0);
+            p.min_rate_kbps = total(|r| r.1);
         }
         // Throughput: an average over the last second or more, smoothed.
         match self.last_sample {
@@ -227,18 +262,78 @@ mod tests {
     #[test]
     fn bytes_stay_continuous_across_attempts_and_sum_across_parts() {
         let mut t = Tracker::new();
-        t.apply(&ev(0, 1, EventKind::FileStarted(file("a", 100, 1000))));
-        t.apply(&ev(0, 1, EventKind::FileProgress(file("a", 600, 1000))));
-        t.apply(&ev(1, 1, EventKind::FileStarted(file("b", 50, 500))));
-        assert_eq!(t.progress.bytes_done, 650);
-        assert_eq!(t.progress.bytes_expected, Some(1500));
+        let mut p = Progress::default();
+        t.apply(
+            &mut p,
+            &ev(0, 1, EventKind::FileStarted(file("a", 100, 1000))),
+        );
+        t.apply(
+            &mut p,
+            &ev(0, 1, EventKind::FileProgress(file("a", 600, 1000))),
+        );
+        t.apply(
+            &mut p,
+            &ev(1, 1, EventKind::FileStarted(file("b", 50, 500))),
+        );
+        assert_eq!(p.bytes_done, 650);
+        assert_eq!(p.bytes_expected, Some(1500));
+        assert_eq!(p.current_file.as_deref(), Some("b"));
         // A retry resumes "a": its first STATS reports less than before; no going back.
-        t.apply(&ev(0, 2, EventKind::FileStarted(file("a", 550, 1000))));
-        assert_eq!(t.progress.bytes_done, 650);
-        assert_eq!(t.progress.files_started, 2);
-        t.apply(&ev(0, 2, EventKind::FileDone(file("a", 1000, 1000))));
-        assert_eq!(t.progress.bytes_done, 1050);
-        assert_eq!(t.progress.files_done, 1);
-        assert_eq!(t.progress.attempts, 2);
+        t.apply(
+            &mut p,
+            &ev(0, 2, EventKind::FileStarted(file("a", 550, 1000))),
+        );
+        assert_eq!(p.bytes_done, 650);
+        assert_eq!(p.files_started, 2);
+        t.apply(
+            &mut p,
+            &ev(0, 2, EventKind::FileDone(file("a", 1000, 1000))),
+        );
+        assert_eq!(p.bytes_done, 1050);
+        assert_eq!(p.files_done, 1);
+        assert_eq!(p.attempts, 2);
+        assert_eq!(p.current_file.as_deref(), Some("a"));
+    }
+
+    /// The running sums equal a recount from scratch, whatever the order of events, with
+    /// sizes known, unknown, and learnt late, across parts.
+    #[test]
+    fn running_sums_match_a_recount() {
+        let mut t = Tracker::new();
+        let mut p = Progress::default();
+        let mut truth: HashMap<(u32, String), (u64, Option<u64>)> = HashMap::new();
+        let mut seed = 7u64;
+        for i in 0..5_000u64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let part = (seed >> 60) as u32 % 3;
+            let name = format!("f{}", (seed >> 40) % 200);
+            let written = (seed >> 20) % 10_000;
+            let size = ((seed >> 10) % 4 != 0).then_some(10_000 + (seed >> 50) % 100);
+            let info = FileInfo {
+                file: name.clone(),
+                size,
+                written,
+                ..FileInfo::default()
+            };
+            let done = i % 11 == 0;
+            let kind = if done {
+                EventKind::FileDone(info)
+            } else {
+                EventKind::FileProgress(info)
+            };
+            t.apply(&mut p, &ev(part, 1, kind));
+            let e = truth.entry((part, name)).or_insert((0, None));
+            e.0 = e.0.max(written);
+            if done {
+                e.0 = e.0.max(size.unwrap_or(0));
+            }
+            e.1 = size.or(e.1);
+            let bytes: u64 = truth.values().map(|v| v.0).sum();
+            let expected: u64 = truth.values().map(|v| v.1.unwrap_or(v.0)).sum();
+            assert_eq!(p.bytes_done, bytes, "event {i}");
+            assert_eq!(p.bytes_expected, Some(expected.max(bytes)), "event {i}");
+        }
     }
 }

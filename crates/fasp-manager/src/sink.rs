@@ -45,32 +45,23 @@ impl Sink {
     }
 
     pub(crate) fn set_state(&self, state: TransferState) {
-        let snapshot = {
-            let mut t = self.tracker.lock().unwrap_or_else(|e| e.into_inner());
-            t.set_state(state);
-            t.progress.clone()
-        };
-        self.progress.send_replace(snapshot);
+        let mut t = self.tracker.lock().unwrap_or_else(|e| e.into_inner());
+        self.progress.send_modify(|p| t.set_state(p, state));
     }
 
     pub(crate) fn snapshot(&self) -> Progress {
-        self.tracker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .progress
-            .clone()
+        self.progress.borrow().clone()
     }
 
     pub(crate) async fn emit(&self, event: Event) {
         for l in &self.listeners {
             l.on_event(&event);
         }
-        let snapshot = {
+        {
+            // Updated in place: no copy of the snapshot per event.
             let mut t = self.tracker.lock().unwrap_or_else(|e| e.into_inner());
-            t.apply(&event);
-            t.progress.clone()
-        };
-        self.progress.send_replace(snapshot);
+            self.progress.send_modify(|p| t.apply(p, &event));
+        }
         // Hand the event to every subscriber with room for it without leaving the lock (no
         // copy of the list, and the last one gets the event itself); only a subscriber that
         // is behind is waited for, outside the lock, in order.
