@@ -15,6 +15,9 @@
 //! - control latency: `SimCtlReadUsec` − the moment `set_rate` was called;
 //! - control round trip (for reference): `set_rate` called → its acknowledging
 //!   NOTIFICATION reaches the caller;
+//! - run-queue waits (`/proc/<pid>/task/<tid>/schedstat`, over the window): per wake-up of
+//!   ascp-sim's `mgmt-reader` threads (average, and p99 over threads of their own average)
+//!   and per time slice of the manager's runtime threads;
 //! - `set_rate` call: called → returned (the RATE is then written, or queued behind
 //!   earlier requests).
 //!
@@ -131,8 +134,8 @@ fn schedstat(task: &std::path::Path) -> Option<(u64, u64)> {
     Some((it.next()??, it.next()??))
 }
 
-/// `schedstat` of the threads of `pid` whose name starts with `prefix`.
-fn thread_schedstats(pid: &str, prefix: &str) -> Vec<(u64, u64)> {
+/// `schedstat` of the threads of `pid` whose name starts with `prefix`, by thread.
+fn thread_schedstats(pid: &str, prefix: &str) -> Vec<(PathBuf, (u64, u64))> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
@@ -141,7 +144,31 @@ fn thread_schedstats(pid: &str, prefix: &str) -> Vec<(u64, u64)> {
             std::fs::read_to_string(t.path().join("comm"))
                 .is_ok_and(|c| c.trim_end().starts_with(prefix))
         })
-        .filter_map(|t| schedstat(&t.path()))
+        .filter_map(|t| Some((t.path(), schedstat(&t.path())?)))
+        .collect()
+}
+
+/// Run-queue wait and time slices of each thread between two readings (threads in both).
+fn schedstat_deltas(
+    before: &[(PathBuf, (u64, u64))],
+    after: &[(PathBuf, (u64, u64))],
+) -> Vec<(u64, u64)> {
+    let before: std::collections::HashMap<&PathBuf, (u64, u64)> =
+        before.iter().map(|(k, v)| (k, *v)).collect();
+    after
+        .iter()
+        .filter_map(|(k, (d1, n1))| {
+            let (d0, n0) = before.get(k)?;
+            Some((d1.saturating_sub(*d0), n1.saturating_sub(*n0)))
+        })
+        .collect()
+}
+
+/// `schedstat` of every ascp-sim's management reader thread.
+fn reader_schedstats() -> Vec<(PathBuf, (u64, u64))> {
+    sim_pids()
+        .iter()
+        .flat_map(|pid| thread_schedstats(pid, "mgmt-reader"))
         .collect()
 }
 
@@ -411,6 +438,7 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
     );
     // Let the start-up settle, then measure.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let readers0 = reader_schedstats();
     let workers0 = thread_schedstats("self", "tokio-rt-worker");
     let cpu0 = cpu_time();
     let ws = shared.now_us();
@@ -424,21 +452,21 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
     let cpu = cpu_time().saturating_sub(cpu0);
     let events = shared.events.load(Ordering::Relaxed);
     let workers1 = thread_schedstats("self", "tokio-rt-worker");
+    let readers1 = reader_schedstats();
     let sum = |v: &[(u64, u64)]| {
         v.iter()
             .fold((0u64, 0u64), |(d, n), (d1, n1)| (d + d1, n + n1))
     };
-    let (wd0, wn0) = sum(&workers0);
-    let (wd1, wn1) = sum(&workers1);
-    let worker_wait_avg =
-        (wd1.saturating_sub(wd0)) as f64 / 1e3 / (wn1.saturating_sub(wn0)).max(1) as f64;
-    let readers: Vec<(u64, u64)> = sim_pids()
-        .iter()
-        .flat_map(|pid| thread_schedstats(pid, "mgmt-reader"))
-        .collect();
+    let (wd, wn) = sum(&schedstat_deltas(&workers0, &workers1));
+    let worker_wait_avg = wd as f64 / 1e3 / wn.max(1) as f64;
+    let readers = schedstat_deltas(&readers0, &readers1);
     let (rd, rn) = sum(&readers);
     let reader_wait_avg = rd as f64 / 1e3 / rn.max(1) as f64;
-    let mut per_reader: Vec<u64> = readers.iter().map(|(d, n)| d / n.max(&1)).collect();
+    let mut per_reader: Vec<u64> = readers
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(d, n)| d / n)
+        .collect();
     per_reader.sort_unstable();
     let reader_wait_p99 = pct(&per_reader, 0.99) as f64 / 1e3;
 
