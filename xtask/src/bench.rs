@@ -1,13 +1,13 @@
 //! `cargo xtask bench`: the criterion benchmarks, and the manager's load benchmark.
 //!
-//! `cargo xtask bench manager [--n 1,64,256,1000] [--hz 10] [--window SECS] [--probes K]`
+//! `cargo xtask bench manager [--n 1,64,256,1000] [--hz 10] [--window SECS] [--probes K] [--burst MS]`
 //! builds ascp-sim in release and runs `crates/fasp-manager/benches/load.rs` with those
 //! arguments.
 
 use crate::util::{cargo, positionals, run};
 
 /// Flags of the manager benchmark that take a value (passed through to it).
-const MANAGER_FLAGS: &[&str] = &["--n", "--hz", "--window", "--probes"];
+const MANAGER_FLAGS: &[&str] = &["--n", "--hz", "--window", "--probes", "--burst"];
 
 pub(crate) fn run_bench(args: &[String]) -> Result<(), String> {
     let names = positionals(args, MANAGER_FLAGS);

@@ -57,7 +57,7 @@ tasks:
                                    run cargo-fuzz targets (installs cargo-fuzz when missing)
   proptest [--cases N]             the proptest suites with N cases each
   bench [codec|manager] [opts]     decode benchmark (criterion), or the manager load benchmark
-                                   (manager: --n 1,64,256,1000 --hz 10 --window 5 --probes 3)
+                                   (manager: --n 1,64,256,1000 --hz 10 --window 5 --probes 3 [--burst MS])
   release [VERSION] [--execute] [--preflight] [--skip-preflight]
                                    dry run (default) or, with --execute, the release: preflight,
                                    version bump, CHANGELOG.md, package, publish, tag (RELEASING.md)";

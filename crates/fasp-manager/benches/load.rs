@@ -42,6 +42,9 @@ struct Args {
     hz: u64,
     window: Duration,
     probes: u32,
+    /// `None`: probes spread evenly over the window (a constant N × probes / window per
+    /// second); `Some(b)`: every transfer probes within `b` of the others (bursts).
+    burst: Option<Duration>,
 }
 
 fn parse_args() -> Args {
@@ -50,6 +53,7 @@ fn parse_args() -> Args {
         hz: 10,
         window: Duration::from_secs(5),
         probes: 3,
+        burst: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -69,6 +73,11 @@ fn parse_args() -> Args {
             }
             "--window" => {
                 a.window = Duration::from_secs_f64(val.parse().expect("--window: seconds"));
+                i += 1;
+            }
+            "--burst" => {
+                let ms: u64 = val.parse().expect("--burst: milliseconds");
+                a.burst = (ms > 0).then(|| Duration::from_millis(ms));
                 i += 1;
             }
             "--probes" => {
@@ -336,16 +345,22 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
         let shared = shared.clone();
         let mut go = go_rx.clone();
         let probes = args.probes;
-        let window = args.window;
+        let period = args.window / probes.max(1);
+        // When this transfer's first probe comes, after the window starts.
+        let first_probe = match args.burst {
+            None => period.mul_f64(i as f64 / n as f64),
+            Some(b) => {
+                Duration::from_micros((i as u64 * 7919) % b.as_micros().max(1) as u64) + period / 2
+            }
+        };
         watchers.push(tokio::spawn(async move {
             let mut seen = Seen::default();
             let mut counted_start = false;
             let mut last_elapsed: Option<i64> = None;
-            // Probe k at window_start + (k + 0.5) * window / probes, staggered by transfer.
+            // Probe k at window_start + first_probe + k * window / probes.
             let mut next_probe: Option<Instant> = None;
             let mut probe_k = 0u32;
             let mut pending: Option<(u64, u64)> = None;
-            let stagger = Duration::from_micros((i as u64 * 7919) % 200_000);
             loop {
                 let sleep_to = match (pending, next_probe) {
                     (None, Some(t)) => t,
@@ -402,7 +417,7 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
                         }
                     }
                     _ = go.changed(), if next_probe.is_none() && probe_k == 0 && probes > 0 => {
-                        next_probe = Some(Instant::now() + stagger + window / (2 * probes));
+                        next_probe = Some(Instant::now() + first_probe);
                     }
                     _ = tokio::time::sleep_until(sleep_to.into()) => {
                         let rate = 10_000 + u64::from(probe_k) + 1;
@@ -412,7 +427,7 @@ async fn run_one(sim: &PathBuf, n: usize, args: &Args) -> Row {
                         pending = Some((rate, called));
                         let _ = ctl.set_rate(rate, 0).await;
                         seen.call.push(mono_us().saturating_sub(called));
-                        next_probe = (probe_k < probes).then(|| t0 + window / probes);
+                        next_probe = (probe_k < probes).then(|| t0 + period);
                     }
                 }
             }
@@ -550,11 +565,15 @@ fn main() {
         .build()
         .expect("runtime");
     println!(
-        "manager load: ascp-sim {}, STATS at {} Hz, window {:.1} s, {} set_rate probes per transfer, RLIMIT_NOFILE {nofile}",
+        "manager load: ascp-sim {}, STATS at {} Hz, window {:.1} s, {} set_rate probes per transfer ({}), RLIMIT_NOFILE {nofile}",
         sim.display(),
         args.hz,
         args.window.as_secs_f64(),
-        args.probes
+        args.probes,
+        match args.burst {
+            None => "spread evenly over the window".to_string(),
+            Some(b) => format!("all transfers within {} ms", b.as_millis()),
+        }
     );
     // Warm-up (runtime threads, allocator arenas, page cache), not reported.
     let warm = Args {
@@ -562,6 +581,7 @@ fn main() {
         hz: args.hz,
         window: Duration::from_millis(500),
         probes: 1,
+        burst: None,
     };
     runtime.block_on(run_one(&sim, 4, &warm));
     let mut rows = Vec::new();
