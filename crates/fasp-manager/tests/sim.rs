@@ -627,6 +627,14 @@ async fn controls_keep_their_order_whichever_way_they_are_written() {
         t.set_rate(20_000 + k, 0).await.unwrap();
         expected.push(20_000 + k);
     }
+    // From a thread outside the runtime, on another executor: the direct write needs no
+    // tokio context.
+    let ctl = t.controller();
+    std::thread::spawn(move || futures::executor::block_on(ctl.set_rate(30_000, 0)))
+        .join()
+        .unwrap()
+        .unwrap();
+    expected.push(30_000);
     let bad = t
         .add_file(
             "x",
