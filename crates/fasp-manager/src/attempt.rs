@@ -298,10 +298,6 @@ pub(crate) async fn run_attempt(
     if run.state.paused {
         run.queue_counted(Ctl::Pause, false);
     }
-    // Controllers may write from now on; what was queued before is written first (below,
-    // before anything is awaited), and they queue behind it until it is.
-    link.set_wire(Some(wire.clone()));
-    let _installed = WireInstalled(link);
 
     // Phase 2: read frames, send controls, watch the child, until EOF and exit.
     let mut exit: Option<std::process::ExitStatus> = exited_early;
@@ -326,18 +322,16 @@ pub(crate) async fn run_attempt(
         wire.close_controls();
         let _ = wire.send(&Control::Cancel);
     }
+    // What was asked before the connection (and the pause a retry re-applies) is written
+    // before controllers may write themselves, so nothing of theirs overtakes it.
+    let early = run.write_outgoing(&wire, eof);
+    link.set_wire(Some(wire.clone()));
+    let _installed = WireInstalled(link);
+    for msg in early {
+        run.report_sent(&msg).await;
+    }
     loop {
-        let outgoing = std::mem::take(&mut run.outgoing.items);
-        let mut sent = Vec::with_capacity(outgoing.len());
-        for (msg, counted) in outgoing {
-            if !eof && wire.send(&msg).is_ok() {
-                sent.push(msg);
-            }
-            if counted {
-                link.dequeued();
-            }
-        }
-        for msg in sent {
+        for msg in run.write_outgoing(&wire, eof) {
             run.report_sent(&msg).await;
         }
         if eof && exit.is_some() {
@@ -469,6 +463,22 @@ impl Run<'_> {
             }
             Ctl::Sent(_) | Ctl::Cancel => {}
         }
+    }
+
+    /// Write the queued controls (unless the connection reached its end), in order; returns
+    /// those written, to be reported. Each counted one stops holding controllers back.
+    fn write_outgoing(&mut self, wire: &Wire, eof: bool) -> Vec<Control> {
+        let outgoing = std::mem::take(&mut self.outgoing.items);
+        let mut sent = Vec::with_capacity(outgoing.len());
+        for (msg, counted) in outgoing {
+            if !eof && wire.send(&msg).is_ok() {
+                sent.push(msg);
+            }
+            if counted {
+                self.link.dequeued();
+            }
+        }
+        sent
     }
 
     /// Report a control message that went out.
