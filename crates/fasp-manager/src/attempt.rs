@@ -594,7 +594,9 @@ impl Run<'_> {
             },
             Message::Stats(st) => {
                 let info = file_info(st);
-                if self.files_started.insert(info.file.clone()) {
+                // Copy the path only for a file seen the first time, not on every STATS.
+                if !self.files_started.contains(&info.file) {
+                    self.files_started.insert(info.file.clone());
                     EventKind::FileStarted(info)
                 } else {
                     EventKind::FileProgress(info)
