@@ -314,7 +314,17 @@ pub(crate) async fn run_attempt(
     }
     let mut eof = false;
     let mut hung = false;
-    let mut idle_deadline = opts.inactivity_timeout.map(|d| Instant::now() + d);
+    // The watchdog: one timer for the whole attempt. A frame only notes the time; when the
+    // timer fires it is moved to the last frame + the timeout, or ascp is declared hung.
+    // (Re-arming a timer on every frame cost a timer-wheel insert and removal per event.)
+    let mut last_activity = Instant::now();
+    let idle_timer = sleep_until(
+        opts.inactivity_timeout
+            .map_or(last_activity + Duration::from_secs(86_400), |d| {
+                last_activity + d
+            }),
+    );
+    tokio::pin!(idle_timer);
     let mut drain_deadline: Option<Instant> = None;
     let mut ctl_open = true;
     if stop == Stop::Asked {
@@ -343,7 +353,7 @@ pub(crate) async fn run_attempt(
         let far = Instant::now() + Duration::from_secs(86_400);
         tokio::select! {
             item = framed.next(), if !eof => {
-                idle_deadline = opts.inactivity_timeout.map(|d| Instant::now() + d);
+                last_activity = Instant::now();
                 match item {
                     None => eof = true,
                     Some(Err(e)) => {
@@ -407,10 +417,16 @@ pub(crate) async fn run_attempt(
                 stop = run.escalate(stop);
                 stop_deadline = Instant::now() + opts.term_grace;
             }
-            _ = sleep_until(idle_deadline.unwrap_or(far)), if idle_deadline.is_some() && !eof && stop == Stop::None => {
-                hung = true;
-                stop = run.escalate(Stop::Asked);
-                stop_deadline = Instant::now() + opts.term_grace;
+            _ = &mut idle_timer, if opts.inactivity_timeout.is_some() && !eof && stop == Stop::None => {
+                let timeout = opts.inactivity_timeout.unwrap_or_default();
+                let due = last_activity + timeout;
+                if due > Instant::now() {
+                    idle_timer.as_mut().reset(due);
+                } else {
+                    hung = true;
+                    stop = run.escalate(Stop::Asked);
+                    stop_deadline = Instant::now() + opts.term_grace;
+                }
             }
             _ = sleep_until(drain_deadline.unwrap_or(far)), if drain_deadline.is_some() => {
                 drain_deadline = None;

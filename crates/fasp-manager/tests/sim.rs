@@ -510,6 +510,14 @@ async fn failures_are_typed_exit_early_hang_and_failed_files() {
     let r = manager.start(&spec, opts).unwrap().wait().await;
     assert!(matches!(r, Err(TransferError::Hung { .. })), "{r:?}");
 
+    // No progress for longer than the timeout, but STATS keep coming: not hung.
+    let opts = w
+        .options()
+        .with_env("ASCP_SIM_FAULT", "stall:1.5@1")
+        .with_inactivity_timeout(Some(Duration::from_millis(400)));
+    let r = manager.start(&spec, opts).unwrap().wait().await;
+    assert!(r.is_ok(), "a session sending STATS was stopped: {r:?}");
+
     // A file that fails: code 27 for the session, the file named in the error.
     let spec2 = upload(&[&w.local("a.bin"), &w.local("secret.bin")], "/")
         .build()
