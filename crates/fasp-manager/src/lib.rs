@@ -20,7 +20,9 @@
 //!   [`pause`](Controller::pause) / [`resume`](Controller::resume),
 //!   [`add_file`](Controller::add_file) and [`finish`](Controller::finish) for persistent
 //!   sessions, [`cancel`](Controller::cancel) (`CANCEL`, then SIGTERM, then SIGKILL: a real
-//!   ascp does not read its socket during session initiation);
+//!   ascp does not read its socket during session initiation). Rate, policy and file
+//!   messages are written to ascp's socket by the calling task itself when nothing is queued
+//!   ahead of them, and always reach ascp in the order they were issued;
 //! * [`Transfer::wait`]: a [`Summary`] or a [`TransferError`] with the FASP code, its meaning,
 //!   whether it is retryable, ascp's stderr tail and the files that failed.
 //!

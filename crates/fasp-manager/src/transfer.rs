@@ -117,6 +117,11 @@ impl Stream for EventStream {
 /// Steers a running transfer: rates, policy, pause, files of persistent sessions, cancel.
 /// Cheap to clone, so that several tasks can steer the same transfer; [`Transfer`] derefs to
 /// one.
+///
+/// A rate, policy or file message is written to ascp's management socket by the calling task
+/// when the transfer is connected and nothing is queued ahead of it (no wait for the
+/// transfer's own task to be scheduled); otherwise it is queued. Either way ascp reads the
+/// messages of one caller in the order they were issued. The methods work from any executor.
 #[derive(Debug, Clone)]
 pub struct Controller {
     parts: Arc<[PartHandle]>,
