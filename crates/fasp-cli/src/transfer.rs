@@ -47,8 +47,15 @@ pub(crate) struct RunArgs {
 impl RunArgs {
     /// Run `spec` to its end with the `fasp transfer` output.
     pub(crate) fn run(&self, spec: &TransferSpec) -> ExitCode {
-        let options = TransferOptions::default()
+        let mut options = TransferOptions::default()
             .with_retry(RetryPolicy::attempts(self.retries.saturating_add(1)));
+        // ascp gets a minimal environment; `FASP_ASCP_ENV` names more variables to pass on
+        // (comma-separated, `NAME*` for a prefix).
+        if let Ok(names) = std::env::var("FASP_ASCP_ENV") {
+            for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                options = options.with_inherited_env(name);
+            }
+        }
         run_spec(spec, self.ascp.as_deref(), self.json, options)
     }
 }
@@ -381,8 +388,15 @@ pub(crate) fn event_json(event: &Event) -> Option<Value> {
             "retrying",
             json!({"next_attempt": next_attempt, "after_ms": after.as_millis() as u64, "reason": reason}),
         ),
-        EventKind::ControlSent(what) => ("control_sent", json!({"control": what})),
-        EventKind::Exited { status } => ("exited", json!({"status": status})),
+        EventKind::ControlSent(what) => ("control_sent", json!({"control": what.type_name()})),
+        EventKind::Exited { status } => {
+            use std::os::unix::process::ExitStatusExt;
+            (
+                "exited",
+                json!({"code": status.code(), "signal": status.signal()}),
+            )
+        }
+        EventKind::Lagged { missed } => ("lagged", json!({"missed": missed})),
         _ => return None,
     };
     let obj = body.as_object_mut()?;

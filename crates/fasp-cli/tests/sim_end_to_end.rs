@@ -62,6 +62,7 @@ fn transfer_json_streams_events_and_takes_a_rate_change_from_stdin() {
             "--ascp",
             sim.to_str().unwrap(),
         ])
+        .env("FASP_ASCP_ENV", "ASCP_SIM_*")
         .env("ASCP_SIM_ROOT", &remote)
         .env("ASCP_SIM_STATS_INTERVAL_MS", "100")
         .env("ASCP_SIM_EXPECT_TOKEN", "ATM3_e2e_secret")
@@ -132,6 +133,7 @@ fn fasp(args: &[&str], remote: &Path, token: &str) -> (bool, Vec<Value>, String)
     let out = Command::new(env!("CARGO_BIN_EXE_fasp"))
         .args(args)
         .env("FASP_NODE_PASSWORD", NODE_PASSWORD)
+        .env("FASP_ASCP_ENV", "ASCP_SIM_*")
         .env("ASCP_SIM_ROOT", remote)
         .env("ASCP_SIM_STATS_INTERVAL_MS", "50")
         .env("ASCP_SIM_EXPECT_TOKEN", token)

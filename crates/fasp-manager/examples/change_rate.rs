@@ -81,7 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     s.rate_lock,
                     s.rate_cap_kbps,
                 ),
-                EventKind::ControlSent(what) => println!("sent {what}"),
+                EventKind::ControlSent(what) => println!("sent {}", what.type_name()),
                 EventKind::RateChanged(r) => println!(
                     "ascp now runs at target {:?} Kbps, min {:?} Kbps",
                     r.target_kbps, r.min_kbps

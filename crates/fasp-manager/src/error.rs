@@ -80,19 +80,14 @@ pub enum TransferError {
         /// Files that failed on the way.
         failed_files: Vec<FileFailure>,
     },
-    /// The management connection ended without `DONE` or `ERROR` and ascp exited normally.
-    #[error("the management connection ended without DONE or ERROR (ascp {status:?}): {}", stderr_or_none(.stderr_tail))]
+    /// ascp connected, then the management connection ended without `DONE` or `ERROR`
+    /// (ascp stops when it cannot write to it). Retryable.
+    #[error("the management connection ended without DONE or ERROR (ascp {status:?}{}): {}", .connection_error.as_deref().map(|e| format!(", connection: {e}")).unwrap_or_default(), stderr_or_none(.stderr_tail))]
     NoOutcome {
         /// ascp's exit status, if it was collected.
         status: Option<ExitStatus>,
-        /// The last lines ascp wrote on stderr.
-        stderr_tail: String,
-    },
-    /// ascp exited with a failure status but never sent an error code.
-    #[error("ascp exited with {status} without an error code: {}", stderr_or_none(.stderr_tail))]
-    ExitWithoutCode {
-        /// Its exit status.
-        status: ExitStatus,
+        /// How the connection broke, when it was not an orderly end.
+        connection_error: Option<String>,
         /// The last lines ascp wrote on stderr.
         stderr_tail: String,
     },
@@ -110,10 +105,7 @@ pub enum TransferError {
         /// How long it was silent.
         idle: Duration,
     },
-    /// The management connection broke (a read error, not an orderly end).
-    #[error("management connection failed: {0}")]
-    Connection(#[source] std::io::Error),
-    /// Something other than our ascp connected or answered (wrong `UserStr` nonce).
+    /// Our ascp's connection did not follow the agreement (its `INIT` echoed another cookie).
     #[error("management protocol violation: {0}")]
     Protocol(String),
     /// The transfer was cancelled.
@@ -143,14 +135,13 @@ impl TransferError {
     }
 
     /// Whether another attempt (with resume) may succeed: retryable FASP codes, crashes,
-    /// hangs and connections that ended without an outcome.
+    /// hangs and management connections lost without an outcome.
     pub fn is_retryable(&self) -> bool {
         match self {
             TransferError::Fasp { retryable, .. } => *retryable,
             TransferError::Crashed { .. }
             | TransferError::Hung { .. }
-            | TransferError::NoOutcome { .. }
-            | TransferError::Connection(_) => true,
+            | TransferError::NoOutcome { .. } => true,
             _ => false,
         }
     }

@@ -4,7 +4,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fasp_mgmt_proto::{DecodeError, FieldError, Frame};
+use std::process::ExitStatus;
+
+use fasp_mgmt_proto::{Control, DecodeError, FieldError, Frame};
+
+use crate::progress::TransferState;
 
 /// One thing that happened in a transfer.
 ///
@@ -23,6 +27,18 @@ pub struct Event {
     pub kind: EventKind,
     /// The frame it came from.
     pub frame: Option<Frame>,
+    /// For [`EventKind::FileProgress`]: how many earlier progress samples of the same file
+    /// this subscriber did not get because it was behind (this one is the newest). Always 0
+    /// for every other kind: those are never dropped.
+    pub coalesced: u64,
+}
+
+impl Event {
+    /// Whether this is a progress sample, which a subscriber that is behind may get
+    /// coalesced (only [`EventKind::FileProgress`]); every other event is delivered.
+    pub fn is_progress(&self) -> bool {
+        matches!(self.kind, EventKind::FileProgress(_))
+    }
 }
 
 /// What happened.
@@ -124,12 +140,27 @@ pub enum EventKind {
         /// Why the last one failed.
         reason: String,
     },
-    /// A control message was sent to ascp.
-    ControlSent(String),
-    /// ascp exited.
+    /// A control message was written to ascp's management connection.
+    ControlSent(Control),
+    /// ascp exited (and was reaped).
     Exited {
-        /// Its exit status, in words.
-        status: String,
+        /// Its exit status.
+        status: ExitStatus,
+    },
+    /// The transfer ended: always the last event of a stream that kept up.
+    Finished {
+        /// `Done`, `Failed` or `Cancelled`.
+        state: TransferState,
+        /// The FASP code of the failure, if it has one.
+        code: Option<u64>,
+    },
+    /// This subscriber fell so far behind that its queue of lifecycle events reached
+    /// [`TransferOptions::event_buffer`](crate::TransferOptions::event_buffer): it was cut
+    /// off here, and its stream ends after this event. The transfer and the other subscribers
+    /// are not affected.
+    Lagged {
+        /// Events this subscriber will not get.
+        missed: u64,
     },
 }
 
@@ -225,8 +256,9 @@ pub struct SessionTotals {
 
 /// Callbacks for callers who prefer them to streams (parity with IBM's `ITransferListener`).
 ///
-/// Called on the transfer's own task, in order, before the event reaches the streams: keep
-/// them short and never block.
+/// Each listener is called on a thread of its own, in order, with the same delivery contract
+/// as an event stream (lifecycle events always, progress samples coalesced when it is
+/// behind): a slow listener delays only itself, never the transfer or other subscribers.
 pub trait TransferListener: Send + Sync {
     /// Every event.
     fn on_event(&self, event: &Event);

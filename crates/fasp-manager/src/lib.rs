@@ -62,23 +62,32 @@
 
 #![deny(unsafe_code)]
 
-mod attempt;
+mod core;
 mod discovery;
+mod driver;
 mod error;
 mod event;
+mod hub;
 mod manager;
 mod options;
 mod process;
 mod progress;
-mod sink;
 mod transfer;
 mod wire;
 
-pub use attempt::SessionSummary;
 pub use discovery::{ASCP_ENV, AscpNotFound, find_ascp};
 pub use error::{FileFailure, TransferError};
 pub use event::{Event, EventKind, FileInfo, Rates, SessionInfo, SessionTotals, TransferListener};
-pub use manager::Manager;
+pub use fasp_mgmt_proto::{ByteRange, Control, DoneOperation, QueryAnswer};
+pub use fasp_spec::TransferSpec;
+pub use manager::{Manager, ManagerBuilder};
 pub use options::{RetryPolicy, TransferOptions};
 pub use progress::{Progress, TransferState};
-pub use transfer::{ControlError, Controller, EventStream, Policy, Summary, Transfer};
+pub use transfer::{
+    ControlError, Controller, EventStream, Policy, SessionSummary, Summary, Transfer,
+};
+
+/// The variable ascp reads its cookie from. Every child gets one: the spec's cookie, or a
+/// fresh random one; ascp echoes it in `INIT`, which is how a connection the kernel can no
+/// longer attribute (a fast ascp that already exited) proves it comes from our child.
+pub const COOKIE_ENV: &str = "ASPERA_SCP_COOKIE";

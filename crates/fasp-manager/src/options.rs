@@ -81,12 +81,20 @@ pub struct TransferOptions {
     pub workdir: Option<PathBuf>,
     /// Callbacks, called for every event in order.
     pub listeners: Vec<Arc<dyn TransferListener>>,
-    /// Queue length of each event stream. Default 4096.
+    /// Lifecycle events queued at most for one subscriber that does not read (progress
+    /// samples are coalesced and do not count). A subscriber that reaches it gets
+    /// [`EventKind::Lagged`](crate::EventKind::Lagged) and its stream ends; the transfer and
+    /// the other subscribers go on. Default 100,000.
     pub event_buffer: usize,
     /// How to answer a `QUERY` from ascp. Default `Allowed`.
     pub query_answer: QueryAnswer,
-    /// Extra environment for ascp (not secrets: those come from the spec).
+    /// Extra environment for ascp (not secrets: those come from the spec). ascp starts with
+    /// a minimal environment: `PATH`, `HOME`, `USER`, `LOGNAME`, `LANG`, `LC_ALL`, `LC_CTYPE`,
+    /// `LC_MESSAGES`, `TZ`, `TMPDIR` from ours, the spec's secrets, its cookie, then these.
     pub env: Vec<(String, String)>,
+    /// Names of variables of our own environment to pass on to ascp when set (a name ending
+    /// in `*` passes every variable with that prefix). Nothing else is inherited.
+    pub inherit_env: Vec<String>,
 }
 
 impl Default for TransferOptions {
@@ -101,9 +109,10 @@ impl Default for TransferOptions {
             sessions: 1,
             workdir: None,
             listeners: Vec::new(),
-            event_buffer: 4096,
+            event_buffer: 100_000,
             query_answer: QueryAnswer::Allowed,
             env: Vec::new(),
+            inherit_env: Vec::new(),
         }
     }
 }
@@ -123,6 +132,7 @@ impl std::fmt::Debug for TransferOptions {
             .field("event_buffer", &self.event_buffer)
             .field("query_answer", &self.query_answer)
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("inherit_env", &self.inherit_env)
             .finish()
     }
 }
@@ -150,6 +160,28 @@ impl TransferOptions {
     pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
         self
+    }
+
+    /// Pass this variable of our environment on to ascp when set (`NAME*`: every variable
+    /// starting with `NAME`).
+    pub fn with_inherited_env(mut self, name: impl Into<String>) -> Self {
+        self.inherit_env.push(name.into());
+        self
+    }
+
+    /// The variables of our environment that [`TransferOptions::inherit_env`] selects.
+    pub(crate) fn inherited(&self) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        std::env::vars_os()
+            .filter(|(k, _)| {
+                let Some(k) = k.to_str() else { return false };
+                self.inherit_env
+                    .iter()
+                    .any(|want| match want.strip_suffix('*') {
+                        Some(prefix) => k.starts_with(prefix),
+                        None => k == want,
+                    })
+            })
+            .collect()
     }
 
     /// Set the inactivity watchdog.

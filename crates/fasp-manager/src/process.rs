@@ -1,154 +1,171 @@
-//! The ascp child process: spawning it, its stderr, signals, and proving that a management
-//! connection comes from it.
+//! The ascp child process: spawning it so that it dies with us, its environment, signals, and
+//! what the kernel says about who holds a management connection.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Mutex, OnceLock};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
-/// Bytes of stderr kept for error reports.
-const STDERR_TAIL: usize = 8 * 1024;
+use crate::core::{Ownership, Sig};
 
-/// The last bytes ascp wrote on stderr (and a flag set when the stream ended).
-#[derive(Debug, Default, Clone)]
-pub(crate) struct StderrTail(Arc<Mutex<(VecDeque<u8>, bool)>>);
-
-impl StderrTail {
-    pub(crate) fn text(&self) -> String {
-        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let (bytes, _) = &*guard;
-        String::from_utf8_lossy(&bytes.iter().copied().collect::<Vec<u8>>())
-            .trim_end()
-            .to_string()
-    }
-
-    pub(crate) fn closed(&self) -> bool {
-        self.0.lock().map(|g| g.1).unwrap_or(true)
-    }
-
-    fn push(&self, data: &[u8]) {
-        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let buf = &mut guard.0;
-        buf.extend(data);
-        while buf.len() > STDERR_TAIL {
-            buf.pop_front();
-        }
-    }
-
-    fn close(&self) {
-        if let Ok(mut g) = self.0.lock() {
-            g.1 = true;
-        }
-    }
-}
-
-/// Environment variables ascp reads secrets from: never inherited from our own environment,
-/// only set from the transfer spec.
-const ASCP_SECRET_VARS: &[&str] = &[
-    "ASPERA_SCP_TOKEN",
-    "ASPERA_SCP_PASS",
-    "ASPERA_SCP_KEY",
-    "ASPERA_SCP_COOKIE",
-    "ASPERA_SCP_FILEPASS",
-    "ASPERA_PROXY_PASS",
-    "ASPERA_SCP_PROXY_AUTH_USER",
-    "ASPERA_SCP_PROXY_AUTH_PASSWORD",
+/// Variables a child gets from our environment when set: what ascp needs to find its files,
+/// resolve names and speak the user's language. Nothing else is inherited (no
+/// `FASP_NODE_PASSWORD`, no `AWS_SECRET_ACCESS_KEY`); the spec's secrets and the caller's
+/// explicit variables are added on top.
+pub(crate) const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "TMPDIR",
 ];
 
-/// Start ascp: `-M <port> -u <nonce>` first, then the rendered arguments. Its own process
-/// group (so that signals reach anything it starts), killed if the handle is dropped, stdin
-/// closed, stdout discarded, stderr kept in `tail`.
-pub(crate) fn spawn(
-    program: &std::path::Path,
-    args: &[OsString],
-    env: &[(String, String)],
-    port: u16,
-    nonce: &str,
-    tail: &StderrTail,
-) -> std::io::Result<Child> {
-    let mut cmd = Command::new(program);
-    cmd.arg("-M")
-        .arg(port.to_string())
-        .arg("-u")
-        .arg(nonce)
-        .args(args)
+/// What to start.
+pub(crate) struct SpawnRequest {
+    pub(crate) program: OsString,
+    pub(crate) args: Vec<OsString>,
+    /// The complete environment of the child.
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) handle: tokio::runtime::Handle,
+}
+
+type Reply = std::io::Result<Child>;
+
+/// Children are spawned by one thread that lives as long as the process. The parent-death
+/// signal is tied to the *thread* that forked the child: spawned from a tokio worker or
+/// blocking-pool thread, a child would be killed when that thread is retired (after 10 s idle
+/// for the blocking pool), long before the process ends.
+fn spawner() -> &'static Mutex<std_mpsc::Sender<(SpawnRequest, std_mpsc::Sender<Reply>)>> {
+    static SPAWNER: OnceLock<Mutex<std_mpsc::Sender<(SpawnRequest, std_mpsc::Sender<Reply>)>>> =
+        OnceLock::new();
+    SPAWNER.get_or_init(|| {
+        let (tx, rx) = std_mpsc::channel::<(SpawnRequest, std_mpsc::Sender<Reply>)>();
+        std::thread::Builder::new()
+            .name("fasp-spawner".into())
+            .spawn(move || {
+                for (req, reply) in rx {
+                    let _ = reply.send(spawn_here(req));
+                }
+            })
+            .expect("cannot start the fasp-spawner thread");
+        Mutex::new(tx)
+    })
+}
+
+/// Start a child: its own process group (signals reach what it starts), killed if this
+/// process dies (Linux parent-death signal), stdin closed, stdout discarded, stderr piped,
+/// exactly the environment given. Blocks the calling thread for the fork and exec only.
+pub(crate) fn spawn(req: SpawnRequest) -> std::io::Result<Child> {
+    let (tx, rx) = std_mpsc::channel();
+    spawner()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((req, tx))
+        .map_err(|_| std::io::Error::other("the fasp-spawner thread is gone"))?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("the fasp-spawner thread is gone"))?
+}
+
+fn spawn_here(req: SpawnRequest) -> std::io::Result<Child> {
+    let _runtime = req.handle.enter();
+    let mut cmd = Command::new(&req.program);
+    cmd.args(&req.args)
+        .env_clear()
+        .envs(req.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
-    for var in ASCP_SECRET_VARS {
-        cmd.env_remove(var);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn()?;
-    if let Some(mut stderr) = child.stderr.take() {
-        let tail = tail.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            loop {
-                match stderr.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => tail.push(&buf[..n]),
-                }
+    die_with_parent(&mut cmd);
+    cmd.spawn()
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and only makes two system
+    // calls (prctl, getppid), both async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            // The parent may have died between fork and prctl: then nobody would kill us.
+            if nix::unistd::getppid().as_raw() as u32 != parent {
+                return Err(std::io::Error::other("the manager exited while spawning"));
             }
-            tail.close();
+            Ok(())
         });
     }
-    Ok(child)
 }
 
-/// Send a signal to ascp's process group (ascp and anything it started). Errors (the group is
-/// gone) are ignored: the point is that it stops.
-pub(crate) fn signal_group(pid: u32, signal: Signal) {
-    if let Ok(pid) = i32::try_from(pid) {
-        let _ = killpg(Pid::from_raw(pid), signal);
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
+
+/// The environment of a child: [`INHERITED_ENV`] from ours, then `extra` in order (the spec's
+/// secrets, the cookie, the caller's variables; a later value replaces an earlier one).
+pub(crate) fn child_env(extra: &[(OsString, OsString)]) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = INHERITED_ENV
+        .iter()
+        .filter_map(|k| std::env::var_os(k).map(|v| (OsString::from(k), v)))
+        .collect();
+    for (k, v) in extra {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.clone(), v.clone()));
     }
+    env
 }
 
-/// A fresh random nonce for `-u`, echoed by ascp as `UserStr`.
-pub(crate) fn nonce() -> String {
-    let mut bytes = [0u8; 16];
-    let from_urandom = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .is_ok();
-    if !from_urandom {
-        use std::hash::{BuildHasher, Hasher};
-        for chunk in bytes.chunks_mut(8) {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos()),
-            );
-            h.write_u32(std::process::id());
-            chunk.copy_from_slice(&h.finish().to_le_bytes());
+/// Signal the child's process group. Errors (the group is gone) are ignored: the point is
+/// that it stops.
+pub(crate) fn signal_group(pid: u32, sig: Sig) {
+    let signal = match sig {
+        Sig::Term => Signal::SIGTERM,
+        Sig::Kill => Signal::SIGKILL,
+    };
+    if let Ok(pid) = i32::try_from(pid) {
+        if pid > 1 {
+            let _ = killpg(Pid::from_raw(pid), signal);
         }
     }
+}
+
+/// A fresh secret cookie (128 random bits, hex) for `ASPERA_SCP_COOKIE`. ascp echoes it in
+/// `INIT`; it is never on a command line.
+pub(crate) fn cookie() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut s = String::from("fasp-");
     for b in bytes {
         s.push_str(&format!("{b:02x}"));
     }
-    s
+    Ok(s)
 }
 
-/// Whether the peer of a management connection is a socket held by process `pid`.
+/// Who holds the peer end of a loopback management connection, as far as `/proc` tells.
 ///
-/// Linux: the peer's end of a loopback connection appears in `/proc/net/tcp` with the peer's
-/// address as its local address; its inode must be among `/proc/<pid>/fd`. `None` when this
-/// cannot be told (no `/proc`), in which case the `UserStr` nonce is the only check.
-pub(crate) fn connection_is_from(pid: u32, peer: SocketAddr, ours: SocketAddr) -> Option<bool> {
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+/// The peer's socket appears in `/proc/net/tcp` with the peer's address as its local address.
+/// Its inode is looked for among the file descriptors of the child (`pid`), then of every
+/// process of its process group (a wrapper such as `timeout` or `strace` forks ascp into the
+/// same group). Inode 0 (the peer already closed its socket: a fast ascp that exited) or no
+/// `/proc`: [`Ownership::Unknown`].
+pub(crate) fn ownership(pid: u32, peer: SocketAddr, ours: SocketAddr) -> Ownership {
     let (SocketAddr::V4(peer), SocketAddr::V4(ours)) = (peer, ours) else {
-        return Some(false);
+        return Ownership::Unknown;
+    };
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return Ownership::Unknown;
     };
     let want_local = format!(
         "{:08X}:{:04X}",
@@ -165,16 +182,50 @@ pub(crate) fn connection_is_from(pid: u32, peer: SocketAddr, ours: SocketAddr) -
         (cols.len() > 9 && cols[1] == want_local && cols[2] == want_remote)
             .then(|| cols[9].to_string())
     });
-    let Some(inode) = inode else {
-        // The peer's socket is not in this network namespace's table: not a local process
-        // we can see, so not our child.
-        return Some(false);
+    let inode = match inode {
+        Some(i) if i != "0" => i,
+        _ => return Ownership::Unknown,
     };
     let target = format!("socket:[{inode}]");
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    Some(fds.flatten().any(|fd| {
-        std::fs::read_link(fd.path()).is_ok_and(|link| link.as_os_str() == target.as_str())
-    }))
+    if holds(pid, &target) {
+        return Ownership::Owned;
+    }
+    if group_members(pid).into_iter().any(|m| holds(m, &target)) {
+        return Ownership::Owned;
+    }
+    Ownership::Foreign
+}
+
+fn holds(pid: u32, target: &str) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target))
+}
+
+/// The processes whose process group is `pgid` (other than `pgid` itself).
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != pgid)
+        .filter(|&pid| {
+            // Field 5 of /proc/PID/stat, counted after the command name's closing parenthesis.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<u32>().ok())
+                    == Some(pgid)
+            })
+        })
+        .collect()
+}
+
+/// `program` as given (for error messages).
+pub(crate) fn display(program: &Path) -> String {
+    program.display().to_string()
 }
 
 #[cfg(test)]
@@ -182,24 +233,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nonces_differ() {
-        let a = nonce();
+    fn cookies_differ() {
+        let a = cookie().unwrap();
         assert!(a.starts_with("fasp-") && a.len() == 37, "{a}");
-        assert_ne!(a, nonce());
+        assert_ne!(a, cookie().unwrap());
     }
 
     #[test]
-    fn a_connection_from_this_process_is_not_from_another() {
+    fn a_connection_from_this_process_is_owned_by_it_and_not_by_pid_1() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let ours = listener.local_addr().unwrap();
         let _client = std::net::TcpStream::connect(ours).unwrap();
         let (_server, peer) = listener.accept().unwrap();
-        // This test process holds the client socket.
-        assert_eq!(
-            connection_is_from(std::process::id(), peer, ours),
-            Some(true)
+        assert_eq!(ownership(std::process::id(), peer, ours), Ownership::Owned);
+        assert_ne!(ownership(1, peer, ours), Ownership::Owned);
+    }
+
+    #[test]
+    fn the_child_environment_is_minimal() {
+        let env = child_env(&[("EXTRA".into(), "1".into()), ("PATH".into(), "/x".into())]);
+        assert!(
+            env.iter()
+                .all(|(k, _)| { INHERITED_ENV.iter().any(|i| k == i) || k == "EXTRA" })
         );
-        // pid 1 does not.
-        assert!(!connection_is_from(1, peer, ours).unwrap_or(false));
+        assert_eq!(env.iter().filter(|(k, _)| k == "PATH").count(), 1);
+        assert!(env.contains(&("PATH".into(), "/x".into())));
     }
 }

@@ -1,7 +1,7 @@
 //! The `watch`-style progress snapshot, kept up to date from the events.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::event::{Event, EventKind};
 
@@ -63,11 +63,24 @@ pub struct Progress {
     pub attempts: u32,
 }
 
+/// Where a file stands across every attempt of its part.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum FileStatus {
+    /// Not seen yet.
+    #[default]
+    New,
+    /// Seen in a STATS, not finished.
+    InFlight,
+    Done,
+    Skipped,
+    Failed,
+}
+
 #[derive(Debug, Default)]
 struct FileSlot {
     written: u64,
     size: Option<u64>,
-    started: bool,
+    status: FileStatus,
 }
 
 impl FileSlot {
@@ -84,7 +97,6 @@ type PartRates = (Option<u64>, Option<u64>);
 /// included), so one event costs the same with one file or a hundred thousand.
 #[derive(Debug)]
 pub(crate) struct Tracker {
-    start: Instant,
     /// Per part, per file path.
     files: HashMap<u32, HashMap<String, FileSlot>>,
     /// Number of files in `files`.
@@ -97,13 +109,12 @@ pub(crate) struct Tracker {
     job_bytes: HashMap<u32, u64>,
     /// Per part: rates in force.
     rates: HashMap<u32, PartRates>,
-    last_sample: Option<(Instant, u64)>,
+    last_sample: Option<(Duration, u64)>,
 }
 
 impl Tracker {
     pub(crate) fn new() -> Tracker {
         Tracker {
-            start: Instant::now(),
             files: HashMap::new(),
             file_count: 0,
             written_sum: 0,
@@ -114,9 +125,40 @@ impl Tracker {
         }
     }
 
-    pub(crate) fn set_state(&mut self, p: &mut Progress, state: TransferState) {
+    pub(crate) fn set_state(&mut self, p: &mut Progress, state: TransferState, now: Duration) {
         p.state = state;
-        self.touch(p);
+        self.touch(p, now);
+    }
+
+    /// A part ended: its rates no longer count in the snapshot.
+    pub(crate) fn part_ended(&mut self, part: u32) {
+        self.rates.remove(&part);
+    }
+
+    /// Move a file to `to`, keeping the counters right (each file counted once, in the
+    /// state it is in now).
+    fn move_file(p: &mut Progress, slot: &mut FileSlot, to: FileStatus) {
+        fn count(p: &mut Progress, s: FileStatus) -> Option<&mut u64> {
+            match s {
+                FileStatus::Done => Some(&mut p.files_done),
+                FileStatus::Skipped => Some(&mut p.files_skipped),
+                FileStatus::Failed => Some(&mut p.files_failed),
+                _ => None,
+            }
+        }
+        if slot.status == to {
+            return;
+        }
+        if let Some(c) = count(p, slot.status) {
+            *c = c.saturating_sub(1);
+        }
+        if let Some(c) = count(p, to) {
+            *c += 1;
+        }
+        if slot.status == FileStatus::New {
+            p.files_started += u64::from(to == FileStatus::InFlight);
+        }
+        slot.status = to;
     }
 
     /// Update the file's slot with `update`, keeping the sums right. The path is copied only
@@ -137,7 +179,7 @@ impl Tracker {
     }
 
     /// Update `p` from one event.
-    pub(crate) fn apply(&mut self, p: &mut Progress, event: &Event) {
+    pub(crate) fn apply(&mut self, p: &mut Progress, event: &Event, now: Duration) {
         p.attempts = p.attempts.max(event.attempt);
         match &event.kind {
             EventKind::Spawned { .. }
@@ -156,16 +198,13 @@ impl Tracker {
                 self.job_bytes.insert(event.part, *b);
             }
             EventKind::FileStarted(f) | EventKind::FileProgress(f) => {
-                let mut first = false;
                 self.update_file(event.part, &f.file, |slot| {
-                    first = !slot.started;
-                    slot.started = true;
+                    if slot.status == FileStatus::New {
+                        Self::move_file(p, slot, FileStatus::InFlight);
+                    }
                     slot.written = slot.written.max(f.written);
                     slot.size = f.size.or(slot.size);
                 });
-                if first {
-                    p.files_started += 1;
-                }
                 if p.current_file.as_deref() != Some(f.file.as_str()) {
                     p.current_file = Some(f.file.clone());
                 }
@@ -177,20 +216,38 @@ impl Tracker {
                 self.update_file(event.part, &f.file, |slot| {
                     slot.written = slot.written.max(f.written).max(f.size.unwrap_or(0));
                     slot.size = f.size.or(slot.size);
+                    Self::move_file(p, slot, FileStatus::Done);
                 });
-                p.files_done += 1;
             }
-            EventKind::FileSkipped(_) => p.files_skipped += 1,
-            EventKind::FileFailed { .. } => p.files_failed += 1,
+            EventKind::FileSkipped(f) => {
+                self.update_file(event.part, &f.file, |slot| {
+                    slot.size = f.size.or(slot.size);
+                    match slot.status {
+                        // Sent before (a retry's resume found it complete): it is done.
+                        FileStatus::Done => {}
+                        FileStatus::InFlight | FileStatus::Failed if event.attempt > 1 => {
+                            slot.written = slot.written.max(slot.size.unwrap_or(0));
+                            Self::move_file(p, slot, FileStatus::Done);
+                        }
+                        _ => Self::move_file(p, slot, FileStatus::Skipped),
+                    }
+                });
+            }
+            EventKind::FileFailed { file: f, .. } => {
+                self.update_file(event.part, &f.file, |slot| {
+                    if slot.status != FileStatus::Done {
+                        Self::move_file(p, slot, FileStatus::Failed);
+                    }
+                });
+            }
             _ => {}
         }
-        self.touch(p);
+        self.touch(p, now);
     }
 
     /// Recompute the derived figures.
-    fn touch(&mut self, p: &mut Progress) {
-        let now = Instant::now();
-        p.elapsed = now - self.start;
+    fn touch(&mut self, p: &mut Progress, now: Duration) {
+        p.elapsed = now;
         p.bytes_done = self.written_sum;
         let job: u64 = self.job_bytes.values().sum();
         p.bytes_expected = if job > 0 {
@@ -214,7 +271,7 @@ impl Tracker {
         match self.last_sample {
             None => self.last_sample = Some((now, p.bytes_done)),
             Some((t, b)) => {
-                let dt = (now - t).as_secs_f64();
+                let dt = now.saturating_sub(t).as_secs_f64();
                 if dt >= 0.5 {
                     let rate = p.bytes_done.saturating_sub(b) as f64 / dt;
                     p.throughput_bps = if p.throughput_bps == 0.0 {
@@ -247,6 +304,7 @@ mod tests {
             session_id: None,
             kind,
             frame: None,
+            coalesced: 0,
         }
     }
 
@@ -266,14 +324,17 @@ mod tests {
         t.apply(
             &mut p,
             &ev(0, 1, EventKind::FileStarted(file("a", 100, 1000))),
+            Duration::ZERO,
         );
         t.apply(
             &mut p,
             &ev(0, 1, EventKind::FileProgress(file("a", 600, 1000))),
+            Duration::ZERO,
         );
         t.apply(
             &mut p,
             &ev(1, 1, EventKind::FileStarted(file("b", 50, 500))),
+            Duration::ZERO,
         );
         assert_eq!(p.bytes_done, 650);
         assert_eq!(p.bytes_expected, Some(1500));
@@ -282,12 +343,14 @@ mod tests {
         t.apply(
             &mut p,
             &ev(0, 2, EventKind::FileStarted(file("a", 550, 1000))),
+            Duration::ZERO,
         );
         assert_eq!(p.bytes_done, 650);
         assert_eq!(p.files_started, 2);
         t.apply(
             &mut p,
             &ev(0, 2, EventKind::FileDone(file("a", 1000, 1000))),
+            Duration::ZERO,
         );
         assert_eq!(p.bytes_done, 1050);
         assert_eq!(p.files_done, 1);
@@ -323,7 +386,7 @@ mod tests {
             } else {
                 EventKind::FileProgress(info)
             };
-            t.apply(&mut p, &ev(part, 1, kind));
+            t.apply(&mut p, &ev(part, 1, kind), Duration::ZERO);
             let e = truth.entry((part, name)).or_insert((0, None));
             e.0 = e.0.max(written);
             if done {

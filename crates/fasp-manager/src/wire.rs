@@ -1,15 +1,14 @@
-//! The writing side of a management connection, shared by the attempt that owns the
-//! connection and by the [`Controller`](crate::Controller)s of its transfer.
+//! The writing side of a management connection.
 //!
-//! A rate change is written to the socket by the task that asked for it, when nothing is
-//! waiting ahead of it: it does not wait for the attempt's task to be scheduled, which on a
-//! busy host (a thousand ascp processes on two cores) is where most of a control's delay went.
-//! Everything written goes through one buffer under one lock, so frames never interleave and
-//! leave in the order they were handed over; what the socket does not take at once stays in
-//! that buffer and the attempt writes it when the socket is writable again.
+//! Controls are written by whichever task fed the core the input that produced them (a
+//! controller's task for a rate change, the reader for a QUERY answer): it does not wait for
+//! another task to be scheduled, which on a busy host (a thousand ascp processes on two cores)
+//! is where most of a control's delay went. Everything written goes through one buffer under
+//! one lock, so frames never interleave and leave in the order they were handed over; what the
+//! socket does not take at once stays in that buffer and the connection's reader task writes
+//! it when the socket is writable again. Nothing here ever waits on the socket.
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::{Buf, BytesMut};
@@ -25,8 +24,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub(crate) enum WireError {
     /// The message cannot be encoded (a path with a line break, say).
-    Encode(EncodeError),
-    /// The connection is broken, or (for controls) the attempt no longer takes controls.
+    Encode(#[allow(dead_code)] EncodeError),
+    /// The connection is broken.
     Closed,
 }
 
@@ -36,9 +35,6 @@ struct WireState {
     pending: BytesMut,
     /// A write failed: nothing more is written.
     broken: bool,
-    /// The attempt is stopping (or has stopped reading): controllers must go through its
-    /// queue, which ignores them from then on.
-    controls_closed: bool,
 }
 
 /// The writing half of one management connection.
@@ -59,26 +55,11 @@ impl Wire {
         })
     }
 
-    /// Hand over one frame from the attempt itself (CANCEL, a QUERY answer, queued controls):
-    /// encoded behind whatever is pending, and written now as far as the socket takes it.
+    /// Hand over one frame: encoded behind whatever is pending, and written now as far as the
+    /// socket takes it.
     pub(crate) fn send(&self, msg: &Control) -> Result<(), WireError> {
         let mut st = lock(&self.state);
         self.push(&mut st, msg)
-    }
-
-    /// Hand over one frame from a controller; refused once the attempt stopped taking
-    /// controls.
-    pub(crate) fn send_control(&self, msg: &Control) -> Result<(), WireError> {
-        let mut st = lock(&self.state);
-        if st.controls_closed {
-            return Err(WireError::Closed);
-        }
-        self.push(&mut st, msg)
-    }
-
-    /// From now on controllers go through the attempt's queue.
-    pub(crate) fn close_controls(&self) {
-        lock(&self.state).controls_closed = true;
     }
 
     fn push(&self, st: &mut WireState, msg: &Control) -> Result<(), WireError> {
@@ -157,51 +138,6 @@ impl Wire {
     }
 }
 
-/// The link between a part's controllers and the attempt currently running it.
-#[derive(Debug, Default)]
-pub(crate) struct PartLink {
-    /// The connection of the running attempt, once it is connected.
-    wire: Mutex<Option<Arc<Wire>>>,
-    /// Requests sent through the part's queue and not yet written (or dropped) by the
-    /// attempt. While there are any, controllers queue too, so nothing overtakes them.
-    queued: AtomicUsize,
-}
-
-impl PartLink {
-    /// Install (or, with `None`, remove) the running attempt's connection.
-    pub(crate) fn set_wire(&self, wire: Option<Arc<Wire>>) {
-        *lock(&self.wire) = wire;
-    }
-
-    /// Write `msg` at once if nothing is queued ahead of it and an attempt is connected and
-    /// takes controls. `Ok(false)`: it must go through the queue.
-    pub(crate) fn try_direct(&self, msg: &Control) -> Result<bool, EncodeError> {
-        if self.queued.load(Ordering::Acquire) != 0 {
-            return Ok(false);
-        }
-        let Some(wire) = lock(&self.wire).clone() else {
-            return Ok(false);
-        };
-        match wire.send_control(msg) {
-            Ok(()) => Ok(true),
-            Err(WireError::Encode(e)) => Err(e),
-            Err(WireError::Closed) => Ok(false),
-        }
-    }
-
-    /// A request is about to go through the queue.
-    pub(crate) fn queued(&self) {
-        self.queued.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// A queued request was written, dropped, or could not be queued after all.
-    pub(crate) fn dequeued(&self) {
-        let _ = self
-            .queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,7 +175,7 @@ mod tests {
         let (wire, mut peer) = pair().await;
         let mut sent = 0u64;
         while lock(&wire.state).pending.is_empty() {
-            wire.send_control(&Control::Rate(RateChange::rates(sent + 1, 0)))
+            wire.send(&Control::Rate(RateChange::rates(sent + 1, 0)))
                 .unwrap();
             sent += 1;
             assert!(sent < 10_000_000, "the socket never filled");
@@ -274,28 +210,5 @@ mod tests {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain)
             .await
             .expect("drain ended");
-    }
-
-    #[tokio::test]
-    async fn controls_are_refused_once_closed_and_bad_messages_never_reach_the_socket() {
-        let (wire, _peer) = pair().await;
-        let link = PartLink::default();
-        let rate = Control::Rate(RateChange::rates(5, 0));
-        assert!(!link.try_direct(&rate).unwrap(), "no wire yet: queue");
-        link.set_wire(Some(wire.clone()));
-        assert!(link.try_direct(&rate).unwrap());
-        link.queued();
-        assert!(!link.try_direct(&rate).unwrap(), "something queued ahead");
-        link.dequeued();
-        link.dequeued(); // never below zero
-        assert!(link.try_direct(&rate).unwrap());
-        wire.close_controls();
-        assert!(!link.try_direct(&rate).unwrap(), "controls closed: queue");
-        assert!(
-            wire.send(&Control::Cancel).is_ok(),
-            "the attempt still writes"
-        );
-        let bad = Control::Rate(RateChange::default());
-        assert!(matches!(wire.send(&bad), Err(WireError::Encode(_))));
     }
 }

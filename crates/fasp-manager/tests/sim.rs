@@ -568,7 +568,7 @@ async fn a_concurrency_limit_queues_transfers() {
     let sim = require_sim!();
     let w = Work::new();
     w.file(&w.local("a.bin"), 400_000);
-    let manager = Manager::with_ascp(&sim).with_concurrency_limit(1);
+    let manager = Manager::builder().ascp(&sim).concurrency_limit(1).build();
     // 1.6 Mbit/s: about 2 s each.
     let spec = upload(&[&w.local("a.bin")], "/")
         .target_rate_kbps(1600)
@@ -675,7 +675,7 @@ async fn controls_keep_their_order_whichever_way_they_are_written() {
     assert_eq!(acked(&ev), expected, "RATE order as ascp-sim read it");
     let sent = count(
         &ev,
-        |k| matches!(k, EventKind::ControlSent(m) if m == "RATE"),
+        |k| matches!(k, EventKind::ControlSent(m) if m.type_name() == "RATE"),
     );
     assert_eq!(sent, expected.len(), "one ControlSent per RATE");
     assert_no_leftover(&w.needle());

@@ -1,0 +1,594 @@
+//! The async driver of one transfer: moves bytes, signals and timers for the [`Core`], and
+//! nothing else.
+//!
+//! The core sits in a mutex with the connections' write halves ([`Cell`]). Whoever has an
+//! input for it (the reader of a management connection, the task waiting for a child, a
+//! controller's `set_rate`, the timer) locks it, feeds the input and then carries out the
+//! outputs at once ([`Shared::with`]): writes go to the socket without waiting (the backlog is
+//! left to the reader), signals are sent, events are handed to the hub (which never waits).
+//! Outputs that need a task (spawning an attempt, tearing one down, the end) go to the
+//! transfer's own task ([`run`]). No one ever waits on a consumer while holding the core.
+//!
+//! Per attempt, four small tasks: the child's waiter, its stderr reader, the listener's
+//! acceptor, and the adopted connection's reader (which also flushes the write backlog).
+
+use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use fasp_mgmt_proto::{Frame, MgmtCodec};
+use fasp_spec::{RenderOptions, ResumePolicy, TransferSpec};
+use futures::StreamExt;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::codec::FramedRead;
+
+use crate::core::{Admit, Core, Output, Ownership, Time};
+use crate::error::TransferError;
+use crate::hub::Hub;
+use crate::options::TransferOptions;
+use crate::process::{self, SpawnRequest};
+use crate::progress::Progress;
+use crate::transfer::Summary;
+use crate::wire::Wire;
+
+/// Initial read buffer of a management connection (it grows when needed): a STATS frame is
+/// ~400 bytes, and a manager may hold thousands of connections.
+const READ_BUF: usize = 2048;
+
+/// Connections examined at once per attempt; more wait in the listener's backlog.
+const MAX_CANDIDATES: usize = 16;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The core and what outputs need to be carried out at once.
+#[derive(Debug)]
+pub(crate) struct Cell {
+    pub(crate) core: Core,
+    /// Per part: the adopted connection's write half, with its attempt.
+    wires: Vec<Option<(u32, Arc<Wire>)>>,
+    /// The deadline the driver's timer is set for.
+    armed: Option<Time>,
+}
+
+/// Work for the transfer's own task.
+#[derive(Debug)]
+enum Todo {
+    Spawn {
+        part: u32,
+        attempt: u32,
+        target: Option<u64>,
+        min: Option<u64>,
+    },
+    AttemptEnded {
+        part: u32,
+        attempt: u32,
+    },
+    Finished(Result<Summary, TransferError>),
+}
+
+/// What every task of a transfer shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    cell: Mutex<Cell>,
+    pub(crate) hub: Hub,
+    progress: watch::Sender<Progress>,
+    /// The timer's deadline moved earlier.
+    timer: Notify,
+    todo: mpsc::UnboundedSender<Todo>,
+    origin: Instant,
+}
+
+impl Shared {
+    pub(crate) fn now(&self) -> Time {
+        self.origin.elapsed()
+    }
+
+    /// Feed the core (`f`), then carry out what it asks.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Cell, Time) -> R) -> R {
+        let mut cell = lock(&self.cell);
+        let now = self.now();
+        let r = f(&mut cell, now);
+        self.pump(&mut cell);
+        r
+    }
+
+    fn pump(&self, cell: &mut Cell) {
+        while let Some(out) = cell.core.poll_output() {
+            match out {
+                Output::Write { part, attempt, msg } => {
+                    let written = match cell.wires.get(part as usize) {
+                        Some(Some((a, wire))) if *a == attempt => wire.send(&msg).is_ok(),
+                        _ => false,
+                    };
+                    if !written {
+                        cell.core.write_failed(part, attempt);
+                    }
+                }
+                Output::Signal { pid, sig, .. } => process::signal_group(pid, sig),
+                Output::Emit(event) => self.hub.push(event),
+                Output::Spawn {
+                    part,
+                    attempt,
+                    target_kbps,
+                    min_kbps,
+                } => {
+                    let _ = self.todo.send(Todo::Spawn {
+                        part,
+                        attempt,
+                        target: target_kbps,
+                        min: min_kbps,
+                    });
+                }
+                Output::AttemptEnded { part, attempt } => {
+                    if let Some(slot) = cell.wires.get_mut(part as usize) {
+                        if slot.as_ref().is_some_and(|(a, _)| *a == attempt) {
+                            *slot = None;
+                        }
+                    }
+                    let _ = self.todo.send(Todo::AttemptEnded { part, attempt });
+                }
+                Output::Finished(result) => {
+                    self.publish_progress(cell);
+                    self.hub.close();
+                    let _ = self.todo.send(Todo::Finished(result));
+                }
+            }
+        }
+        self.publish_progress(cell);
+        let next = cell.core.poll_timeout();
+        if next.is_some() && (cell.armed.is_none() || next < cell.armed) {
+            cell.armed = next;
+            self.timer.notify_one();
+        }
+    }
+
+    fn publish_progress(&self, cell: &mut Cell) {
+        if let Some(p) = cell.core.take_progress() {
+            self.progress.send_modify(|cur| cur.clone_from(p));
+        }
+    }
+}
+
+/// What the transfer's task needs besides the core.
+pub(crate) struct Plan {
+    pub(crate) spec: TransferSpec,
+    pub(crate) program: PathBuf,
+    pub(crate) options: TransferOptions,
+    pub(crate) cookie: String,
+    pub(crate) limit: Option<Arc<Semaphore>>,
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Build the shared state of a transfer; `run` drives it.
+pub(crate) fn shared(
+    core: Core,
+    parts: usize,
+    event_buffer: usize,
+) -> (Arc<Shared>, watch::Receiver<Progress>, Receiver) {
+    let (progress, progress_rx) = watch::channel(Progress::default());
+    let (todo, todo_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        cell: Mutex::new(Cell {
+            core,
+            wires: vec![None; parts],
+            armed: None,
+        }),
+        hub: Hub::new(event_buffer),
+        progress,
+        timer: Notify::new(),
+        todo,
+        origin: Instant::now(),
+    });
+    (shared, progress_rx, Receiver(todo_rx))
+}
+
+/// The receiving end of the transfer task's work queue.
+#[derive(Debug)]
+pub(crate) struct Receiver(mpsc::UnboundedReceiver<Todo>);
+
+/// The IO of one running attempt.
+struct AttemptIo {
+    attempt: u32,
+    tasks: Vec<JoinHandle<()>>,
+    command: Option<fasp_spec::AscpCommand>,
+    /// Removed when dropped.
+    _dir: tempfile::TempDir,
+}
+
+impl AttemptIo {
+    fn close(mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Some(c) = self.command.take() {
+            let _ = c.cleanup();
+        }
+        // The folder goes with the TempDir.
+    }
+}
+
+/// The transfer's own task: spawns attempts, tears them down, keeps the timer, ends with the
+/// outcome. Everything else happens in the tasks of the attempts.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut plan: Plan,
+    mut todo: Receiver,
+) -> Result<Summary, TransferError> {
+    let mut attempts: Vec<Option<AttemptIo>> =
+        (0..plan.options.sessions.max(1)).map(|_| None).collect();
+    let have_slot = plan.limit.is_none() || plan.permit.is_some();
+    shared.with(|c, now| c.core.begin(now, have_slot));
+    let limit = plan.limit.clone();
+    let mut waiting_slot = !have_slot;
+    let result = loop {
+        let deadline = lock(&shared.cell).armed;
+        let sleep_until = deadline.map(|d| tokio::time::Instant::from_std(shared.origin + d));
+        tokio::select! {
+            biased;
+            item = todo.0.recv() => match item {
+                Some(Todo::Spawn { part, attempt, target, min }) => {
+                    if let Some(old) = attempts[part as usize].take() {
+                        old.close();
+                    }
+                    attempts[part as usize] = spawn_attempt(&shared, &plan, part, attempt, target, min).await;
+                }
+                Some(Todo::AttemptEnded { part, attempt }) => {
+                    let slot = &mut attempts[part as usize];
+                    if slot.as_ref().is_some_and(|io| io.attempt == attempt) {
+                        if let Some(io) = slot.take() {
+                            io.close();
+                        }
+                    }
+                }
+                Some(Todo::Finished(result)) => break result,
+                None => break Err(TransferError::Io {
+                    what: "run the transfer",
+                    source: std::io::Error::other("the transfer's state was dropped"),
+                }),
+            },
+            permit = async { limit.clone().expect("a limit").acquire_owned().await }, if waiting_slot => {
+                waiting_slot = false;
+                plan.permit = permit.ok();
+                shared.with(|c, now| c.core.slot_granted(now));
+            }
+            _ = shared.timer.notified() => {}
+            _ = async {
+                match sleep_until {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                shared.with(|c, now| {
+                    c.armed = None;
+                    c.core.handle_timeout(now);
+                });
+            }
+        }
+    };
+    for io in attempts.into_iter().flatten() {
+        io.close();
+    }
+    drop(plan.permit.take());
+    result
+}
+
+async fn spawn_attempt(
+    shared: &Arc<Shared>,
+    plan: &Plan,
+    part: u32,
+    attempt: u32,
+    target: Option<u64>,
+    min: Option<u64>,
+) -> Option<AttemptIo> {
+    match prepare_and_spawn(shared, plan, part, attempt, target, min).await {
+        Ok(io) => io,
+        Err(e) => {
+            shared.with(|c, now| c.core.spawn_failed(now, part, attempt, e));
+            None
+        }
+    }
+}
+
+async fn prepare_and_spawn(
+    shared: &Arc<Shared>,
+    plan: &Plan,
+    part: u32,
+    attempt: u32,
+    target: Option<u64>,
+    min: Option<u64>,
+) -> Result<Option<AttemptIo>, TransferError> {
+    let io_err = |what: &'static str| move |source| TransferError::Io { what, source };
+    let parts = plan.options.sessions.max(1);
+    let mut spec = plan.spec.clone();
+    spec.target_rate_kbps = target;
+    spec.min_rate_kbps = min;
+    if attempt > 1 && spec.resume_policy.is_none() {
+        spec.resume_policy = Some(ResumePolicy::SparseChecksum);
+    }
+    // A private folder per attempt (0700), for the file lists.
+    let base = plan
+        .options
+        .workdir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = tempfile::Builder::new()
+        .prefix("fasp-attempt-")
+        .tempdir_in(&base)
+        .map_err(io_err("create a private work folder"))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err("make the work folder private"))?;
+    }
+    let mut render = RenderOptions::new()
+        .with_program(&plan.program)
+        .with_workdir(dir.path());
+    if parts > 1 {
+        render = render.with_multi_session_part(part + 1, parts);
+    }
+    let command = spec.render(&render)?;
+    let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(io_err("bind the management port on 127.0.0.1"))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(io_err("set up the management port"))?;
+    let ours = std_listener
+        .local_addr()
+        .map_err(io_err("read the management port"))?;
+    // Two handles on one socket: tokio's to wait for connections, a plain one to take what is
+    // left in the backlog without waiting once the child has exited.
+    let backlog = std_listener
+        .try_clone()
+        .map_err(io_err("set up the management port"))?;
+    let listener = tokio::net::TcpListener::from_std(std_listener)
+        .map_err(io_err("watch the management port"))?;
+
+    let mut extra: Vec<(std::ffi::OsString, std::ffi::OsString)> = command
+        .env
+        .iter()
+        .map(|(k, v)| (k.into(), v.expose().into()))
+        .collect();
+    extra.splice(0..0, plan.options.inherited());
+    if !command.env.contains_key(crate::COOKIE_ENV) {
+        extra.push((crate::COOKIE_ENV.into(), plan.cookie.clone().into()));
+    }
+    extra.extend(plan.options.env.iter().map(|(k, v)| (k.into(), v.into())));
+    let mut args: Vec<std::ffi::OsString> = vec!["-M".into(), ours.port().to_string().into()];
+    args.extend(command.args.iter().cloned());
+    let request = SpawnRequest {
+        program: plan.program.clone().into_os_string(),
+        args,
+        env: process::child_env(&extra),
+        handle: tokio::runtime::Handle::current(),
+    };
+    // Never spawn for a transfer cancelled meanwhile.
+    if !lock(&shared.cell).core.spawn_allowed(part, attempt) {
+        shared.with(|c, now| c.core.spawn_aborted(now, part, attempt));
+        let _ = command.cleanup();
+        return Ok(None);
+    }
+    let spawned = tokio::task::spawn_blocking(move || process::spawn(request))
+        .await
+        .map_err(|e| TransferError::Io {
+            what: "spawn ascp",
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(source) => {
+            let _ = command.cleanup();
+            return Err(TransferError::Spawn {
+                program: process::display(&plan.program),
+                source,
+            });
+        }
+    };
+    let pid = child.id().unwrap_or(0);
+    shared.with(|c, now| c.core.spawned(now, part, attempt, pid));
+
+    let mut tasks = Vec::with_capacity(4);
+    let (exited_tx, exited_rx) = oneshot::channel::<()>();
+    if let Some(mut stderr) = child.stderr.take() {
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            loop {
+                match stderr.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => shared.with(|c, _| c.core.stderr(part, attempt, &buf[..n])),
+                }
+            }
+            shared.with(|c, now| c.core.stderr_closed(now, part, attempt));
+        }));
+    } else {
+        shared.with(|c, now| c.core.stderr_closed(now, part, attempt));
+    }
+    {
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let status = child
+                .wait()
+                .await
+                .unwrap_or_else(|_| std::process::ExitStatus::from_raw(1 << 8));
+            shared.with(|c, now| c.core.exited(now, part, attempt, status));
+            let _ = exited_tx.send(());
+        }));
+    }
+    let first_wait = plan.options.connect_timeout;
+    tasks.push(tokio::spawn(accept_loop(
+        shared.clone(),
+        listener,
+        backlog,
+        ours,
+        part,
+        attempt,
+        pid,
+        exited_rx,
+        first_wait,
+    )));
+    Ok(Some(AttemptIo {
+        attempt,
+        tasks,
+        command: Some(command),
+        _dir: dir,
+    }))
+}
+
+/// Accept connections until one is adopted or the child has exited (then take what is left
+/// in the backlog: a fast child connects before it exits, so its connection is there), tell
+/// the core the listener is closed, and run the connections being examined (the adopted one
+/// is read to its end) inside this task, so that aborting it at the attempt's end stops all.
+#[allow(clippy::too_many_arguments)]
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    backlog: std::net::TcpListener,
+    ours: SocketAddr,
+    part: u32,
+    attempt: u32,
+    pid: u32,
+    mut exited: oneshot::Receiver<()>,
+    first_wait: std::time::Duration,
+) {
+    let adopted = Arc::new(Notify::new());
+    let mut candidates = futures::stream::FuturesUnordered::new();
+    let mut listening = Some(listener);
+    let mut backlog = Some(backlog);
+    let examine = |stream: std::net::TcpStream, peer: SocketAddr, pending: usize| {
+        if pending >= MAX_CANDIDATES {
+            return None;
+        }
+        shared.with(|c, _| c.core.candidate_opened(part, attempt));
+        let verdict = process::ownership(pid, peer, ours);
+        Some(candidate(
+            shared.clone(),
+            stream,
+            peer,
+            verdict,
+            part,
+            attempt,
+            adopted.clone(),
+            first_wait,
+        ))
+    };
+    loop {
+        let close = tokio::select! {
+            biased;
+            Some(()) = candidates.next(), if !candidates.is_empty() => false,
+            _ = adopted.notified(), if listening.is_some() => true,
+            _ = &mut exited, if listening.is_some() => {
+                if let Some(l) = &backlog {
+                    while let Ok((stream, peer)) = l.accept() {
+                        if let Some(c) = examine(stream, peer, candidates.len()) {
+                            candidates.push(c);
+                        }
+                    }
+                }
+                true
+            }
+            accepted = async { listening.as_ref().expect("listening").accept().await }, if listening.is_some() => {
+                if let Ok((stream, peer)) = accepted.and_then(|(s, p)| Ok((s.into_std()?, p))) {
+                    if let Some(c) = examine(stream, peer, candidates.len()) {
+                        candidates.push(c);
+                    }
+                }
+                false
+            }
+            else => break,
+        };
+        if close && listening.take().is_some() {
+            // Both handles go: the socket is closed, later connections are refused.
+            backlog = None;
+            shared.with(|c, now| c.core.listener_closed(now, part, attempt));
+        }
+    }
+}
+
+/// Examine one connection: read its first frame unless the kernel showed it as the child's,
+/// let the core decide, and if adopted read it to its end.
+#[allow(clippy::too_many_arguments)]
+async fn candidate(
+    shared: Arc<Shared>,
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    verdict: Ownership,
+    part: u32,
+    attempt: u32,
+    adopted: Arc<Notify>,
+    first_wait: std::time::Duration,
+) {
+    let stream = stream
+        .set_nonblocking(true)
+        .and_then(|()| TcpStream::from_std(stream));
+    let Ok(stream) = stream else {
+        shared.with(|c, now| {
+            c.core
+                .connection(now, part, attempt, peer, Ownership::Foreign, None)
+        });
+        return;
+    };
+    let (read, write) = stream.into_split();
+    let mut framed = FramedRead::with_capacity(read, MgmtCodec::new(), READ_BUF);
+    let mut first: Option<Frame> = None;
+    if verdict != Ownership::Owned {
+        if let Ok(Some(Ok(Ok(frame)))) = tokio::time::timeout(first_wait, framed.next()).await {
+            first = Some(frame);
+        }
+    }
+    let wire = Wire::new(write);
+    let admit = shared.with(|c, now| {
+        let admit = c.core.connection(now, part, attempt, peer, verdict, first);
+        if admit == Admit::Adopt {
+            c.wires[part as usize] = Some((attempt, wire.clone()));
+        }
+        admit
+    });
+    if admit == Admit::Reject {
+        return;
+    }
+    adopted.notify_one();
+    read_connection(&shared, framed, &wire, part, attempt).await;
+}
+
+/// Read the adopted connection at ascp's pace, feeding every frame to the core, and write
+/// the control backlog whenever the socket takes it.
+async fn read_connection(
+    shared: &Shared,
+    mut framed: FramedRead<tokio::net::tcp::OwnedReadHalf, MgmtCodec>,
+    wire: &Wire,
+    part: u32,
+    attempt: u32,
+) {
+    let mut broken = false;
+    loop {
+        tokio::select! {
+            item = framed.next() => match item {
+                None => {
+                    shared.with(|c, now| c.core.conn_closed(now, part, attempt, None));
+                    return;
+                }
+                Some(Err(e)) => {
+                    shared.with(|c, now| c.core.conn_closed(now, part, attempt, Some(e.to_string())));
+                    return;
+                }
+                Some(Ok(Err(damage))) => {
+                    shared.with(|c, now| c.core.malformed(now, part, attempt, damage));
+                }
+                Some(Ok(Ok(frame))) => {
+                    shared.with(|c, now| c.core.frame(now, part, attempt, frame));
+                }
+            },
+            _ = wire.drain(), if !broken => {
+                broken = true;
+                shared.with(|c, _| c.core.write_failed(part, attempt));
+            }
+        }
+    }
+}
