@@ -202,47 +202,101 @@ async fn closed_port_fails_with_44_after_init_and_session() {
     assert_no_leftover(dir.path().to_str().unwrap());
 }
 
+/// The token and the cookie are in ascp's environment, never on its command line (readable by
+/// every local user in /proc), and the command line has no `-u`: the management connection is
+/// proven by the cookie, not by a value on argv. Nothing else of ours reaches ascp's
+/// environment. ascp is held in SSH negotiation by a server that never answers, so that /proc
+/// can be read while it runs; then the transfer is cancelled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_is_in_the_environment_never_on_the_command_line() {
+async fn token_and_cookie_are_in_the_environment_never_on_the_command_line() {
     let ascp = require_real_ascp!();
     let dir = tempfile::tempdir().unwrap();
-    let port = closed_port();
+    // An "SSH server" that accepts and never speaks.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
     let token = "ATM3_manager_test_token_9f8e7d";
-    let spec = upload(port.port, &source_file(dir.path()), "xfer")
+    let spec = upload(port, &source_file(dir.path()), "xfer")
         .token(token)
-        .cookie("cookie-x1")
         .build()
         .unwrap();
-    let seen: Arc<Mutex<Option<(bool, bool, bool)>>> = Arc::default();
-    let s = seen.clone();
-    let opts = TransferOptions::default().with_listener(Arc::new(move |e: &Event| {
-        if let EventKind::Spawned { pid } = e.kind {
-            // The child exists until this manager reaps it, which it cannot do before this
-            // callback returns. Right after spawn the kernel may still be finishing the exec:
-            // read until the command line is ascp's.
-            let cmdline = read_exec_cmdline(pid);
-            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            let has = |hay: &[u8], needle: &str| {
-                hay.windows(needle.len()).any(|w| w == needle.as_bytes())
-            };
-            *s.lock().unwrap() = Some((
-                has(&cmdline, token),
-                has(&environ, token),
-                has(&cmdline, "\0-u\0"),
-            ));
+    let opts = TransferOptions::default()
+        .with_cancel_graces(Duration::from_millis(300), Duration::from_millis(300));
+    let manager = Manager::with_ascp(&ascp);
+    let mut t = manager.start(&spec, opts).unwrap();
+    let mut events = t.events();
+    let pid = loop {
+        match events.next().await.expect("spawned").kind {
+            EventKind::Spawned { pid } => break pid,
+            _ => continue,
         }
-    }));
-    let result = Manager::with_ascp(&ascp)
-        .start(&spec, opts)
-        .unwrap()
-        .wait()
-        .await;
-    assert_eq!(fasp_code(&result), Some(44));
-    let (in_cmdline, in_environ, has_nonce) = seen.lock().unwrap().expect("saw the spawn");
-    assert!(!in_cmdline, "token on the command line");
-    assert!(in_environ, "token not in ascp's environment");
-    assert!(has_nonce);
+    };
+    let cmdline = read_exec_cmdline(pid);
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let has = |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(!has(&cmdline, token), "token on the command line");
+    assert!(
+        has(&environ, &format!("ASPERA_SCP_TOKEN={token}")),
+        "token not in ascp's environment"
+    );
+    assert!(
+        has(&environ, "ASPERA_SCP_COOKIE=fasp-"),
+        "no cookie in ascp's environment"
+    );
+    assert!(
+        !has(&cmdline, cookie_of(&environ)),
+        "cookie on the command line"
+    );
+    assert!(!has(&cmdline, "\0-u\0"), "a -u value on the command line");
+    let names: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| {
+            std::str::from_utf8(kv)
+                .ok()?
+                .split_once('=')
+                .map(|(k, _)| k.to_owned())
+        })
+        .collect();
+    for name in &names {
+        assert!(
+            name.starts_with("ASPERA_SCP_") || fasp_manager_inherited(name),
+            "{name} reached ascp's environment"
+        );
+    }
+    t.cancel().await.unwrap();
+    let result = t.wait().await;
+    assert!(
+        matches!(result, Err(TransferError::Cancelled { .. })),
+        "{result:?}"
+    );
     assert!(!format!("{result:?}").contains(token));
+    drop(silent);
+}
+
+fn cookie_of(environ: &[u8]) -> &str {
+    environ
+        .split(|b| *b == 0)
+        .find_map(|kv| {
+            std::str::from_utf8(kv)
+                .ok()?
+                .strip_prefix("ASPERA_SCP_COOKIE=")
+        })
+        .expect("a cookie")
+}
+
+fn fasp_manager_inherited(name: &str) -> bool {
+    [
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+        "LC_MESSAGES",
+        "TZ",
+        "TMPDIR",
+    ]
+    .contains(&name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

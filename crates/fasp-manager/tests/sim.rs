@@ -629,10 +629,15 @@ async fn controls_keep_their_order_whichever_way_they_are_written() {
     let mut expected = Vec::new();
     for k in 0..60u64 {
         if k % 7 == 3 {
+            // A rate set while paused is kept for resume: nothing is written until then.
             t.pause().await.unwrap();
             expected.push(0);
+            t.set_rate(20_000 + k, 0).await.unwrap();
+            assert_eq!(t.snapshot().state, TransferState::Paused);
+            t.resume().await.unwrap();
+        } else {
+            t.set_rate(20_000 + k, 0).await.unwrap();
         }
-        t.set_rate(20_000 + k, 0).await.unwrap();
         expected.push(20_000 + k);
     }
     // From a thread outside the runtime, on another executor: the direct write needs no
@@ -643,13 +648,13 @@ async fn controls_keep_their_order_whichever_way_they_are_written() {
         .unwrap()
         .unwrap();
     expected.push(30_000);
-    let bad = t
-        .add_file(
-            "x",
-            "y",
-            Some(fasp_mgmt_proto::ByteRange { start: 10, end: 2 }),
-        )
-        .await;
+    // Requests that make no sense for this transfer are refused, and nothing is written.
+    let bad = t.add_file("x", "y", None).await;
+    assert!(
+        matches!(bad, Err(fasp_manager::ControlError::NotPersistent)),
+        "{bad:?}"
+    );
+    let bad = t.set_rate(1_000, 5_000).await;
     assert!(
         matches!(bad, Err(fasp_manager::ControlError::Invalid { .. })),
         "{bad:?}"
