@@ -164,6 +164,8 @@ pub(crate) struct Plan {
     pub(crate) cookie: String,
     pub(crate) limit: Option<Arc<Semaphore>>,
     pub(crate) permit: Option<OwnedSemaphorePermit>,
+    /// One per listener thread, fired when it has handled the last event.
+    pub(crate) listeners_done: Vec<oneshot::Receiver<()>>,
 }
 
 /// Build the shared state of a transfer; `run` drives it.
@@ -276,6 +278,9 @@ pub(crate) async fn run(
         io.close();
     }
     drop(plan.permit.take());
+    for done in plan.listeners_done.drain(..) {
+        let _ = done.await;
+    }
     result
 }
 

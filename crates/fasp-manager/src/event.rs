@@ -259,6 +259,9 @@ pub struct SessionTotals {
 /// Each listener is called on a thread of its own, in order, with the same delivery contract
 /// as an event stream (lifecycle events always, progress samples coalesced when it is
 /// behind): a slow listener delays only itself, never the transfer or other subscribers.
+/// [`Transfer::wait`](crate::Transfer::wait) returns once every listener has handled the
+/// last event (so a listener that never returns keeps `wait` from returning, and nothing
+/// else).
 pub trait TransferListener: Send + Sync {
     /// Every event.
     fn on_event(&self, event: &Event);

@@ -143,17 +143,27 @@ impl Manager {
         });
         let (shared, progress, todo) = driver::shared(core, parts as usize, options.event_buffer);
         let first = Transfer::subscribe_queue(&shared);
+        // Each listener on a thread of its own, fed like a subscriber: a slow one delays only
+        // itself. `wait` returns once each has seen the last event.
+        let mut listeners_done = Vec::new();
         for listener in &options.listeners {
             let stream = Transfer::subscribe_queue(&shared);
             let listener = listener.clone();
-            let _ = std::thread::Builder::new()
+            let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
+            let spawned = std::thread::Builder::new()
                 .name("fasp-listener".into())
                 .spawn(move || {
                     futures::executor::block_on(futures::StreamExt::for_each(stream, |ev| {
                         listener.on_event(&ev);
                         futures::future::ready(())
                     }));
+                    let _ = done.send(());
                 });
+            spawned.map_err(|source| TransferError::Io {
+                what: "start a listener thread",
+                source,
+            })?;
+            listeners_done.push(done_rx);
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let permit = self
@@ -168,6 +178,7 @@ impl Manager {
             cookie,
             limit: self.inner.limit.clone(),
             permit,
+            listeners_done,
         };
         self.inner
             .live
