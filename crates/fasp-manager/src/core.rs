@@ -328,8 +328,8 @@ impl Core {
     }
 
     #[cfg(test)]
-    pub(crate) fn is_finished(&self) -> bool {
-        self.finished
+    pub(crate) fn progress(&self) -> &Progress {
+        &self.progress
     }
 
     /// Whether the driver may still spawn this attempt (checked right before spawning).

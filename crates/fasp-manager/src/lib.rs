@@ -72,6 +72,8 @@ mod manager;
 mod options;
 mod process;
 mod progress;
+#[cfg(test)]
+mod sim_tests;
 mod transfer;
 mod wire;
 
