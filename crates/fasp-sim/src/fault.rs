@@ -15,6 +15,9 @@ pub enum Fault {
     ExitBeforeConnect(i32),
     /// `hang-before-init`: connect, then neither write INIT nor read, until killed.
     HangBeforeInit,
+    /// `connect-delay:SECS`: wait `SECS` (fractions allowed) before connecting to the
+    /// management port, as a slow-starting ascp would; the run then goes on normally.
+    ConnectDelay(Duration),
     /// `init-delay:SECS`: after INIT, spend `SECS` (fractions allowed) in "session
     /// initiation" without reading the management socket, as the real ascp does while SSH
     /// connects.
@@ -45,6 +48,10 @@ pub enum Fault {
     /// `session-error:CODE[@N]`: end the session with ERROR `CODE` once `N` bytes are
     /// written (default 0), as a lost connection (16) or a stall timeout (40) would.
     SessionError(u64, u64),
+    /// `freeze:SECS[@N]`: once `N` bytes are written (default 0), write nothing at all (no
+    /// STATS) and act on nothing for `SECS`, as a hung ascp; controls read meanwhile take
+    /// effect afterwards, signals end it at once.
+    Freeze(Duration, u64),
 }
 
 /// `X@N` arguments: `(X, N)`.
@@ -112,6 +119,7 @@ impl Faults {
                     Fault::ExitBeforeConnect(num(arg, Some(1))?.try_into().map_err(|_| bad())?)
                 }
                 "hang-before-init" if arg.is_none() => Fault::HangBeforeInit,
+                "connect-delay" => Fault::ConnectDelay(secs(arg.ok_or_else(bad)?)?),
                 "init-delay" => Fault::InitDelay(secs(arg.ok_or_else(bad)?)?),
                 "crash-after-bytes" => Fault::CrashAfterBytes(num(arg, None)?),
                 "close-mgmt-after-bytes" => Fault::CloseMgmtAfterBytes(num(arg, None)?),
@@ -128,6 +136,10 @@ impl Faults {
                 "session-error" => {
                     let (c, n) = split_at_sign(arg);
                     Fault::SessionError(num(c, None)?, num(n, Some(0))?)
+                }
+                "freeze" => {
+                    let (s, n) = split_at_sign(arg);
+                    Fault::Freeze(secs(s.ok_or_else(bad)?)?, num(n, Some(0))?)
                 }
                 _ => return Err(bad()),
             });
@@ -151,7 +163,8 @@ mod tests {
             "exit-before-connect,exit-before-connect:3,hang-before-init,init-delay:0.5,\
              crash-after-bytes:10,close-mgmt-after-bytes:20,malformed-frame,malformed-frame:5,\
              stall:1.5,stall:2@100,second-session,second-session:47,query,query:LICENSE,\
-             deny-file:x.bin,session-error:16@1000,session-error:40",
+             deny-file:x.bin,session-error:16@1000,session-error:40,connect-delay:1.5,\
+             freeze:2,freeze:0.5@300",
         )
         .unwrap();
         assert_eq!(
@@ -174,6 +187,9 @@ mod tests {
                 Fault::DenyFile("x.bin".into()),
                 Fault::SessionError(16, 1000),
                 Fault::SessionError(40, 0),
+                Fault::ConnectDelay(Duration::from_millis(1500)),
+                Fault::Freeze(Duration::from_secs(2), 0),
+                Fault::Freeze(Duration::from_millis(500), 300),
             ]
         );
         for bad in [
@@ -184,6 +200,9 @@ mod tests {
             "stall:-1",
             "deny-file:",
             "hang-before-init:1",
+            "connect-delay",
+            "freeze",
+            "freeze:x@1",
         ] {
             assert!(Faults::parse(bad).is_err(), "{bad}");
         }

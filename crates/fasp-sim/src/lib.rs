@@ -52,6 +52,7 @@
 //! | fault | effect |
 //! |---|---|
 //! | `exit-before-connect[:CODE]` | exit with `CODE` (default 1) without connecting to the management port |
+//! | `connect-delay:SECS` | wait `SECS` before connecting to the management port, then go on normally |
 //! | `hang-before-init` | connect, then send nothing and read nothing until killed |
 //! | `init-delay:SECS` | after INIT, spend `SECS` in session initiation without reading the socket (a CANCEL waits) |
 //! | `crash-after-bytes:N` | abort (SIGABRT) once `N` bytes were written, leaving a partial file |
@@ -62,6 +63,7 @@
 //! | `query[:WHAT]` | send `QUERY` (`Query: AUTHORIZATION` by default) after SESSION and wait for QUERYRSP; `Denied` ends with code 34 (38 for `LICENSE`) |
 //! | `deny-file:NAME` | files named `NAME` fail with FILEERROR code 5, even for root |
 //! | `session-error:CODE[@N]` | end the session with ERROR `CODE` at `N` bytes (16 connection lost, 40 stalled...) |
+//! | `freeze:SECS[@N]` | from `N` bytes on, write nothing (no STATS) and act on nothing for `SECS`, as a hung ascp; controls read meanwhile act afterwards, signals end it at once |
 //!
 //! ## What it writes on the management connection
 //! INIT right after connecting; SESSION once "negotiated" (the real ascp's keys, order and

@@ -93,6 +93,12 @@ pub(crate) fn run(o: Options, env: SimEnv) -> i32 {
         );
         return 1;
     }
+    if let Some(d) = env.faults.find(|f| match f {
+        Fault::ConnectDelay(d) => Some(*d),
+        _ => None,
+    }) {
+        thread::sleep(d);
+    }
     let (link, reader) = match o.mgmt_port {
         Some(port) => match Link::connect(port, env.timestamps) {
             Ok((link, reader)) => (link, Some(reader)),
@@ -588,7 +594,8 @@ impl Sim {
                 Fault::CloseMgmtAfterBytes(n)
                 | Fault::MalformedFrame(n)
                 | Fault::Stall(_, n)
-                | Fault::SessionError(_, n) => *n,
+                | Fault::SessionError(_, n)
+                | Fault::Freeze(_, n) => *n,
                 _ => continue,
             };
             if bytes < at {
@@ -608,6 +615,9 @@ impl Sim {
                 Fault::SessionError(code, _) => {
                     return Err(Halt::Error(*code, describe(*code)));
                 }
+                // Deaf and mute: the reader thread still reads controls, this one acts on
+                // them afterwards.
+                Fault::Freeze(d, _) => thread::sleep(*d),
                 _ => {}
             }
         }
@@ -627,7 +637,8 @@ impl Sim {
                 | Fault::CloseMgmtAfterBytes(n)
                 | Fault::MalformedFrame(n)
                 | Fault::Stall(_, n)
-                | Fault::SessionError(_, n) => Some(*n),
+                | Fault::SessionError(_, n)
+                | Fault::Freeze(_, n) => Some(*n),
                 _ => None,
             })
             .filter(|n| *n > bytes)

@@ -77,6 +77,40 @@ fn init_delay_ignores_cancel_until_initiation_ends() {
 }
 
 #[test]
+fn connect_delay_connects_late_then_runs_normally() {
+    let (w, args) = setup();
+    let sim = spawn(&w, &args, "connect-delay:0.8").spawn();
+    sim.wait_type("INIT", 5 * SEC);
+    let connected_after = sim.started.elapsed();
+    assert!(
+        connected_after >= Duration::from_millis(800),
+        "{connected_after:?}"
+    );
+    let run = sim.wait(20 * SEC);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(run.last().type_name(), Some("DONE"));
+    assert_eq!(fs::read(w.remote("in/a.bin")).unwrap().len(), 2_000_000);
+}
+
+#[test]
+fn freeze_writes_nothing_for_a_while() {
+    let (w, args) = setup();
+    let sim = spawn(&w, &args, "freeze:1@300000").spawn();
+    let run = sim.wait(20 * SEC);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(run.last().type_name(), Some("DONE"));
+    // STATS come every 50 ms, except for the frozen second.
+    let longest = run
+        .times
+        .windows(2)
+        .map(|t| t[1] - t[0])
+        .max()
+        .unwrap_or_default();
+    assert!(longest >= Duration::from_millis(950), "{longest:?}");
+    assert!(longest < Duration::from_millis(1500), "{longest:?}");
+}
+
+#[test]
 fn crash_after_bytes() {
     let (w, args) = setup();
     let run = spawn(&w, &args, "crash-after-bytes:500000").run();
