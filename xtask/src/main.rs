@@ -5,6 +5,7 @@
 //! cargo xtask ascp [--force]                    install the real ascp (cos-aspera) into target/ascp
 //! cargo xtask fuzz [--time SECS] [--smoke] [TARGET]
 //! cargo xtask proptest [--cases N]
+//! cargo xtask simulate [--seeds N | --seed S]
 //! cargo xtask bench [NAME]
 //! cargo xtask release [VERSION] [--execute] [--preflight] [--skip-preflight]
 //! ```
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         "ascp" => ascp::run(&rest),
         "fuzz" => fuzz::run_fuzz(&rest),
         "proptest" => test::proptest(&rest),
+        "simulate" => test::simulate(&rest),
         "bench" => bench::run_bench(&rest),
         "release" => release::run(&rest),
         "help" | "--help" | "-h" => {
@@ -56,6 +58,8 @@ tasks:
   fuzz [--time SECS] [--smoke] [TARGET]
                                    run cargo-fuzz targets (installs cargo-fuzz when missing)
   proptest [--cases N]             the proptest suites with N cases each
+  simulate [--seeds N | --seed S]  the manager core's seeded simulation over seeds 0..N
+                                   (default 200,000), or one seed to replay a failure
   bench [codec|manager] [opts]     decode benchmark (criterion), or the manager load benchmark
                                    (manager: --n 1,64,256,1000 --hz 10 --window 5 --probes 3 [--burst MS])
   release [VERSION] [--execute] [--preflight] [--skip-preflight]

@@ -35,6 +35,38 @@ pub(crate) fn run_all(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The manager core's seeded simulation over a long range of seeds (the test suite runs
+/// 3,000), or one seed to replay a failure.
+pub(crate) fn simulate(args: &[String]) -> Result<(), String> {
+    for a in args {
+        if a.starts_with("--") && a != "--seeds" && a != "--seed" {
+            return Err(format!(
+                "unknown option `{a}` (simulate takes --seeds N or --seed S)"
+            ));
+        }
+    }
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "-p",
+        "fasp-manager",
+        "--locked",
+        "--release",
+        "--lib",
+        "sim_tests",
+        "--",
+        "--nocapture",
+    ]);
+    match flag_value::<u64>(args, "--seed")? {
+        Some(seed) => cmd.env("FASP_SIM_SEED", seed.to_string()),
+        None => {
+            let n: u64 = flag_value(args, "--seeds")?.unwrap_or(200_000);
+            cmd.env("FASP_SIM_SEEDS", format!("0..{n}"))
+        }
+    };
+    run(&mut cmd)
+}
+
 pub(crate) fn proptest(args: &[String]) -> Result<(), String> {
     let cases: u32 = flag_value(args, "--cases")?.unwrap_or(4096);
     run(cargo()

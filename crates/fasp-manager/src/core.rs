@@ -199,8 +199,6 @@ struct Attempt {
     protocol_error: Option<String>,
     read_error: Option<String>,
     files_in_flight: HashSet<String>,
-    /// Controls asked before the connection, written in order once it is adopted.
-    pending: Vec<Control>,
     foreign_reported: u32,
 }
 
@@ -247,6 +245,9 @@ struct Part {
     last_rates: Option<(u64, u64)>,
     /// This part must stop: the caller cancelled, or another part failed for good.
     cancel: bool,
+    /// Controls asked while no connection was up (before the first spawn, while spawning or
+    /// connecting, between attempts), written in order once one is adopted.
+    pending: Vec<Control>,
     result: Option<Result<(), TransferError>>,
 }
 
@@ -288,6 +289,7 @@ impl Core {
                 a: Attempt::default(),
                 last_rates: None,
                 cancel: false,
+                pending: Vec::new(),
                 result: None,
             })
             .collect();
@@ -379,6 +381,10 @@ impl Core {
 
     /// Begin: all parts start, or the transfer waits in line for a slot.
     pub(crate) fn begin(&mut self, now: Time, have_slot: bool) {
+        if self.finished {
+            // Cancelled before the transfer's task began: nothing to start.
+            return;
+        }
         if have_slot {
             self.start_parts(now);
         } else {
@@ -443,7 +449,7 @@ impl Core {
         p.a.connect_deadline = Some(now + self.cfg.connect_timeout);
         p.a.last_activity = now;
         if self.paused {
-            p.a.pending.push(Control::Rate(RateChange::pause()));
+            p.pending.push(Control::Rate(RateChange::pause()));
         }
         let cancel = p.cancel;
         self.emit(now, part, attempt, None, EventKind::Spawned { pid }, None);
@@ -525,7 +531,7 @@ impl Core {
         a.write_ok = true;
         a.last_activity = now;
         self.emit(now, part, attempt, None, EventKind::Connected, None);
-        let pending = std::mem::take(&mut self.parts[i].a.pending);
+        let pending = std::mem::take(&mut self.parts[i].pending);
         if self.parts[i].a.stop() == Stop::None {
             for msg in pending {
                 self.write(now, i, msg);
@@ -1159,9 +1165,10 @@ impl Core {
                 });
                 self.emit(now, part, attempt, None, EventKind::ControlSent(msg), frame);
             }
-            Stage::Spawning | Stage::Running if !p.a.connected => p.a.pending.push(msg),
-            // Between attempts the next spawn carries the rates and the pause; otherwise the
-            // connection has ended: nothing to write to.
+            // Not connected yet (or between attempts): kept for the next connection.
+            Stage::Idle | Stage::Spawning | Stage::Backoff(_) => p.pending.push(msg),
+            Stage::Running if !p.a.connected => p.pending.push(msg),
+            // The connection is closing or closed, or the part ended: nothing to write to.
             _ => {}
         }
     }

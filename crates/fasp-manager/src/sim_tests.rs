@@ -112,6 +112,11 @@ enum Act {
         frame: Frame,
         dest: Option<(String, u64)>,
     },
+    /// The last frame of a child that stopped its script (ERROR 28 after CANCEL).
+    LastFrame {
+        pid: u32,
+        frame: Frame,
+    },
     Malformed {
         pid: u32,
     },
@@ -175,6 +180,8 @@ struct World {
     emitted: Vec<Event>,
     sessions_ended: usize,
     last_bytes: u64,
+    /// Where in `emitted` each accepted `add_file` was asked.
+    added: Vec<usize>,
     log: Vec<String>,
 }
 
@@ -240,6 +247,7 @@ impl World {
             emitted: Vec::new(),
             sessions_ended: 0,
             last_bytes: 0,
+            added: Vec::new(),
             log: Vec::new(),
             rng,
         }
@@ -273,6 +281,15 @@ impl World {
     /// Run the scenario to its end; returns a label of the outcome.
     fn run(mut self) -> String {
         let limited = self.rng.chance(20);
+        // The caller may act before the transfer's task has begun anything.
+        if self.rng.chance(30) {
+            let req = if self.persistent && self.rng.chance(50) {
+                Request::AddFile(StartFile::new("/src/early", "/dst/early"))
+            } else {
+                self.random_request()
+            };
+            self.user(req);
+        }
         self.core.begin(self.now, !limited);
         self.drain_outputs();
         if limited {
@@ -397,6 +414,7 @@ impl World {
                 }
                 self.cancel_called = true;
             }
+            (Request::AddFile(_), Ok(())) => self.added.push(self.emitted.len()),
             (Request::Pause, Ok(())) => self.paused = true,
             (Request::Resume, Ok(())) => self.paused = false,
             (
@@ -573,6 +591,17 @@ impl World {
                     }
                     _ => {}
                 }
+                self.core.frame(self.now, part, attempt, frame);
+            }
+            Act::LastFrame { pid, frame } => {
+                let c = self.children.get_mut(&pid).expect("child");
+                if c.exited || !c.open || !c.adopted {
+                    return;
+                }
+                c.sent_error = true;
+                c.session_open = false;
+                self.sessions_ended += 1;
+                let (part, attempt) = (c.part, c.attempt);
                 self.core.frame(self.now, part, attempt, frame);
             }
             Act::Malformed { pid } => {
@@ -977,16 +1006,7 @@ impl World {
                                         ("Description", "cancelled".into()),
                                     ],
                                 );
-                                // Delivered even though the script is dead: write it directly.
-                                self.children.get_mut(&pid).expect("child").dead_script = false;
-                                self.at(
-                                    after,
-                                    Act::Frame {
-                                        pid,
-                                        frame: err,
-                                        dest: None,
-                                    },
-                                );
+                                self.at(after, Act::LastFrame { pid, frame: err });
                             }
                             self.at(after + Duration::from_millis(10), Act::Close { pid });
                             self.at(
