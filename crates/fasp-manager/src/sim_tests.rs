@@ -1158,6 +1158,23 @@ impl World {
         self.check(self.children.values().all(|c| c.exited), || {
             "a child was never reaped".into()
         });
+        // A file control that was accepted reaches ascp when a connection comes up after it
+        // (checked with one part: with several, it goes to the first live one).
+        let added = if self.parts == 1 {
+            self.added.clone()
+        } else {
+            Vec::new()
+        };
+        for &at in &added {
+            let later = &self.emitted[at..];
+            let connected = later.iter().any(|e| matches!(e.kind, EventKind::Connected));
+            let sent = later
+                .iter()
+                .any(|e| matches!(&e.kind, EventKind::ControlSent(Control::Start(_))));
+            self.check(sent || !connected, || {
+                "an accepted add_file never reached ascp".into()
+            });
+        }
         let result = self.finished.take().expect("an outcome");
         let label = match &result {
             Ok(_) => "ok".to_string(),
