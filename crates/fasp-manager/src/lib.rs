@@ -3,33 +3,39 @@
 //! Start IBM Aspera `ascp` transfers, watch them, steer them, cancel them, and know that
 //! nothing is left behind.
 //!
-//! [`Manager::start`] takes a [`fasp_spec::TransferSpec`], renders it into an ascp command
-//! line (secrets only in the environment), binds a management port on `127.0.0.1` *before*
-//! spawning ascp with `-M <port> -u <nonce>`, and accepts exactly one connection: on Linux it
-//! checks that the connecting socket belongs to the child it spawned, and everywhere that the
-//! first `INIT` echoes the nonce. While waiting it watches the child too, so a bad option is
-//! an error carrying ascp's exit status and stderr at once, not after a timeout.
+//! [`Manager::start`] takes a [`TransferSpec`], renders it into an ascp command line (secrets
+//! only in the environment), binds a management port on `127.0.0.1` *before* spawning ascp
+//! with `-M <port>`, and adopts exactly one connection: one that the kernel shows held by the
+//! child's process group, or whose first `INIT` echoes the secret cookie the child was given in
+//! `ASPERA_SCP_COOKIE` (never on a command line). A connection from anyone else is refused and
+//! reported; nothing it sends reaches the caller. The child runs in its own process group with a
+//! minimal environment, and dies with the process that runs the manager (Linux parent-death
+//! signal).
 //!
 //! The returned [`Transfer`] gives:
-//! * a [`Stream`](futures::Stream) of typed [`Event`]s (session, per-file, rate, outcome,
-//!   each with its raw frame), to as many subscribers as you like, plus callbacks through
-//!   [`TransferListener`];
-//! * a `watch` receiver of [`Progress`] (bytes, files, rate, elapsed, ETA);
+//! * a [`Stream`](futures::Stream) of typed [`Event`]s (session, per-file, rate, control, exit,
+//!   outcome, each with its raw frame), to as many subscribers as you like, plus callbacks
+//!   through [`TransferListener`]. Delivery never slows the transfer: lifecycle events are never
+//!   lost, progress samples are coalesced per file for a subscriber that is behind (see
+//!   [`Event::coalesced`]), and every stream ends when the transfer ends;
+//! * a `watch` receiver of [`Progress`] (bytes, files, rate, elapsed, ETA, state);
 //! * control (methods of [`Controller`], which a `Transfer` derefs to):
 //!   [`set_rate`](Controller::set_rate), [`set_policy`](Controller::set_policy),
 //!   [`pause`](Controller::pause) / [`resume`](Controller::resume),
 //!   [`add_file`](Controller::add_file) and [`finish`](Controller::finish) for persistent
 //!   sessions, [`cancel`](Controller::cancel) (`CANCEL`, then SIGTERM, then SIGKILL: a real
-//!   ascp does not read its socket during session initiation). Rate, policy and file
-//!   messages are written to ascp's socket by the calling task itself when nothing is queued
-//!   ahead of them, and always reach ascp in the order they were issued;
+//!   ascp does not read its socket during session initiation). A control is decided and
+//!   written by the calling task, never waits, and reaches ascp in the order it was issued;
+//!   one that makes no sense for the transfer is a [`ControlError`];
 //! * [`Transfer::wait`]: a [`Summary`] or a [`TransferError`] with the FASP code, its meaning,
 //!   whether it is retryable, ascp's stderr tail and the files that failed.
 //!
-//! State is keyed by `SessionId` (one connection carries two sessions with HTTP fallback).
-//! Retryable failures are retried with resume ([`RetryPolicy`]); [`TransferOptions::sessions`]
-//! splits a transfer over several ascp processes (`-C i:N`). Dropping a `Transfer` or the
-//! `Manager` stops and reaps its processes and removes its temporary files.
+//! Inside, every decision is taken by a sans-IO state machine (`core.rs`: no sockets, no
+//! processes, no clock), proven by a seeded simulation; small tasks only move bytes, signals
+//! and timers (docs/architecture.md). Retryable failures are retried with resume
+//! ([`RetryPolicy`]); [`TransferOptions::sessions`] splits a transfer over several ascp
+//! processes (`-C i:N`). Dropping a `Transfer` (and its controllers) or the last `Manager`
+//! clone stops and reaps its processes and removes its temporary files.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -80,8 +86,12 @@ mod wire;
 pub use discovery::{ASCP_ENV, AscpNotFound, find_ascp};
 pub use error::{FileFailure, TransferError};
 pub use event::{Event, EventKind, FileInfo, Rates, SessionInfo, SessionTotals, TransferListener};
-pub use fasp_mgmt_proto::{ByteRange, Control, DoneOperation, QueryAnswer};
-pub use fasp_spec::TransferSpec;
+// The lower-layer types this crate's API shows, so that a user needs no other dependency.
+pub use fasp_mgmt_proto::{
+    ByteRange, Control, DecodeError, DecodeErrorKind, DoneOperation, FieldError, Frame,
+    QueryAnswer, RateChange, StartFile, StopFile,
+};
+pub use fasp_spec::{SpecError, TransferSpec, TransferSpecBuilder};
 pub use manager::{Manager, ManagerBuilder};
 pub use options::{RetryPolicy, TransferOptions};
 pub use progress::{Progress, TransferState};
