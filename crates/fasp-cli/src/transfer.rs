@@ -5,11 +5,21 @@
 //! outcome `{"type":"outcome","ok":..,"code":..,"message":..,...}`; control lines on stdin
 //! (`{"type":"rate","target_kbps":..,"min_kbps":..,"policy":..}`, `{"type":"pause"}`,
 //! `{"type":"resume"}`, `{"type":"cancel"}`). Ctrl-C and SIGTERM cancel cleanly. Exit status 0
-//! on success, 1 when the transfer fails, 2 for a bad spec or command line.
+//! on success, 1 when the transfer fails (or is cancelled), 2 for a bad spec or command line.
+//!
+//! Nothing waits on stdout but its own thread: lines go there through a bounded queue, and
+//! when it is full the events wait in the transfer's queue, where progress samples are
+//! coalesced (lifecycle events never are). So a reader that does not read holds up neither
+//! the transfer, nor the signals, nor the control lines. A closed stdout (EPIPE) cancels the
+//! transfer.
 
 use std::io::{IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use fasp_manager::{
     Controller, Event, EventKind, Manager, Policy, RetryPolicy, Summary, TransferError,
@@ -19,6 +29,8 @@ use fasp_spec::TransferSpec;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{mpsc, watch};
 
 /// Arguments of `fasp transfer`.
 #[derive(clap::Args)]
@@ -103,10 +115,20 @@ pub(crate) fn run_spec(
         Err(code) => return code,
     };
     let code = runtime.block_on(drive(spec, ascp, json, options));
-    // The stdin reader may still be blocked in a read: do not wait for it.
+    // The stdin reader may still be blocked in a read, and the stdout writer in a write to a
+    // reader that does not read: wait for neither (exiting ends them).
     runtime.shutdown_background();
     code
 }
+
+/// After a signal, once the transfer has ended, fasp waits for the lines still queued for
+/// stdout only while stdout takes at least one line per this period; then it exits without
+/// them.
+const FLUSH_GRACE_AFTER_SIGNAL: Duration = Duration::from_millis(500);
+
+/// Lines queued between the event stream and the stdout thread. When they are all waiting,
+/// events wait in the transfer's own queue, where progress samples are coalesced.
+const STDOUT_QUEUE: usize = 64;
 
 async fn drive(
     spec: &TransferSpec,
@@ -114,6 +136,17 @@ async fn drive(
     json: bool,
     options: TransferOptions,
 ) -> ExitCode {
+    // Signals first: from here on SIGINT and SIGTERM cancel instead of killing fasp.
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fasp transfer: cannot handle signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // JSON lines go to stdout from a thread of their own: a reader that does not read never
+    // holds up signals, controls or the transfer.
+    let mut out = json.then(|| StdoutLines::start(STDOUT_QUEUE));
     let manager = match ascp {
         Some(p) => Manager::with_ascp(p),
         None => Manager::new(),
@@ -126,53 +159,80 @@ async fn drive(
             } else {
                 1
             };
-            if json {
-                print_line(&outcome_json(&Err(e)));
-            } else {
-                eprintln!("fasp transfer: {e}");
+            match out {
+                Some(out) => {
+                    let (_, signalled) = signals.spawn(None);
+                    out.finish(None, &outcome_json(&Err(e)), signalled).await;
+                }
+                None => eprintln!("fasp transfer: {e}"),
             }
             return ExitCode::from(code);
         }
     };
     let mut events = transfer.events();
-    let printer = if json {
-        tokio::spawn(async move {
-            while let Some(event) = events.next().await {
-                if let Some(line) = event_json(&event) {
-                    print_line(&line);
+    let printer = match &out {
+        Some(out) => {
+            let lines = out.sender();
+            tokio::spawn(async move {
+                while let Some(event) = events.next().await {
+                    if let Some(line) = event_json(&event) {
+                        // Waits while the stdout thread is behind: meanwhile the transfer's
+                        // queue holds the events, coalescing progress samples. Fails once
+                        // stdout is broken.
+                        if lines.send(line.to_string()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            })
+        }
+        None => {
+            let progress = transfer.progress();
+            tokio::spawn(async move { human(&mut events, progress).await })
+        }
+    };
+    let controls = json.then(|| tokio::spawn(read_controls(transfer.controller())));
+    let (signal_task, signalled) = signals.spawn(Some(transfer.controller()));
+    let controller = transfer.controller();
+    let wait = transfer.wait();
+    tokio::pin!(wait);
+    let result = match out.as_mut() {
+        Some(out) => {
+            tokio::select! {
+                result = &mut wait => result,
+                error = out.broken() => {
+                    eprintln!("fasp transfer: cannot write to stdout ({error}): cancelling");
+                    let _ = controller.cancel().await;
+                    wait.await
                 }
             }
-        })
-    } else {
-        let progress = transfer.progress();
-        tokio::spawn(async move { human(&mut events, progress).await })
+        }
+        None => wait.await,
     };
-    let controls = if json {
-        Some(tokio::spawn(read_controls(transfer.controller())))
-    } else {
-        None
-    };
-    let signals = tokio::spawn(cancel_on_signal(transfer.controller()));
-    let result = transfer.wait().await;
-    signals.abort();
+    drop(controller);
     if let Some(c) = controls {
         c.abort();
     }
-    let _ = printer.await;
-    if json {
-        print_line(&outcome_json(&result));
-    } else {
-        match &result {
-            Ok(s) => eprintln!(
-                "done: {} bytes, {} files ({} skipped) in {:.1} s",
-                s.bytes,
-                s.files_done,
-                s.files_skipped,
-                s.elapsed.as_secs_f64()
-            ),
-            Err(e) => eprintln!("fasp transfer: {e}"),
+    match out {
+        Some(out) => {
+            out.finish(Some(printer), &outcome_json(&result), signalled)
+                .await;
+        }
+        None => {
+            let _ = printer.await;
+            match &result {
+                Ok(s) => eprintln!(
+                    "done: {} bytes, {} files ({} skipped) in {:.1} s",
+                    s.bytes,
+                    s.files_done,
+                    s.files_skipped,
+                    s.elapsed.as_secs_f64()
+                ),
+                Err(e) => eprintln!("fasp transfer: {e}"),
+            }
         }
     }
+    signal_task.abort();
     drop(manager);
     if result.is_ok() {
         ExitCode::SUCCESS
@@ -181,17 +241,178 @@ async fn drive(
     }
 }
 
-async fn cancel_on_signal(transfer: Controller) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, caught from before the transfer starts to the very end.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
-    eprintln!("fasp transfer: cancelling");
-    let _ = transfer.cancel().await;
+
+    /// A task that cancels the transfer (if any) at each signal, and a count of the signals.
+    /// It never touches stdout, so a stalled reader cannot hold it up.
+    fn spawn(
+        mut self,
+        transfer: Option<Controller>,
+    ) -> (tokio::task::JoinHandle<()>, watch::Receiver<u32>) {
+        let (count, signalled) = watch::channel(0u32);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(()) = self.interrupt.recv() => {}
+                    Some(()) = self.terminate.recv() => {}
+                    else => return,
+                }
+                if let Some(t) = &transfer {
+                    // Never waits: the escalation (CANCEL, SIGTERM, SIGKILL) runs in the
+                    // transfer's own tasks.
+                    let _ = t.cancel().await;
+                }
+                count.send_modify(|n| *n += 1);
+                if *count.borrow() == 1 {
+                    eprintln!("fasp transfer: cancelling");
+                }
+            }
+        });
+        (task, signalled)
+    }
+}
+
+/// What the stdout thread is doing.
+#[derive(Debug, Clone)]
+enum WriterState {
+    Writing,
+    /// Every line was written and the queue is closed.
+    Done,
+    /// A write failed (EPIPE: the reader went away); later lines are not written.
+    Broken(String),
+}
+
+/// JSON lines to stdout, written by a thread of their own from a bounded queue.
+struct StdoutLines {
+    lines: mpsc::Sender<String>,
+    state: watch::Receiver<WriterState>,
+    /// Lines written so far.
+    written: Arc<AtomicU64>,
+}
+
+impl StdoutLines {
+    fn start(capacity: usize) -> StdoutLines {
+        let (lines, mut rx) = mpsc::channel::<String>(capacity);
+        let (tx_state, state) = watch::channel(WriterState::Writing);
+        let written = Arc::new(AtomicU64::new(0));
+        let count = Arc::clone(&written);
+        // Write to a duplicate of fd 1, not through `std::io::stdout()`: a write blocked on a
+        // full pipe then holds no lock that exiting (which flushes stdout) would wait for.
+        let mut out: Box<dyn Write + Send> = match std::io::stdout().as_fd().try_clone_to_owned() {
+            Ok(fd) => Box::new(std::fs::File::from(fd)),
+            Err(_) => Box::new(std::io::stdout()),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("fasp-stdout".into())
+            .spawn(move || {
+                while let Some(mut line) = rx.blocking_recv() {
+                    line.push('\n');
+                    // One write per line: a line (shorter than PIPE_BUF) is never cut by a
+                    // reader that stops reading.
+                    if let Err(e) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+                        tx_state.send_replace(WriterState::Broken(e.to_string()));
+                        return;
+                    }
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                tx_state.send_replace(WriterState::Done);
+            });
+        if let Err(e) = spawned {
+            // Nothing can be written: say so, as a broken stdout would.
+            let (tx_state, state) = watch::channel(WriterState::Broken(format!(
+                "cannot start the stdout thread: {e}"
+            )));
+            drop(tx_state);
+            return StdoutLines {
+                lines,
+                state,
+                written,
+            };
+        }
+        StdoutLines {
+            lines,
+            state,
+            written,
+        }
+    }
+
+    fn sender(&self) -> mpsc::Sender<String> {
+        self.lines.clone()
+    }
+
+    /// Resolves when stdout is broken, with the error.
+    async fn broken(&mut self) -> String {
+        // `wait_for` looks at the current state first, even once the thread is gone.
+        let state = self
+            .state
+            .wait_for(|s| matches!(s, WriterState::Broken(_)))
+            .await
+            .map(|s| s.clone());
+        match state {
+            Ok(WriterState::Broken(e)) => e,
+            // The thread ended without a failure: stdout is never "broken" then.
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// The transfer has ended: let the event printer forward what is left, queue the outcome
+    /// line, and wait until stdout has taken every line. After a signal (before or during
+    /// this), give up as soon as stdout takes no line for [`FLUSH_GRACE_AFTER_SIGNAL`], and
+    /// say so on stderr.
+    async fn finish(
+        self,
+        printer: Option<tokio::task::JoinHandle<()>>,
+        outcome: &Value,
+        mut signalled: watch::Receiver<u32>,
+    ) {
+        let StdoutLines {
+            lines,
+            mut state,
+            written,
+        } = self;
+        let outcome = outcome.to_string();
+        let flush = async move {
+            if let Some(p) = printer {
+                let _ = p.await;
+            }
+            let _ = lines.send(outcome).await;
+            drop(lines);
+            let _ = state.wait_for(|s| !matches!(s, WriterState::Writing)).await;
+        };
+        let give_up = async move {
+            if signalled.wait_for(|n| *n > 0).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            let mut seen = written.load(Ordering::Relaxed);
+            loop {
+                tokio::time::sleep(FLUSH_GRACE_AFTER_SIGNAL).await;
+                let now = written.load(Ordering::Relaxed);
+                if now == seen {
+                    return;
+                }
+                seen = now;
+            }
+        };
+        tokio::select! {
+            () = flush => {}
+            () = give_up => eprintln!(
+                "fasp transfer: stdout is not being read: exiting without the last lines \
+                 (the outcome among them)"
+            ),
+        }
+    }
 }
 
 /// Control lines on stdin (JSON mode). Bad lines are reported on stderr and ignored.
@@ -280,12 +501,6 @@ fn parse_control(line: &str) -> Result<ControlLine, String> {
     }
 }
 
-fn print_line(v: &Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{v}");
-    let _ = out.flush();
-}
-
 /// One event as a JSON line (secrets are never part of events).
 pub(crate) fn event_json(event: &Event) -> Option<Value> {
     let file = |f: &fasp_manager::FileInfo| {
@@ -323,7 +538,14 @@ pub(crate) fn event_json(event: &Event) -> Option<Value> {
             ("job_size", json!({"files": files, "bytes": bytes}))
         }
         EventKind::FileStarted(f) => ("file_started", file(f)),
-        EventKind::FileProgress(f) => ("file_progress", file(f)),
+        EventKind::FileProgress(f) => {
+            let mut v = file(f);
+            if event.coalesced > 0 {
+                // Earlier samples of this file that were skipped while the reader was behind.
+                v["coalesced"] = json!(event.coalesced);
+            }
+            ("file_progress", v)
+        }
         EventKind::FileDone(f) => {
             let mut v = file(f);
             if let Some((kind, sum)) = &f.checksum {
