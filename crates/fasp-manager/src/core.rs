@@ -1165,11 +1165,12 @@ impl Core {
                 });
                 self.emit(now, part, attempt, None, EventKind::ControlSent(msg), frame);
             }
-            // Not connected yet (or between attempts): kept for the next connection.
-            Stage::Idle | Stage::Spawning | Stage::Backoff(_) => p.pending.push(msg),
-            Stage::Running if !p.a.connected => p.pending.push(msg),
-            // The connection is closing or closed, or the part ended: nothing to write to.
-            _ => {}
+            // Not connected (yet, or any more: a retry may follow): kept for the next
+            // connection.
+            Stage::Idle | Stage::Spawning | Stage::Backoff(_) | Stage::Running => {
+                p.pending.push(msg)
+            }
+            Stage::Ended => {}
         }
     }
 
