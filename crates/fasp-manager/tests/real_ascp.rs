@@ -510,3 +510,258 @@ async fn dropping_the_manager_or_the_transfer_stops_and_reaps_ascp() {
     );
     assert_no_leftover(&needle);
 }
+
+/// How many times each repetition test runs its scenario: `FASP_REPEAT`, 100 by default.
+fn repetitions() -> usize {
+    match std::env::var("FASP_REPEAT") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("FASP_REPEAT={v:?} is not a count")),
+        Err(_) => 100,
+    }
+}
+
+/// Transfers the repetition tests start at once (then wait for all of them).
+const BATCH: usize = 8;
+
+/// What the repetitions of one scenario gave.
+#[derive(Debug, Default)]
+struct Tally {
+    runs: usize,
+    /// Outcomes other than `TransferError::Fasp` with the expected code.
+    wrong: usize,
+    /// The first few wrong outcomes, with their events.
+    examples: Vec<String>,
+    /// `ForeignConnectionRejected` events, over all runs.
+    foreign: usize,
+    elapsed: Duration,
+    /// Each run's time from `start` to the outcome, sorted.
+    durations: Vec<Duration>,
+}
+
+/// Run `spec` `n` times, `BATCH` transfers at once, and count the outcomes that are not
+/// `TransferError::Fasp { code, .. }` and the connections refused as foreign. Every run's
+/// events are read to their end alongside its outcome.
+async fn repeat(manager: &Manager, spec: &TransferSpec, code: u64, n: usize) -> Tally {
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(BATCH);
+        left -= k;
+        let batch: Vec<_> = (0..k)
+            .map(|_| {
+                let at = Instant::now();
+                let started = manager.start(spec, TransferOptions::default());
+                async move {
+                    let mut t = match started {
+                        Ok(t) => t,
+                        Err(e) => return (Err(e), Vec::new(), at.elapsed()),
+                    };
+                    let events = t.events();
+                    let (result, events) = futures::join!(t.wait(), events.collect::<Vec<Event>>());
+                    (result, events, at.elapsed())
+                }
+            })
+            .collect();
+        for (result, events, took) in futures::future::join_all(batch).await {
+            tally.runs += 1;
+            tally.durations.push(took);
+            tally.foreign += events
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::ForeignConnectionRejected { .. }))
+                .count();
+            let right = matches!(&result, Err(TransferError::Fasp { code: c, .. }) if *c == code);
+            if !right {
+                tally.wrong += 1;
+                if tally.examples.len() < 5 {
+                    let kinds: Vec<&EventKind> = events.iter().map(|e| &e.kind).collect();
+                    tally
+                        .examples
+                        .push(format!("{result:?}\n    events: {kinds:?}"));
+                }
+            }
+        }
+    }
+    tally.elapsed = started.elapsed();
+    tally.durations.sort();
+    tally
+}
+
+fn report(what: &str, code: u64, t: &Tally) {
+    let at = |q: f64| {
+        let i = ((t.durations.len() as f64 - 1.0) * q).round() as usize;
+        t.durations.get(i).copied().unwrap_or_default()
+    };
+    println!(
+        "{what}: {} runs, {BATCH} at a time, in {:.1?}: {} outcomes other than code {code}, \
+         {} foreign connections rejected; per run: median {:.0?}, p99 {:.0?}, max {:.0?}",
+        t.runs,
+        t.elapsed,
+        t.wrong,
+        t.foreign,
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    assert_eq!(t.runs, repetitions());
+    assert!(
+        t.wrong == 0 && t.foreign == 0,
+        "{what}: {} wrong outcomes and {} foreign connections rejected in {} runs; first ones:\n  {}",
+        t.wrong,
+        t.foreign,
+        t.runs,
+        t.examples.join("\n  ")
+    );
+}
+
+/// A fast failure, again and again and several at once: ascp connects, writes INIT, SESSION
+/// and ERROR 44 and exits within milliseconds, often before the manager has looked in /proc
+/// for who holds the connection. Every run must still be adopted (by the kernel's word or by
+/// the cookie in INIT) and end with code 44; none may be reported as a foreign connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_closed_port_always_fails_with_44_and_never_sees_a_stranger() {
+    let ascp = require_real_ascp!();
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let spec = upload(port.port, &source_file(dir.path()), "xfer")
+        .build()
+        .unwrap();
+    let manager = Manager::with_ascp(&ascp);
+    let tally = repeat(&manager, &spec, 44, repetitions()).await;
+    report("closed SSH port (code 44)", 44, &tally);
+    assert_no_leftover(dir.path().to_str().unwrap());
+}
+
+/// The same with a real SSH login through the private sshd and a source that does not exist:
+/// ascp negotiates, fails with code 43 and exits at once, again and again, several at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_missing_source_always_fails_with_43_and_never_sees_a_stranger() {
+    let ascp = require_real_ascp!();
+    let sshd = require_ssh_server!();
+    let dir = tempfile::tempdir().unwrap();
+    let remote = wrapper(dir.path(), &ascp, &format!("-S '{}'", ascp.display()), None);
+    let spec = upload(sshd.port(), &dir.path().join("does-not-exist"), sshd.user())
+        .ssh_private_key_path(sshd.client_key_path().to_str().unwrap())
+        .build()
+        .unwrap();
+    let manager = Manager::with_ascp(&remote);
+    let tally = repeat(&manager, &spec, 43, repetitions()).await;
+    report("missing source over SSH (code 43)", 43, &tally);
+    assert_no_leftover(dir.path().to_str().unwrap());
+}
+
+/// What one transfer held in SSH negotiation showed: ascp's pid, the `Cookie` of the INIT
+/// frame the manager received, and every `ASPERA_SCP_COOKIE` in ascp's environment.
+struct SeenCookie {
+    pid: u32,
+    in_init: Option<String>,
+    in_environ: Vec<String>,
+}
+
+/// Read `t`'s events up to its INIT (20 s at most), then ascp's environment.
+async fn cookie_seen(t: &mut fasp_manager::Transfer) -> SeenCookie {
+    let mut events = t.events();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut pid = None;
+    let init = loop {
+        let e = tokio::time::timeout_at(deadline.into(), events.next())
+            .await
+            .expect("INIT in time")
+            .expect("the transfer ended before INIT");
+        match &e.kind {
+            EventKind::Spawned { pid: p } => pid = Some(*p),
+            EventKind::SessionInit { .. } => break e,
+            EventKind::Finished { .. } => panic!("ended before INIT: {e:?}"),
+            _ => {}
+        }
+    };
+    let pid = pid.expect("Spawned before INIT");
+    let frame = init.frame.as_ref().expect("INIT comes with its frame");
+    let in_init = frame.get("Cookie").map(str::to_owned);
+    if let Some(c) = &in_init {
+        assert!(
+            !format!("{init:?}").contains(c.as_str()),
+            "the Debug of the INIT event shows the cookie"
+        );
+    }
+    // ascp is held in SSH negotiation: its environment can be read.
+    let in_environ = fasp_testkit::environ(pid)
+        .unwrap()
+        .iter()
+        .filter_map(|kv| {
+            kv.to_str()?
+                .strip_prefix("ASPERA_SCP_COOKIE=")
+                .map(str::to_owned)
+        })
+        .collect();
+    SeenCookie {
+        pid,
+        in_init,
+        in_environ,
+    }
+}
+
+/// The cookie ascp echoes in INIT is the one the manager put in its environment
+/// (`ASPERA_SCP_COOKIE`, read from `/proc/<pid>/environ` while ascp is held in SSH
+/// negotiation by a port that accepts and never speaks): a fresh random one per transfer, or
+/// the spec's own cookie when the spec has one, and then only that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_echoes_the_cookie_from_the_environment_or_the_specs_own() {
+    let ascp = require_real_ascp!();
+    let dir = tempfile::tempdir().unwrap();
+    // An "SSH server" that accepts (the kernel completes the handshake) and never speaks.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let src = source_file(dir.path());
+    let drawn = upload(port, &src, "xfer").build().unwrap();
+    let own_cookie = "the spec's own cookie: with a colon";
+    let owned = upload(port, &src, "xfer")
+        .cookie(own_cookie)
+        .build()
+        .unwrap();
+    let opts = || {
+        TransferOptions::default()
+            .with_cancel_graces(Duration::from_millis(300), Duration::from_millis(300))
+    };
+    let manager = Manager::with_ascp(&ascp);
+    let mut a = manager.start(&drawn, opts()).unwrap();
+    let mut b = manager.start(&drawn, opts()).unwrap();
+    let mut c = manager.start(&owned, opts()).unwrap();
+    let (sa, sb, sc) = futures::join!(
+        cookie_seen(&mut a),
+        cookie_seen(&mut b),
+        cookie_seen(&mut c)
+    );
+
+    for (name, s) in [("first", &sa), ("second", &sb)] {
+        assert_eq!(s.in_environ.len(), 1, "{name}: {:?}", s.pid);
+        let env = &s.in_environ[0];
+        assert!(
+            env.starts_with("fasp-") && env.len() == 37,
+            "{name}: drawn cookie {env:?}"
+        );
+        assert_eq!(
+            s.in_init.as_deref(),
+            Some(env.as_str()),
+            "{name}: INIT's Cookie is not the one in ascp's environment"
+        );
+    }
+    assert_ne!(sa.in_environ, sb.in_environ, "two transfers, one cookie");
+    assert_eq!(
+        sc.in_environ,
+        [own_cookie],
+        "the spec's cookie, and only it"
+    );
+    assert_eq!(sc.in_init.as_deref(), Some(own_cookie));
+    assert!(!sa.in_environ.contains(&own_cookie.to_owned()));
+
+    for t in [a, b, c] {
+        t.cancel().await.unwrap();
+        let r = t.wait().await;
+        assert!(matches!(r, Err(TransferError::Cancelled { .. })), "{r:?}");
+    }
+    drop(silent);
+    assert_no_leftover(dir.path().to_str().unwrap());
+}
