@@ -509,7 +509,7 @@ impl Core {
         };
         let admit =
             running && !self.parts[i].a.connected && (verdict == Ownership::Owned || proven);
-        if admit == false {
+        if !admit {
             let a = &mut self.parts[i].a;
             if a.foreign_reported < FOREIGN_REPORTS {
                 a.foreign_reported += 1;
@@ -920,11 +920,11 @@ impl Core {
             }
             Request::StopFile(stop) => {
                 self.persistent_only()?;
-                self.to_live(now, Control::Stop(stop))
+                self.send_to_live(now, Control::Stop(stop))
             }
             Request::Finish(how) => {
                 self.persistent_only()?;
-                self.to_live(now, Control::Done(how))
+                self.send_to_live(now, Control::Done(how))
             }
         }
     }
@@ -957,7 +957,7 @@ impl Core {
         }
     }
 
-    fn to_live(&mut self, now: Time, msg: Control) -> Result<(), ControlError> {
+    fn send_to_live(&mut self, now: Time, msg: Control) -> Result<(), ControlError> {
         validate(&msg)?;
         for i in self.live_or_ended()? {
             self.write(now, i, msg.clone());

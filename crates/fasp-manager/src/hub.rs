@@ -9,7 +9,7 @@
 //! ends when the transfer ends ([`Hub::close`]), whatever handles are alive.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -65,9 +65,7 @@ impl QueueState {
         let EventKind::FileProgress(f) = &ev.kind else {
             return None;
         };
-        let mut h = self.hasher.build_hasher();
-        (ev.part, ev.attempt, f.file.as_str()).hash(&mut h);
-        Some(h.finish())
+        Some(self.hasher.hash_one((ev.part, ev.attempt, f.file.as_str())))
     }
 
     fn push(&mut self, mut ev: Event, limit: usize) {

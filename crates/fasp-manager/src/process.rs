@@ -41,16 +41,16 @@ pub(crate) struct SpawnRequest {
 }
 
 type Reply = std::io::Result<Child>;
+type Job = (SpawnRequest, std_mpsc::Sender<Reply>);
 
 /// Children are spawned by one thread that lives as long as the process. The parent-death
 /// signal is tied to the *thread* that forked the child: spawned from a tokio worker or
 /// blocking-pool thread, a child would be killed when that thread is retired (after 10 s idle
 /// for the blocking pool), long before the process ends.
-fn spawner() -> &'static Mutex<std_mpsc::Sender<(SpawnRequest, std_mpsc::Sender<Reply>)>> {
-    static SPAWNER: OnceLock<Mutex<std_mpsc::Sender<(SpawnRequest, std_mpsc::Sender<Reply>)>>> =
-        OnceLock::new();
+fn spawner() -> &'static Mutex<std_mpsc::Sender<Job>> {
+    static SPAWNER: OnceLock<Mutex<std_mpsc::Sender<Job>>> = OnceLock::new();
     SPAWNER.get_or_init(|| {
-        let (tx, rx) = std_mpsc::channel::<(SpawnRequest, std_mpsc::Sender<Reply>)>();
+        let (tx, rx) = std_mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("fasp-spawner".into())
             .spawn(move || {
