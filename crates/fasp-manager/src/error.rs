@@ -9,6 +9,7 @@ use crate::discovery::AscpNotFound;
 
 /// A file that failed (`FILEERROR`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct FileFailure {
     /// The file, as ascp reported it.
     pub file: String,

@@ -15,6 +15,7 @@ use crate::progress::TransferState;
 /// `frame` is the management frame the event came from, when there is one (cheap to clone:
 /// it shares the bytes read from the socket). Its `Debug` redacts secrets.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Event {
     /// Which ascp process of a multi-session transfer (0-based; always 0 otherwise).
@@ -22,14 +23,18 @@ pub struct Event {
     /// Which attempt (1-based; more than 1 after retries).
     pub attempt: u32,
     /// The session the event belongs to, when it belongs to one.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::opt_str"))]
     pub session_id: Option<Arc<str>>,
     /// What happened.
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub kind: EventKind,
     /// The frame it came from.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub frame: Option<Frame>,
     /// For [`EventKind::FileProgress`]: how many earlier progress samples of the same file
     /// this subscriber did not get because it was behind (this one is the newest). Always 0
     /// for every other kind: those are never dropped.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "crate::ser::is_zero"))]
     pub coalesced: u64,
 }
 
@@ -43,6 +48,11 @@ impl Event {
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "type", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum EventKind {
     /// Waiting for a free slot (the manager's concurrency limit).
@@ -128,23 +138,31 @@ pub enum EventKind {
     /// A frame of a type this manager does not interpret (kept in `frame`).
     Unknown,
     /// A frame whose fields do not parse (kept in `frame`).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::field_error"))]
     InvalidFrame(FieldError),
     /// Bytes on the management socket that were not a frame; decoding went on.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::decode_error"))]
     Malformed(DecodeError),
     /// The attempt failed and another will start after `after`.
     Retrying {
         /// The attempt about to start.
         next_attempt: u32,
         /// The wait before it.
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "after_ms", serialize_with = "crate::ser::millis")
+        )]
         after: Duration,
         /// Why the last one failed.
         reason: String,
     },
     /// A control message was written to ascp's management connection.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::control"))]
     ControlSent(Control),
     /// ascp exited (and was reaped).
     Exited {
         /// Its exit status.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::exit_status"))]
         status: ExitStatus,
     },
     /// The transfer ended: always the last event of a stream that kept up.
@@ -166,6 +184,7 @@ pub enum EventKind {
 
 /// The negotiated session (`SESSION`).
 #[derive(Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct SessionInfo {
     /// `Send` or `Receive`.
@@ -204,6 +223,7 @@ pub struct SessionInfo {
 
 /// Rates and policy as ascp reports them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Rates {
     /// Target rate, Kbps.
@@ -218,6 +238,7 @@ pub struct Rates {
 
 /// Per-file figures of `STATS`/`STOP`/`SKIP`/`FILEERROR`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct FileInfo {
     /// The file.
@@ -238,6 +259,7 @@ pub struct FileInfo {
 
 /// Final figures of a session (`DONE`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct SessionTotals {
     /// Bytes written.
@@ -245,6 +267,10 @@ pub struct SessionTotals {
     /// Bytes transferred.
     pub transfer_bytes: Option<u64>,
     /// Time elapsed.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "elapsed_ms", serialize_with = "crate::ser::opt_millis")
+    )]
     pub elapsed: Option<Duration>,
     /// Files transferred or skipped.
     pub transfers_passed: Option<u64>,

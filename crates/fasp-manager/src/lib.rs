@@ -78,6 +78,8 @@ mod manager;
 mod options;
 mod process;
 mod progress;
+#[cfg(feature = "serde")]
+mod ser;
 #[cfg(test)]
 mod sim_tests;
 mod transfer;

@@ -7,6 +7,11 @@ use crate::event::{Event, EventKind};
 
 /// Where a transfer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum TransferState {
     /// Waiting for a slot.
@@ -31,6 +36,7 @@ pub enum TransferState {
 /// A snapshot of a transfer's progress. Bytes count each file once across attempts and
 /// sessions (the most written for it), so the figure never goes back on a retry.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Progress {
     /// Where the transfer is.
@@ -54,10 +60,18 @@ pub struct Progress {
     /// Minimum rate in force, Kbps.
     pub min_rate_kbps: Option<u64>,
     /// Time since the transfer started.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "elapsed_ms", serialize_with = "crate::ser::millis")
+    )]
     pub elapsed: Duration,
     /// Recent throughput, bytes per second.
     pub throughput_bps: f64,
     /// Estimated time left, when the total is known and data is moving.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "eta_ms", serialize_with = "crate::ser::opt_millis")
+    )]
     pub eta: Option<Duration>,
     /// Attempts so far.
     pub attempts: u32,

@@ -85,6 +85,7 @@ pub enum ControlError {
 
 /// What a successful transfer did.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Summary {
     /// Every session that ended, with its outcome (several with HTTP fallback, multi-session
@@ -101,12 +102,17 @@ pub struct Summary {
     /// Attempts made (the most of any part).
     pub attempts: u32,
     /// Time from start to end.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "elapsed_ms", serialize_with = "crate::ser::millis")
+    )]
     pub elapsed: Duration,
 }
 
 /// One session that ended, with its outcome: every session of every attempt of every part
 /// is listed, failed ones included.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct SessionSummary {
     /// The session.
