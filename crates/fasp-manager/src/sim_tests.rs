@@ -1160,7 +1160,7 @@ impl World {
         });
         // A file control that was accepted reaches ascp when a connection comes up after it
         // (checked with one part: with several, it goes to the first live one).
-        let added = if self.parts == 1 {
+        let added = if self.parts == 1 && !self.cancel_called {
             self.added.clone()
         } else {
             Vec::new()
