@@ -227,7 +227,14 @@ pub(crate) async fn run(
         (0..plan.options.sessions.max(1)).map(|_| None).collect();
     let have_slot = plan.limit.is_none() || plan.permit.is_some();
     shared.with(|c, now| c.core.begin(now, have_slot));
+    // One wait for a slot, kept across iterations so the transfer keeps its place in line.
     let limit = plan.limit.clone();
+    let mut acquire = std::pin::pin!(async move {
+        match limit {
+            Some(limit) => limit.acquire_owned().await.ok(),
+            None => std::future::pending().await,
+        }
+    });
     let mut waiting_slot = !have_slot;
     let result = loop {
         let deadline = lock(&shared.cell).armed;
@@ -255,9 +262,9 @@ pub(crate) async fn run(
                     source: std::io::Error::other("the transfer's state was dropped"),
                 }),
             },
-            permit = async { limit.clone().expect("a limit").acquire_owned().await }, if waiting_slot => {
+            permit = &mut acquire, if waiting_slot => {
                 waiting_slot = false;
-                plan.permit = permit.ok();
+                plan.permit = permit;
                 shared.with(|c, now| c.core.slot_granted(now));
             }
             _ = shared.timer.notified() => {}
