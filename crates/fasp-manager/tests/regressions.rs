@@ -558,8 +558,8 @@ async fn a_stalled_subscriber_slows_nothing_and_the_others_get_everything() {
 /// Finding 2 (the cap): with `event_buffer` at 100, a subscriber that never reads is cut off
 /// alone: it keeps its first 100 lifecycle events, then gets `Lagged` with the count of what
 /// it missed, and its stream ends; the transfer completes and a subscriber that reads gets
-/// every event. (The old code had no cap: an unread subscriber either blocked the transfer or,
-/// unbounded, grew without limit.)
+/// every event it is sent. (The old `event_buffer` bounded each subscriber's channel, and a
+/// full channel blocked the whole transfer instead of cutting that subscriber off.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_over_the_event_buffer_is_cut_off_alone() {
     let sim = require_sim!();
@@ -762,11 +762,11 @@ async fn event_streams_end_with_the_transfer_while_handles_are_alive() {
 
 // ----- finding 4 -----
 
-/// Finding 4: a transfer queued behind the concurrency limit. The old `cancel()` sent the
-/// request to the transfer's task, which was itself waiting for a slot: cancel waited as
-/// long as the running transfer took, and the queued one then spawned ascp only to cancel
-/// it. Dropping a queued transfer, `cancel_all` and dropping the `Manager` had the same
-/// flaw. Here each of them ends a queued transfer at once (`Finished` with `Cancelled`),
+/// Finding 4: a transfer queued behind the concurrency limit. The old `cancel()` queued the
+/// request for the transfer's task, which was itself waiting for a slot and read nothing
+/// meanwhile: the transfer stayed queued as long as the running one took, then spawned ascp
+/// only to signal it. Dropping a queued transfer, `cancel_all` and dropping the `Manager` had
+/// the same flaw. Here each of them ends a queued transfer at once (`Finished` with `Cancelled`),
 /// and none of them ever spawns (no `Spawned` event), while the transfer holding the slot
 /// still runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -814,6 +814,7 @@ async fn queued_transfers_end_at_once_without_spawning() {
         .await
         .expect("cancel() of a queued transfer waited")
         .unwrap();
+    assert_eq!(queued.snapshot().state, TransferState::Cancelled);
     let r = timeout(Duration::from_secs(5), queued.wait())
         .await
         .expect("wait() of a cancelled queued transfer waited for the slot");
@@ -946,9 +947,10 @@ async fn a_fast_child_is_never_taken_for_a_foreign_one() {
 }
 
 /// Finding 5 (second part): a fast retryable failure. ascp-sim sends ERROR 16 (connection
-/// lost, retryable) right after SESSION and exits at once. The old code lost the race between
-/// the exit and the last frames, reported "no outcome"/"exited before connecting" instead of
-/// code 16, and stopped retrying. Each run must retry up to the maximum: `Retrying` events
+/// lost, retryable) right after SESSION and exits at once. The old code could lose the race
+/// between that exit and the connection (see the first part) and report "exited before
+/// connecting", which is not retryable, instead of code 16. Each run must retry up to the
+/// maximum: `Retrying` events
 /// for attempts 2 to 4, four spawns, and the final error is code 16 after 4 attempts.
 /// Then a missing source gives ascp-sim's code for it (43, as the real ascp), 100 times out
 /// of 100.
@@ -1029,10 +1031,12 @@ async fn fast_failures_keep_their_code_and_their_retries() {
 /// Finding 5 (third part): ascp started through a wrapper script that forks it instead of
 /// exec'ing it (`timeout 3600 "$SIM" "$@"`: `timeout` also moves itself and ascp into a
 /// process group of its own, so `/proc` cannot tie the connection to our child's group),
-/// and one that execs (`exec timeout 3600 ...`). The old code, which trusted `/proc` alone,
-/// rejected the forked one's connection as foreign and then waited for a connection that
-/// never came. Both must transfer byte-exact, adopt one connection and reject none; and a
-/// cancel through either wrapper ends with `Cancelled` and nothing left running.
+/// and one that execs (`exec timeout 3600 ...`). The old code looked for the connection among
+/// the child's own descriptors only: with either wrapper the socket belongs to a grandchild,
+/// so our own ascp's connection was rejected as foreign and the transfer failed as "exited
+/// before connecting". Both must transfer byte-exact, adopt one connection and reject none;
+/// and a cancel through either wrapper (ascp-sim answering CANCEL) ends with `Cancelled` and
+/// nothing left running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrapper_scripts_that_fork_or_exec_work() {
     use std::os::unix::fs::PermissionsExt;
@@ -1216,13 +1220,9 @@ fn foreign_in_process(port: u16, cookie: Option<&str>) -> Vec<u8> {
     }
 }
 
-/// The same from a process of user `nobody` (through `setpriv`, else `runuser`), with bash's
-/// `/dev/tcp`. `None` when neither tool is available.
-fn foreign_as_nobody(port: u16) -> Option<Vec<u8>> {
-    let script = format!(
-        "exec 3<>/dev/tcp/127.0.0.1/{port} || exit 9; printf '%s' \"$FRAMES\" >&3; timeout 3 cat <&3"
-    );
-    let frames = forged_frames(Some("fasp-00000000000000000000000000000000"));
+/// Run a bash script as user `nobody` (through `setpriv`, else `runuser`) with these
+/// variables; its standard output. `None` when neither tool could do it.
+fn as_nobody(script: &str, env: &[(&str, &str)]) -> Option<Vec<u8>> {
     let attempts: [&[&str]; 2] = [
         &[
             "setpriv",
@@ -1237,8 +1237,8 @@ fn foreign_as_nobody(port: u16) -> Option<Vec<u8>> {
     for cmd in attempts {
         let out = std::process::Command::new(cmd[0])
             .args(&cmd[1..])
-            .arg(&script)
-            .env("FRAMES", &frames)
+            .arg(script)
+            .envs(env.iter().copied())
             .output();
         match out {
             Ok(out) if out.status.success() => return Some(out.stdout),
@@ -1254,13 +1254,34 @@ fn foreign_as_nobody(port: u16) -> Option<Vec<u8>> {
     None
 }
 
+/// As user `nobody`: what it can read of the child in `/proc` (command line and environment),
+/// then what comes back on a connection to `port` after the forged frames (bash's `/dev/tcp`).
+fn foreign_as_nobody(pid: u32, port: u16) -> Option<(Vec<u8>, Vec<u8>)> {
+    let read = as_nobody(
+        &format!("cat /proc/{pid}/cmdline 2>/dev/null; cat /proc/{pid}/environ 2>/dev/null; true"),
+        &[],
+    )?;
+    let frames = forged_frames(Some("fasp-00000000000000000000000000000000"));
+    let got = as_nobody(
+        &format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{port} || exit 9; printf '%s' \"$FRAMES\" >&3; timeout 3 cat <&3"
+        ),
+        &[("FRAMES", &frames)],
+    )?;
+    Some((read, got))
+}
+
 /// Finding 6: a foreign local process connects to the management port (read from the child's
 /// `-M` argument) while our ascp-sim is still starting (`connect-delay`), and sends a forged
-/// INIT, an ERROR 19 and a QUERY. The old manager took the first connection whatever it was,
-/// so the forged ERROR became the outcome and the QUERY got a QUERYRSP. Now nothing of it
-/// gets through: the outcome is the real one, `ForeignConnectionRejected` is reported, no
-/// QUERY is seen and nothing is written back to the intruder. Running as root, the same is
-/// tried as user `nobody`.
+/// INIT, an ERROR 19 and a QUERY. The old manager proved ownership with a nonce on ascp's
+/// command line (`-u`), which every local user can read in `/proc/<pid>/cmdline`, and adopted
+/// a connection it could not check in `/proc` (the child's descriptors unreadable, or the
+/// child already gone) on that nonce alone: an intruder that copied it had its forged ERROR
+/// taken for the outcome and its QUERY answered. Now nothing of it gets through: the outcome
+/// is the real one, every intruder is reported as `ForeignConnectionRejected`, no QUERY is
+/// seen and nothing is written back to an intruder; and the secret that proves ownership now
+/// (the cookie in the child's environment) is not on the command line. Running as root, the
+/// same is tried as user `nobody`, which must not be able to read the cookie in `/proc` either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_local_connection_gets_nothing_through() {
     let sim = require_sim!();
@@ -1281,11 +1302,23 @@ async fn a_foreign_local_connection_gets_nothing_through() {
     };
     let port = mgmt_port(pid);
 
+    let cookie = environ(pid)
+        .into_iter()
+        .find(|(k, _)| k == "ASPERA_SCP_COOKIE")
+        .map(|(_, v)| v)
+        .expect("no cookie in the child's environment");
+    assert!(
+        cmdline(pid)
+            .iter()
+            .all(|a| !a.contains(&cookie) && a != "-u"),
+        "{:?}",
+        cmdline(pid)
+    );
     let as_root = running_as_root();
     let (mine, wrong_cookie, nobody) = tokio::task::spawn_blocking(move || {
         let mine = foreign_in_process(port, None);
         let wrong_cookie = foreign_in_process(port, Some("fasp-not-the-cookie"));
-        let nobody = as_root.then(|| foreign_as_nobody(port));
+        let nobody = as_root.then(|| foreign_as_nobody(pid, port));
         (mine, wrong_cookie, nobody)
     })
     .await
@@ -1297,7 +1330,13 @@ async fn a_foreign_local_connection_gets_nothing_through() {
     );
     let mut intruders = 2;
     match nobody {
-        Some(Some(out)) => {
+        Some(Some((read, out))) => {
+            let read = String::from_utf8_lossy(&read);
+            assert!(
+                read.contains("-M"),
+                "nobody could not read the command line: {read}"
+            );
+            assert!(!read.contains(&cookie), "nobody can read the cookie");
             assert!(out.is_empty(), "written to nobody's connection: {out:?}");
             intruders += 1;
         }
@@ -1683,9 +1722,9 @@ async fn set_rate_while_paused_stays_paused_and_resume_applies_it() {
 }
 
 /// Finding 7 (multi-session rates): with three parts, after two of them have ended, a rate
-/// change goes whole to the part still running (the old code split it in three, writing
-/// two thirds to connections that were gone) and the snapshot's target rate is the live
-/// part's alone (the old one kept adding the rates of finished parts).
+/// change goes whole to the part still running (the old code split it over all three parts,
+/// so the one still running got a third) and the snapshot's target rate is the live part's
+/// alone (the old one kept adding the rates of finished parts).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_session_rates_go_to_live_parts_only() {
     let sim = require_sim!();
@@ -1962,9 +2001,9 @@ async fn the_child_gets_a_minimal_environment() {
 }
 
 /// Finding 8 (file lists and work folders): two transfers given the same `workdir`. The old
-/// code wrote each file list under a fixed name in the workdir and removed it at the end, so
-/// the second transfer overwrote the first one's list (the first then moved the second's
-/// files) and the first to end deleted the other's. Each attempt now gets a private folder,
+/// code put each attempt's file list in `<workdir>/part0-attempt1` (a name shared by every
+/// transfer, created with the default mode) and removed that folder whole at the end, so the
+/// first transfer to end deleted the other's list. Each attempt now gets a private folder,
 /// mode 0700, inside the workdir: the two lists differ, each transfer moves exactly its own
 /// files, the list of the one still running survives the end of the other, and nothing is
 /// left in the workdir afterwards.
@@ -1987,7 +2026,7 @@ async fn two_transfers_sharing_a_workdir_keep_their_own_file_lists() {
     let two = upload(&[&w.local("c.bin"), &w.local("d.bin")], "/two")
         .build()
         .unwrap();
-    // Both stall at 1 kB (STATS going on): the first for 1.5 s, the second for 4 s, so the
+    // Both stall at 1 kB (STATS going on): the first for 1.5 s, the second for 6 s, so the
     // second is still running when the first ends.
     let t1 = manager
         .start(
@@ -2002,7 +2041,7 @@ async fn two_transfers_sharing_a_workdir_keep_their_own_file_lists() {
             &two,
             w.options()
                 .with_workdir(&workdir)
-                .with_env("ASCP_SIM_FAULT", "stall:4@1000"),
+                .with_env("ASCP_SIM_FAULT", "stall:6@1000"),
         )
         .unwrap();
     let mut ev2 = Reader::new(t2.events());
@@ -2285,8 +2324,10 @@ async fn cancel_all_and_cancel_end_a_transfer_alike() {
 }
 
 /// Finding 9 (transfer ids): ids are unique across clones of a `Manager`, even when the clones
-/// start transfers from several tasks at once (the old numbering was per clone, so two clones
-/// handed out the same ids); and a clone's `cancel_all` reaches the transfers of the others.
+/// start transfers from several tasks at once, and a clone's `cancel_all` reaches the
+/// transfers of the others. (The old `Manager::with_concurrency_limit` made a new manager out
+/// of an existing one, with its own numbering from 1 and its own `cancel_all`: the two handed
+/// out the same ids and did not cancel each other's transfers.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfer_ids_are_unique_across_manager_clones() {
     let sim = require_sim!();
