@@ -600,9 +600,11 @@ async fn a_subscriber_over_the_event_buffer_is_cut_off_alone() {
 /// Finding 2 (second part): the inactivity watchdog fires while a subscriber is stalled. The
 /// old watchdog ran in the transfer task, which was blocked on the stalled subscriber's full
 /// channel, so a hung ascp was never stopped. Here 2,500 files fill the stalled subscriber,
-/// then ascp-sim freezes (the `freeze` fault: nothing written, not even STATS; the `stall`
-/// fault keeps STATS flowing, which rightly counts as activity) and a 700 ms watchdog must
-/// end the transfer as `Hung`.
+/// then the big file stops moving, with a 700 ms watchdog:
+/// * the `stall` fault (no progress for 1.5 s, STATS still flowing, which rightly counts as
+///   activity): not hung, the transfer completes;
+/// * the `freeze` fault (nothing written at all, not even STATS, as a hung ascp): the
+///   watchdog ends the transfer as `Hung`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watchdog_fires_while_a_subscriber_is_stalled() {
     let sim = require_sim!();
@@ -610,26 +612,40 @@ async fn the_watchdog_fires_while_a_subscriber_is_stalled() {
     w.tiny_files("set", 2_500);
     w.file(&w.local("set/zz.bin"), 1_000_000);
     let manager = Manager::with_ascp(&sim);
-    let spec = upload(&[&w.local("set")], "/")
-        .target_rate_kbps(1_000_000)
-        .build()
-        .unwrap();
-    let opts = w
-        .options()
-        .with_env("ASCP_SIM_FAULT", "freeze:30@100000")
-        .with_inactivity_timeout(Some(Duration::from_millis(700)))
-        .with_cancel_graces(Duration::from_millis(300), Duration::from_millis(300));
-    let mut t = manager.start(&spec, opts).unwrap();
-    let stalled = t.events();
-    let r = timeout(Duration::from_secs(20), t.wait())
-        .await
-        .expect("the watchdog never fired");
-    assert!(matches!(r, Err(TransferError::Hung { .. })), "{r:?}");
-    assert!(
-        stalled.backlog() > 5_000,
-        "the subscriber was not stalled: {} events",
-        stalled.backlog()
-    );
+    for (fault, hung) in [("stall:1.5@100000", false), ("freeze:30@100000", true)] {
+        let dest = if hung { "/frozen" } else { "/stalled" };
+        let spec = upload(&[&w.local("set")], dest)
+            .create_dir(true)
+            .target_rate_kbps(1_000_000)
+            .build()
+            .unwrap();
+        let opts = w
+            .options()
+            .with_env("ASCP_SIM_FAULT", fault)
+            .with_inactivity_timeout(Some(Duration::from_millis(700)))
+            .with_cancel_graces(Duration::from_millis(300), Duration::from_millis(300));
+        let mut t = manager.start(&spec, opts).unwrap();
+        let stalled = t.events();
+        let r = timeout(Duration::from_secs(20), t.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{fault}: wait() did not return"));
+        if hung {
+            assert!(
+                matches!(r, Err(TransferError::Hung { .. })),
+                "{fault}: {r:?}"
+            );
+        } else {
+            assert!(
+                matches!(&r, Ok(s) if s.files_done == 2_501),
+                "{fault}: {r:?}"
+            );
+        }
+        assert!(
+            stalled.backlog() > 5_000,
+            "{fault}: the subscriber was not stalled: {} events",
+            stalled.backlog()
+        );
+    }
     assert_no_leftover(&w.needle());
 }
 
