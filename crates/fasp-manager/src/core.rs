@@ -105,9 +105,7 @@ pub(crate) enum Output {
         attempt: u32,
         msg: Control,
     },
-    /// Signal the attempt's process group (`part` and `attempt` are for the simulation's
-    /// bookkeeping; the driver needs only the pid).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Signal the attempt's process group and the processes descending from the child.
     Signal {
         part: u32,
         attempt: u32,
@@ -820,6 +818,7 @@ impl Core {
                     part,
                     attempt,
                     error_code: None,
+                    lost: false,
                     totals: totals.clone(),
                 });
                 EventKind::SessionDone(totals)
@@ -835,6 +834,7 @@ impl Core {
                     part,
                     attempt,
                     error_code: Some(code),
+                    lost: false,
                     totals: totals(&e.end),
                 });
                 a.last_error = Some((code, description.clone(), sid.as_deref().map(str::to_owned)));
@@ -1182,6 +1182,17 @@ impl Core {
         }
         let (part, attempt) = (p.index, p.attempt);
         let result = self.attempt_outcome(i);
+        // Sessions that began and never ended are listed too.
+        for session_id in std::mem::take(&mut self.parts[i].a.open_sessions) {
+            self.sessions.push(SessionSummary {
+                session_id,
+                part,
+                attempt,
+                error_code: None,
+                lost: true,
+                totals: SessionTotals::default(),
+            });
+        }
         self.out.push_back(Output::AttemptEnded { part, attempt });
         let retry = match &result {
             Err(e) => {

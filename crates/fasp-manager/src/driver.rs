@@ -53,6 +53,9 @@ pub(crate) struct Cell {
     pub(crate) core: Core,
     /// Per part: the adopted connection's write half, with its attempt.
     wires: Vec<Option<(u32, Arc<Wire>)>>,
+    /// Per part: once the attempt's child has been signalled, the processes descending from it
+    /// (signalled too, and killed when the child has exited).
+    trees: Vec<Option<(u32, Vec<process::Descendant>)>>,
     /// The deadline the driver's timer is set for.
     armed: Option<Time>,
 }
@@ -111,7 +114,21 @@ impl Shared {
                         cell.core.write_failed(part, attempt);
                     }
                 }
-                Output::Signal { pid, sig, .. } => process::signal_group(pid, sig),
+                Output::Signal {
+                    part,
+                    attempt,
+                    pid,
+                    sig,
+                } => {
+                    if let Some(slot) = cell.trees.get_mut(part as usize) {
+                        if slot.as_ref().is_none_or(|(a, _)| *a != attempt) {
+                            *slot = Some((attempt, Vec::new()));
+                        }
+                        if let Some((_, known)) = slot {
+                            process::signal_tree(pid, sig, known);
+                        }
+                    }
+                }
                 Output::Emit(event) => self.hub.push(event),
                 Output::Spawn {
                     part,
@@ -180,6 +197,7 @@ pub(crate) fn shared(
         cell: Mutex::new(Cell {
             core,
             wires: vec![None; parts],
+            trees: vec![None; parts],
             armed: None,
         }),
         hub: Hub::new(event_buffer),
@@ -429,7 +447,15 @@ async fn prepare_and_spawn(
                 .wait()
                 .await
                 .unwrap_or_else(|_| std::process::ExitStatus::from_raw(1 << 8));
-            shared.with(|c, now| c.core.exited(now, part, attempt, status));
+            shared.with(|c, now| {
+                // A stopped child's descendants do not outlive it (a forking wrapper's ascp).
+                if let Some(Some((a, known))) = c.trees.get(part as usize) {
+                    if *a == attempt {
+                        process::signal_known(crate::core::Sig::Kill, known);
+                    }
+                }
+                c.core.exited(now, part, attempt, status)
+            });
             let _ = exited_tx.send(());
         }));
     }
@@ -453,10 +479,23 @@ async fn prepare_and_spawn(
     }))
 }
 
+/// A connection examined: adopted (then read by the acceptor's task), or refused.
+enum Examined {
+    Adopted(
+        FramedRead<tokio::net::tcp::OwnedReadHalf, MgmtCodec>,
+        Arc<Wire>,
+    ),
+    Refused,
+}
+
+type Examining = std::pin::Pin<Box<dyn std::future::Future<Output = (u64, Examined)> + Send>>;
+
 /// Accept connections until one is adopted or the child has exited (then take what is left
-/// in the backlog: a fast child connects before it exits, so its connection is there), tell
-/// the core the listener is closed, and run the connections being examined (the adopted one
-/// is read to its end) inside this task, so that aborting it at the attempt's end stops all.
+/// in the backlog without waiting: a fast child connects before it exits, so its connection is
+/// there), and tell the core the listener is closed. Connections are examined concurrently;
+/// once one is adopted, those still being examined are refused and reported at once, and the
+/// adopted one is read to its end in this task, so that aborting it at the attempt's end stops
+/// everything of the attempt.
 #[allow(clippy::too_many_arguments)]
 async fn accept_loop(
     shared: Arc<Shared>,
@@ -469,47 +508,55 @@ async fn accept_loop(
     mut exited: oneshot::Receiver<()>,
     first_wait: std::time::Duration,
 ) {
-    let adopted = Arc::new(Notify::new());
-    let mut candidates = futures::stream::FuturesUnordered::new();
+    let mut examining: futures::stream::FuturesUnordered<Examining> = Default::default();
+    let mut peers: std::collections::HashMap<u64, SocketAddr> = Default::default();
+    let mut next_id = 0u64;
     let mut listening = Some(listener);
     let mut backlog = Some(backlog);
-    let examine = |stream: std::net::TcpStream, peer: SocketAddr, pending: usize| {
-        if pending >= MAX_CANDIDATES {
-            return None;
-        }
-        shared.with(|c, _| c.core.candidate_opened(part, attempt));
+    let mut adopted = None;
+    // Start examining one connection. The kernel's verdict comes first: a connection held by
+    // the child's process group is always examined (adopted), whatever else is waiting; past
+    // the limit, unproven ones are refused and reported without reading them.
+    let mut take = |stream: std::net::TcpStream,
+                    peer: SocketAddr,
+                    examining: &mut futures::stream::FuturesUnordered<Examining>,
+                    peers: &mut std::collections::HashMap<u64, SocketAddr>| {
         let verdict = process::ownership(pid, peer, ours);
-        Some(candidate(
-            shared.clone(),
-            stream,
-            peer,
-            verdict,
-            part,
-            attempt,
-            adopted.clone(),
-            first_wait,
-        ))
+        shared.with(|c, _| c.core.candidate_opened(part, attempt));
+        if verdict != Ownership::Owned && examining.len() >= MAX_CANDIDATES {
+            shared.with(|c, now| c.core.connection(now, part, attempt, peer, verdict, None));
+            return;
+        }
+        next_id += 1;
+        let id = next_id;
+        peers.insert(id, peer);
+        let shared = shared.clone();
+        examining.push(Box::pin(async move {
+            let ex = examine(shared, stream, peer, verdict, part, attempt, first_wait).await;
+            (id, ex)
+        }));
     };
     loop {
         let close = tokio::select! {
             biased;
-            Some(()) = candidates.next(), if !candidates.is_empty() => false,
-            _ = adopted.notified(), if listening.is_some() => true,
+            Some((id, ex)) = examining.next(), if !examining.is_empty() => {
+                peers.remove(&id);
+                if let Examined::Adopted(framed, wire) = ex {
+                    adopted = Some((framed, wire));
+                }
+                adopted.is_some()
+            }
             _ = &mut exited, if listening.is_some() => {
                 if let Some(l) = &backlog {
                     while let Ok((stream, peer)) = l.accept() {
-                        if let Some(c) = examine(stream, peer, candidates.len()) {
-                            candidates.push(c);
-                        }
+                        take(stream, peer, &mut examining, &mut peers);
                     }
                 }
                 true
             }
             accepted = async { listening.as_ref().expect("listening").accept().await }, if listening.is_some() => {
                 if let Ok((stream, peer)) = accepted.and_then(|(s, p)| Ok((s.into_std()?, p))) {
-                    if let Some(c) = examine(stream, peer, candidates.len()) {
-                        candidates.push(c);
-                    }
+                    take(stream, peer, &mut examining, &mut peers);
                 }
                 false
             }
@@ -520,22 +567,34 @@ async fn accept_loop(
             backlog = None;
             shared.with(|c, now| c.core.listener_closed(now, part, attempt));
         }
+        if adopted.is_some() {
+            // The others are not our child's: refused and reported now, not after a wait.
+            examining.clear();
+            for (_, peer) in peers.drain() {
+                shared.with(|c, now| {
+                    c.core
+                        .connection(now, part, attempt, peer, Ownership::Foreign, None)
+                });
+            }
+            break;
+        }
+    }
+    if let Some((framed, wire)) = adopted {
+        read_connection(&shared, framed, &wire, part, attempt).await;
     }
 }
 
 /// Examine one connection: read its first frame unless the kernel showed it as the child's,
-/// let the core decide, and if adopted read it to its end.
-#[allow(clippy::too_many_arguments)]
-async fn candidate(
+/// and let the core decide.
+async fn examine(
     shared: Arc<Shared>,
     stream: std::net::TcpStream,
     peer: SocketAddr,
     verdict: Ownership,
     part: u32,
     attempt: u32,
-    adopted: Arc<Notify>,
     first_wait: std::time::Duration,
-) {
+) -> Examined {
     let stream = stream
         .set_nonblocking(true)
         .and_then(|()| TcpStream::from_std(stream));
@@ -544,7 +603,7 @@ async fn candidate(
             c.core
                 .connection(now, part, attempt, peer, Ownership::Foreign, None)
         });
-        return;
+        return Examined::Refused;
     };
     let (read, write) = stream.into_split();
     let mut framed = FramedRead::with_capacity(read, MgmtCodec::new(), READ_BUF);
@@ -562,11 +621,10 @@ async fn candidate(
         }
         admit
     });
-    if admit == Admit::Reject {
-        return;
+    match admit {
+        Admit::Adopt => Examined::Adopted(framed, wire),
+        Admit::Reject => Examined::Refused,
     }
-    adopted.notify_one();
-    read_connection(&shared, framed, &wire, part, attempt).await;
 }
 
 /// Read the adopted connection at ascp's pace, feeding every frame to the core, and write

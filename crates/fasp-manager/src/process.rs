@@ -141,6 +141,76 @@ pub(crate) fn signal_group(pid: u32, sig: Sig) {
     }
 }
 
+/// A process that descends from the child, as first seen: its pid and its start time (so a
+/// pid reused by another process later is never signalled).
+pub(crate) type Descendant = (u32, u64);
+
+/// Every process descending from `root` (children, grandchildren, ...), from `/proc`.
+pub(crate) fn descendants(root: u32) -> Vec<Descendant> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut by_parent: std::collections::HashMap<u32, Vec<Descendant>> = Default::default();
+    for pid in dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    {
+        if let Some((ppid, start)) = stat_of(pid) {
+            by_parent.entry(ppid).or_default().push((pid, start));
+        }
+    }
+    let mut out = Vec::new();
+    let mut next = vec![root];
+    while let Some(p) = next.pop() {
+        for &(child, start) in by_parent.get(&p).map(Vec::as_slice).unwrap_or_default() {
+            out.push((child, start));
+            next.push(child);
+        }
+    }
+    out
+}
+
+/// Parent pid and start time (clock ticks since boot) of a process.
+fn stat_of(pid: u32) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name's closing parenthesis: state is field 3, ppid 4,
+    // starttime 22.
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((rest.get(1)?.parse().ok()?, rest.get(19)?.parse().ok()?))
+}
+
+/// Signal the child's process group and every descendant in `known` that is still the same
+/// process, and the groups such descendants lead (a wrapper such as GNU `timeout` moves itself
+/// and ascp into a group of its own, out of reach of the child's group). `known` is first
+/// completed with the descendants alive now.
+pub(crate) fn signal_tree(pid: u32, sig: Sig, known: &mut Vec<Descendant>) {
+    for d in descendants(pid) {
+        if !known.contains(&d) {
+            known.push(d);
+        }
+    }
+    signal_group(pid, sig);
+    signal_known(sig, known);
+}
+
+/// Signal the descendants in `known` that are still the processes first seen.
+pub(crate) fn signal_known(sig: Sig, known: &[Descendant]) {
+    let signal = match sig {
+        Sig::Term => Signal::SIGTERM,
+        Sig::Kill => Signal::SIGKILL,
+    };
+    for &(d, start) in known {
+        if d <= 1 || stat_of(d).map(|(_, s)| s) != Some(start) {
+            continue;
+        }
+        let Ok(raw) = i32::try_from(d) else { continue };
+        let _ = nix::sys::signal::kill(Pid::from_raw(raw), signal);
+        if nix::unistd::getpgid(Some(Pid::from_raw(raw))).ok() == Some(Pid::from_raw(raw)) {
+            let _ = killpg(Pid::from_raw(raw), signal);
+        }
+    }
+}
+
 /// A fresh secret cookie (128 random bits, hex) for `ASPERA_SCP_COOKIE`. ascp echoes it in
 /// `INIT`; it is never on a command line.
 pub(crate) fn cookie() -> std::io::Result<String> {

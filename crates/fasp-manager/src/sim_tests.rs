@@ -179,6 +179,8 @@ struct World {
     finished: Option<Result<Summary, TransferError>>,
     emitted: Vec<Event>,
     sessions_ended: usize,
+    /// Sessions begun (INIT reaching the core), by (pid, session id).
+    sessions_begun: std::collections::HashSet<(u32, String)>,
     last_bytes: u64,
     /// Where in `emitted` each accepted `add_file` was asked.
     added: Vec<usize>,
@@ -246,6 +248,7 @@ impl World {
             finished: None,
             emitted: Vec::new(),
             sessions_ended: 0,
+            sessions_begun: std::collections::HashSet::new(),
             last_bytes: 0,
             added: Vec::new(),
             log: Vec::new(),
@@ -539,6 +542,9 @@ impl World {
                 self.check(admit == Admit::Adopt, || {
                     format!("our own child {pid}'s connection ({verdict:?}) was rejected")
                 });
+                if verdict != Ownership::Owned {
+                    self.sessions_begun.insert((pid, format!("s{pid}")));
+                }
                 let c = self.children.get_mut(&pid).expect("child");
                 c.adopted = true;
                 c.open = true;
@@ -575,6 +581,10 @@ impl World {
                 }
                 let ty = frame.type_name().unwrap_or("").to_owned();
                 let main = frame.get("SessionId") == Some(format!("s{pid}").as_str());
+                if ty == "INIT" {
+                    let sid = frame.get("SessionId").unwrap_or("").to_owned();
+                    self.sessions_begun.insert((pid, sid));
+                }
                 let c = self.children.get_mut(&pid).expect("child");
                 match ty.as_str() {
                     "DONE" => {
@@ -1218,10 +1228,13 @@ impl World {
                 self.check(summary.bytes == bytes, || {
                     format!("bytes {} != {bytes}", summary.bytes)
                 });
-                self.check(summary.sessions.len() == self.sessions_ended, || {
+                // Every session of every attempt: those that ended, and those that began
+                // and were lost.
+                self.check(summary.sessions.len() == self.sessions_begun.len(), || {
                     format!(
-                        "{} sessions listed, {} ended",
+                        "{} sessions listed, {} began ({} ended)",
                         summary.sessions.len(),
+                        self.sessions_begun.len(),
                         self.sessions_ended
                     )
                 });

@@ -121,9 +121,12 @@ pub struct SessionSummary {
     pub part: u32,
     /// Which attempt.
     pub attempt: u32,
-    /// `None` for `DONE`, the code for `ERROR`.
+    /// `None` for `DONE` (or a lost session), the code for `ERROR`.
     pub error_code: Option<u64>,
-    /// The totals `DONE` (or `ERROR`) reported.
+    /// The session ended with neither `DONE` nor `ERROR`: ascp crashed, was stopped, or lost
+    /// its management connection after the session's `INIT`.
+    pub lost: bool,
+    /// The totals `DONE` (or `ERROR`) reported (empty for a lost session).
     pub totals: SessionTotals,
 }
 
