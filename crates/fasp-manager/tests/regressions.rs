@@ -626,9 +626,9 @@ async fn the_watchdog_fires_while_a_subscriber_is_stalled() {
             .with_cancel_graces(Duration::from_millis(300), Duration::from_millis(300));
         let mut t = manager.start(&spec, opts).unwrap();
         let stalled = t.events();
-        let r = timeout(Duration::from_secs(20), t.wait())
-            .await
-            .unwrap_or_else(|_| panic!("{fault}: wait() did not return"));
+        let Ok(r) = timeout(Duration::from_secs(20), t.wait()).await else {
+            panic!("{fault}: wait() did not return")
+        };
         if hung {
             assert!(
                 matches!(r, Err(TransferError::Hung { .. })),
