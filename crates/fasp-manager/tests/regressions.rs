@@ -1,7 +1,7 @@
 //! Regression tests for the findings of issue 12, end to end against ascp-sim (the project's
 //! ascp emulator, `crates/fasp-sim`). One test per finding (or per group of closely related
 //! findings); each says which finding it covers and why the code before the sans-IO rewrite
-//! failed it.
+//! failed it. Three of them also caught bugs of the rewrite itself (said in their comments).
 //!
 //! `cargo test --workspace` builds `ascp-sim` before running any test; run alone, these tests
 //! look for it next to the test binary (or in `FASP_SIM`) and skip with a notice if it is
@@ -1129,19 +1129,16 @@ fn matching_processes(needle: &str) -> Vec<fasp_testkit::ProcessInfo> {
 
 /// Finding 5 (wrappers, forced cancel): a cancel that has to be forced (ascp-sim in a long
 /// session initiation does not read its socket, like the real ascp during SSH) through each
-/// wrapper. Through `exec timeout ...` it works: `timeout` is the child and ascp is in its
-/// process group. Through the forking wrapper, SIGTERM and SIGKILL go to the child's process
-/// group only (`process.rs`, `signal_group`), which holds just the shell: GNU `timeout` (unless
-/// `--foreground`) moves itself and ascp into a process group of their own with
-/// `setpgid(0, 0)`, contrary to what `process.rs` assumes ("a wrapper such as `timeout` ...
-/// forks ascp into the same group"). `wait()` returns `Cancelled { forced: true }` while
-/// `timeout` and ascp-sim are still running, orphaned (and `wait()` itself takes the whole
-/// exit grace, 5 s, waiting for a connection the orphan still holds).
+/// wrapper; once `wait()` has returned, nothing the transfer started may be running. Through
+/// `exec timeout ...`, `timeout` is the child and ascp is in its process group. Through the
+/// forking wrapper, GNU `timeout` (unless `--foreground`) moves itself and ascp into a process
+/// group of their own with `setpgid(0, 0)`.
 ///
-/// FAILS with the current manager (bug in `process.rs`/`core.rs`: the escalation signals the
-/// process group of the direct child only): it should signal every descendant of the child
-/// (walked through `/proc` before signalling, or with the child made a subreaper), or at
-/// least every process holding the adopted management connection.
+/// Found while writing these tests, in the rewritten manager (fixed in 0ae5fbb): SIGTERM and
+/// SIGKILL went to the direct child's process group only, which held just the shell, so
+/// `wait()` returned `Cancelled { forced: true }` (after the whole 5 s exit grace, waiting
+/// for a connection the orphan still held) while `timeout` and ascp-sim went on running,
+/// re-parented to init.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forced_cancel_through_a_wrapper_leaves_nothing_running() {
     use std::os::unix::fs::PermissionsExt;
@@ -1396,24 +1393,17 @@ async fn a_foreign_local_connection_gets_nothing_through() {
 
 /// Finding 6 (idle intruders): a foreign local process connects to the management port while
 /// our ascp-sim is still starting (`connect-delay`) and then sends nothing. Nothing a foreign
-/// process does may change the outcome, and every intruder is to be reported. But the driver
-/// waits up to the connect timeout (30 s) for each unproven connection's first frame, keeps
-/// at most 16 such candidates (`MAX_CANDIDATES`) and silently drops any connection beyond
-/// them *without examining it*; and an attempt only settles once no candidate is left.
-/// Two cases, both checked before failing:
-/// * one idle connection: the transfer succeeds, but the intruder is never reported (no
-///   `ForeignConnectionRejected`) and `wait()` returns only after the whole exit grace
-///   (5 s) once ascp has exited, the idle candidate holding the attempt open;
-/// * twenty idle connections: our own ascp's connection, arriving 17th, is closed unexamined,
-///   ascp cannot write to it and exits, and the transfer fails (`ExitedBeforeConnecting`,
-///   "Cannot write to management socket"), with no intruder reported.
+/// process does may change the outcome or hold the transfer up, and every intruder is to be
+/// reported. Two cases, both checked before failing: one idle connection, and twenty.
 ///
-/// FAILS with the current driver (bug in `driver.rs`, `accept_loop`/`examine`/`candidate`):
-/// a connection the kernel shows as the child's should be adopted whatever the number of
-/// candidates (take the `/proc` verdict before applying the limit, or drop unproven
-/// candidates rather than new connections), unproven candidates should be rejected and
-/// reported once the attempt's connection is adopted (or after a short first-frame wait),
-/// and they should not keep a finished attempt from settling.
+/// Found while writing these tests, in the rewritten driver (fixed in 0ae5fbb): it waited up
+/// to the connect timeout (30 s) for each unproven connection's first frame, kept at most 16
+/// such candidates (`MAX_CANDIDATES`), dropped any connection beyond them without examining
+/// it, and settled an attempt only once no candidate was left. With one idle connection the
+/// intruder was never reported and `wait()` returned only after the whole exit grace (5 s)
+/// once ascp had exited; with twenty, our own ascp's connection, arriving 17th, was closed
+/// unexamined, ascp could not write to it and exited, and the transfer failed
+/// (`ExitedBeforeConnecting`, "Cannot write to management socket").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_foreign_connections_change_nothing_and_are_reported() {
     let sim = require_sim!();
@@ -1596,9 +1586,9 @@ async fn retries_count_each_file_once_and_list_every_session() {
 /// the sessions of both attempts (the crashed one included), as `SessionSummary` promises
 /// ("every session of every attempt of every part is listed, failed ones included").
 ///
-/// FAILS with the current core: `Summary.sessions` is only fed by DONE and ERROR frames
-/// (`core.rs`, `Core::frame`), so a session that crashed (or lost its management connection)
-/// after its INIT is missing from it.
+/// Found while writing these tests, in the rewritten core (fixed in 0ae5fbb):
+/// `Summary.sessions` was only fed by DONE and ERROR frames, so a session that crashed (or
+/// lost its management connection) after its INIT was missing from it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_the_end_of_a_file_counts_it_done_with_its_bytes() {
     let sim = require_sim!();
