@@ -170,6 +170,9 @@ struct Attempt {
     pid: Option<u32>,
     connect_deadline: Option<Time>,
     exited: Option<ExitStatus>,
+    /// `Exited` was emitted (after what the connection still held: the last frames come
+    /// first).
+    exit_reported: bool,
     /// A connection was adopted.
     connected: bool,
     /// The adopted connection has not reached its end.
@@ -580,6 +583,7 @@ impl Core {
         if a.exited.is_none() {
             a.linger_at = Some(now + grace);
         }
+        self.report_exit(now, i);
         self.check_settled(now, i);
     }
 
@@ -619,8 +623,22 @@ impl Core {
         a.stop_at = None;
         a.linger_at = None;
         a.drain_at = Some(now + grace);
-        self.emit(now, part, attempt, None, EventKind::Exited { status }, None);
+        self.report_exit(now, i);
         self.check_settled(now, i);
+    }
+
+    /// Emit `Exited` once the child is reaped and its connection read to the end (so the
+    /// frames it wrote before exiting come first).
+    fn report_exit(&mut self, now: Time, i: usize) {
+        let p = &mut self.parts[i];
+        let (part, attempt) = (p.index, p.attempt);
+        match p.a.exited {
+            Some(status) if !p.a.exit_reported && !p.a.conn_open => {
+                p.a.exit_reported = true;
+                self.emit(now, part, attempt, None, EventKind::Exited { status }, None);
+            }
+            _ => {}
+        }
     }
 
     /// Time passed: act on every deadline that is due.
@@ -673,6 +691,7 @@ impl Core {
             a.stderr_closed = true;
             a.listener_closed = true;
             a.candidates = 0;
+            self.report_exit(now, i);
             self.check_settled(now, i);
         }
     }
