@@ -96,6 +96,7 @@ pub use fasp_mgmt_proto::{
 pub use fasp_spec::{SpecError, TransferSpec, TransferSpecBuilder};
 pub use manager::{Manager, ManagerBuilder};
 pub use options::{RetryPolicy, TransferOptions};
+pub use process::INHERITED_ENV;
 pub use progress::{Progress, TransferState};
 pub use transfer::{
     ControlError, Controller, EventStream, Policy, SessionSummary, Summary, Transfer,

@@ -14,11 +14,12 @@ use tokio::process::{Child, Command};
 
 use crate::core::{Ownership, Sig};
 
-/// Variables a child gets from our environment when set: what ascp needs to find its files,
-/// resolve names and speak the user's language. Nothing else is inherited (no
-/// `FASP_NODE_PASSWORD`, no `AWS_SECRET_ACCESS_KEY`); the spec's secrets and the caller's
-/// explicit variables are added on top.
-pub(crate) const INHERITED_ENV: &[&str] = &[
+/// Variables an ascp child gets from the manager's environment when they are set: what ascp
+/// needs to find its files, resolve names and speak the user's language. Nothing else is
+/// inherited (no `FASP_NODE_PASSWORD`, no `AWS_SECRET_ACCESS_KEY`); the spec's secrets, the
+/// cookie, [`TransferOptions::inherit_env`](crate::TransferOptions::inherit_env) and
+/// [`TransferOptions::env`](crate::TransferOptions::env) are added on top.
+pub const INHERITED_ENV: &[&str] = &[
     "PATH",
     "HOME",
     "USER",

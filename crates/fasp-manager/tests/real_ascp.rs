@@ -284,19 +284,7 @@ fn cookie_of(environ: &[u8]) -> &str {
 }
 
 fn fasp_manager_inherited(name: &str) -> bool {
-    [
-        "PATH",
-        "HOME",
-        "USER",
-        "LOGNAME",
-        "LANG",
-        "LC_ALL",
-        "LC_CTYPE",
-        "LC_MESSAGES",
-        "TZ",
-        "TMPDIR",
-    ]
-    .contains(&name)
+    fasp_manager::INHERITED_ENV.contains(&name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
