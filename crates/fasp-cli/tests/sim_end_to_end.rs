@@ -4,36 +4,19 @@
 //! `cargo test --workspace` builds `ascp-sim` first; run alone, these tests skip with a notice
 //! when it is missing (with `CI=true` they fail).
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fasp_node_standin::{NODE_PASSWORD, NODE_USER, NodeStandin, StandinConfig};
 use serde_json::Value;
-
-fn sim_path() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("ascp-sim");
-    if candidate.is_file() {
-        return Some(candidate);
-    }
-    assert!(
-        !fasp_testkit::ci_required(),
-        "ascp-sim is not built: CI runs `cargo test --workspace`"
-    );
-    eprintln!("skipping: ascp-sim not built (cargo build -p fasp-sim)");
-    None
-}
+use support::{json_lines, sim_path};
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i.wrapping_mul(131) >> 3) as u8).collect()
-}
-
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
 }
 
 #[test]

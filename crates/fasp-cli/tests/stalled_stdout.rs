@@ -7,6 +7,8 @@
 //! lines fill the pipe within a second. `cargo test --workspace` builds `ascp-sim` first; run
 //! alone, these tests skip with a notice when it is missing (with `CI=true` they fail).
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -15,20 +17,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-
-fn sim_path() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("ascp-sim");
-    if candidate.is_file() {
-        return Some(candidate);
-    }
-    assert!(
-        !fasp_testkit::ci_required(),
-        "ascp-sim is not built: CI runs `cargo test --workspace`"
-    );
-    eprintln!("skipping: ascp-sim not built (cargo build -p fasp-sim)");
-    None
-}
+use support::{json_lines, sim_path};
 
 /// A folder with a source file, a "remote" folder and a spec sending the file there.
 struct Setup {
@@ -220,10 +209,7 @@ fn cancel_with_stdout_stalled(signal: Signal) {
     // What did reach the pipe is whole JSON lines.
     let mut text = String::new();
     stdout.read_to_string(&mut text).unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
+    let lines = json_lines(&text);
     assert!(lines.len() > 10, "{text}");
     assert_eq!(lines[0]["type"], "spawned", "{text}");
 }
@@ -304,10 +290,7 @@ fn a_reader_that_pauses_gets_every_lifecycle_line_and_the_outcome() {
     let (status, _) = wait_exit(&mut child, Duration::from_secs(5)).expect("fasp exits");
     reaper.0.clear();
     assert!(status.success(), "{}\n{text}", stderr_of(&s));
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
+    let lines = json_lines(&text);
     let types: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
     for t in [
         "spawned",

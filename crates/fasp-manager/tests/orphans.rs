@@ -15,6 +15,8 @@
 //! retires idle blocking-pool threads after 10 s, and the parent-death signal follows the
 //! *thread* that forked: a child forked from such a thread would be killed early).
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,12 +25,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use fasp_manager::{EventKind, Manager, TransferOptions};
-use fasp_spec::TransferSpec;
 use fasp_testkit::require_real_ascp;
 use futures::StreamExt;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
+use support::{SilentSsh, alive, require_sim, source_file, ssh_upload, stat, upload};
 
 /// `child` selects the child role.
 const ROLE: &str = "FASP_ORPHAN_ROLE";
@@ -47,24 +49,6 @@ const PID_LINE: &str = "fasp-orphans: ascp pid ";
 
 /// How long an orphaned ascp may take to die.
 const LIMIT: Duration = Duration::from_secs(1);
-
-fn sim_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("FASP_SIM") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("ascp-sim");
-    if candidate.is_file() {
-        return Some(candidate);
-    }
-    assert!(
-        !fasp_testkit::ci_required(),
-        "ascp-sim is not built next to {}: CI runs `cargo test --workspace`, which builds it",
-        exe.display()
-    );
-    eprintln!("skipping: ascp-sim not built (cargo build -p fasp-sim)");
-    None
-}
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("the child role needs {name}"))
@@ -92,15 +76,7 @@ async fn child_role() {
             std::fs::write(&src, vec![7u8; 4 << 20]).unwrap();
             let remote = dir.join("remote");
             std::fs::create_dir_all(&remote).unwrap();
-            let spec = TransferSpec::builder()
-                .upload()
-                .host("127.0.0.1")
-                .user("xfer")
-                .ssh_port(33001)
-                .source(src.to_str().unwrap())
-                .destination_root("/")
-                .build()
-                .unwrap();
+            let spec = upload(&[&src], "/").build().unwrap();
             // Stalled after the first byte for longer than the test, with no STATS due for a
             // minute: ascp-sim writes nothing to the management socket meanwhile, so it cannot
             // find out by itself that its manager is gone.
@@ -111,15 +87,8 @@ async fn child_role() {
             (spec, options)
         }
         "real" => {
-            let src = dir.join("report.txt");
-            std::fs::write(&src, b"hello from fasp-rs\n").unwrap();
-            let spec = TransferSpec::builder()
-                .upload()
-                .host("127.0.0.1")
-                .user("xfer")
-                .ssh_port(env(SSH_PORT).parse().unwrap())
-                .source(src.to_str().unwrap())
-                .destination_root("/tmp/fasp-manager-test-inbox")
+            let src = source_file(&dir);
+            let spec = ssh_upload(env(SSH_PORT).parse().unwrap(), &src, "xfer")
                 .build()
                 .unwrap();
             (spec, TransferOptions::default())
@@ -149,20 +118,6 @@ async fn child_role() {
     // Idle until killed, holding the manager and the transfer.
     std::future::pending::<()>().await;
     drop((t, manager));
-}
-
-/// State and parent of a process from `/proc/<pid>/stat`; `None` once it is gone.
-fn stat(pid: u32) -> Option<(char, u32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut rest = text.rsplit_once(')')?.1.split_whitespace();
-    let state = rest.next()?.chars().next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-/// Alive: in `/proc` and not a zombie.
-fn alive(pid: u32) -> bool {
-    stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
 }
 
 /// The threads of `pid`: (tid, name).
@@ -345,7 +300,7 @@ fn assert_dies(role: &mut ChildRole, what: &str) {
 /// kills it.
 #[test]
 fn sigkill_of_the_manager_kills_ascp_sim_mid_transfer() {
-    let Some(sim) = sim_path() else { return };
+    let sim = require_sim!();
     let dir = tempfile::tempdir().unwrap();
     let mut role = ChildRole::start("sim", &sim, dir.path(), None);
     assert_dies(&mut role, "ascp-sim mid-transfer");
@@ -357,10 +312,9 @@ fn sigkill_of_the_manager_kills_ascp_sim_mid_transfer() {
 fn sigkill_of_the_manager_kills_the_real_ascp_in_ssh_negotiation() {
     let ascp = require_real_ascp!();
     let dir = tempfile::tempdir().unwrap();
-    // Accepts (the kernel completes the handshake) and never speaks; held by this process.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port();
-    let mut role = ChildRole::start("real", &ascp, dir.path(), Some(port));
+    // Held by this process, not by the child.
+    let silent = SilentSsh::start();
+    let mut role = ChildRole::start("real", &ascp, dir.path(), Some(silent.port()));
     assert_dies(&mut role, "real ascp in SSH negotiation");
     drop(silent);
 }
@@ -373,9 +327,8 @@ fn sigkill_of_the_manager_kills_the_real_ascp_in_ssh_negotiation() {
 fn ascp_outlives_retired_runtime_threads_and_dies_with_the_manager() {
     let ascp = require_real_ascp!();
     let dir = tempfile::tempdir().unwrap();
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port();
-    let mut role = ChildRole::start("real", &ascp, dir.path(), Some(port));
+    let silent = SilentSsh::start();
+    let mut role = ChildRole::start("real", &ascp, dir.path(), Some(silent.port()));
     let child = role.child.id();
     let spawned_at = Instant::now();
     let before = threads(child);

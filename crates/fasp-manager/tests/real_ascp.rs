@@ -1,6 +1,8 @@
 //! The manager against the real ascp 3.9.0 (from cos-aspera) and a private OpenSSH server.
 //! Skipped on a developer machine without `FASP_ASCP`; with `CI=true` they must run.
 
+mod support;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -10,6 +12,9 @@ use fasp_manager::{Event, EventKind, Manager, TransferError, TransferOptions};
 use fasp_spec::TransferSpec;
 use fasp_testkit::{assert_no_leftover, require_real_ascp, require_ssh_server};
 use futures::StreamExt;
+use support::{
+    Reader, Recorder, SilentSsh, collect, pids, source_file, ssh_upload, write_executable,
+};
 
 /// A port with nothing listening that nothing else can take while `_hold` lives: the client
 /// end of an open loopback connection.
@@ -28,35 +33,13 @@ fn closed_port() -> ClosedPort {
     }
 }
 
-fn source_file(dir: &Path) -> PathBuf {
-    let p = dir.join("report.txt");
-    std::fs::write(&p, b"hello from fasp-rs\n").unwrap();
-    p
-}
-
-fn upload(host_port: u16, source: &Path, user: &str) -> fasp_spec::TransferSpecBuilder {
-    TransferSpec::builder()
-        .upload()
-        .host("127.0.0.1")
-        .user(user)
-        .ssh_port(host_port)
-        .source(source.to_str().unwrap())
-        .destination_root("/tmp/fasp-manager-test-inbox")
-}
-
 /// A stand-in "ascp" that runs the real one with extra arguments first (and optionally
 /// sleeps before), so tests can add `-S`, a bad option, or time to interfere.
 fn wrapper(dir: &Path, real: &Path, extra: &str, sleep: Option<&str>) -> PathBuf {
     let p = dir.join("ascp-wrapper");
-    let mut f = std::fs::File::create(&p).unwrap();
-    writeln!(f, "#!/bin/sh").unwrap();
-    if let Some(s) = sleep {
-        writeln!(f, "sleep {s}").unwrap();
-    }
-    writeln!(f, "exec '{}' {extra} \"$@\"", real.display()).unwrap();
-    drop(f);
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sleep = sleep.map(|s| format!("sleep {s}\n")).unwrap_or_default();
+    let exec = format!("exec '{}' {extra} \"$@\"", real.display());
+    write_executable(&p, &format!("#!/bin/sh\n{sleep}{exec}\n"));
     p
 }
 
@@ -84,47 +67,25 @@ fn held_in_initiation(
         .write_remote_script("slow-remote-ascp", "#!/bin/sh\nsleep 60\n")
         .unwrap();
     let fake = wrapper(dir, ascp, &format!("-S '{}'", stall.display()), None);
-    let spec = upload(sshd.port(), &source_file(dir), sshd.user())
+    let spec = ssh_upload(sshd.port(), &source_file(dir), sshd.user())
         .ssh_private_key_path(sshd.client_key_path().to_str().unwrap())
         .build()
         .unwrap();
     (fake, spec)
 }
 
-/// Read events until the first INIT (20 s at most).
-async fn wait_for_init(events: &mut fasp_manager::EventStream) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let e = tokio::time::timeout_at(deadline.into(), events.next())
-            .await
-            .expect("INIT in time")
-            .expect("events");
-        if matches!(e.kind, EventKind::SessionInit { .. }) {
-            return;
-        }
-    }
+/// Read events until the first INIT (20 s at most): the INIT event.
+async fn wait_for_init(events: &mut Reader) -> Event {
+    events
+        .until(Duration::from_secs(20), "INIT", |e| {
+            matches!(e.kind, EventKind::SessionInit { .. })
+        })
+        .await
 }
 
-/// Collects every event through the listener interface.
-#[derive(Default, Clone)]
-struct Recorder(Arc<Mutex<Vec<Event>>>);
-
-impl Recorder {
-    fn kinds(&self) -> Vec<EventKind> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| e.kind.clone())
-            .collect()
-    }
-}
-
+/// Options that record every event through the listener interface.
 fn options(rec: &Recorder) -> TransferOptions {
-    let r = rec.clone();
-    TransferOptions::default().with_listener(Arc::new(move |e: &Event| {
-        r.0.lock().unwrap().push(e.clone())
-    }))
+    rec.attach(TransferOptions::default())
 }
 
 fn fasp_code(r: &Result<fasp_manager::Summary, TransferError>) -> Option<u64> {
@@ -139,21 +100,14 @@ async fn closed_port_fails_with_44_after_init_and_session() {
     let ascp = require_real_ascp!();
     let dir = tempfile::tempdir().unwrap();
     let port = closed_port();
-    let spec = upload(port.port, &source_file(dir.path()), "xfer")
+    let spec = ssh_upload(port.port, &source_file(dir.path()), "xfer")
         .build()
         .unwrap();
     let rec = Recorder::default();
     // The manager must outlive its transfers: dropping it cancels them.
     let manager = Manager::with_ascp(&ascp);
     let mut t = manager.start(&spec, options(&rec)).unwrap();
-    let mut events = t.events();
-    let collector = tokio::spawn(async move {
-        let mut v = Vec::new();
-        while let Some(e) = events.next().await {
-            v.push(e);
-        }
-        v
-    });
+    let collector = collect(t.events());
     let result = t.wait().await;
     let err = result.as_ref().unwrap_err();
     assert_eq!(fasp_code(&result), Some(44), "{err}");
@@ -211,11 +165,10 @@ async fn closed_port_fails_with_44_after_init_and_session() {
 async fn token_and_cookie_are_in_the_environment_never_on_the_command_line() {
     let ascp = require_real_ascp!();
     let dir = tempfile::tempdir().unwrap();
-    // An "SSH server" that accepts and never speaks.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port();
+    let silent = SilentSsh::start();
+    let port = silent.port();
     let token = "ATM3_manager_test_token_9f8e7d";
-    let spec = upload(port, &source_file(dir.path()), "xfer")
+    let spec = ssh_upload(port, &source_file(dir.path()), "xfer")
         .token(token)
         .build()
         .unwrap();
@@ -223,13 +176,8 @@ async fn token_and_cookie_are_in_the_environment_never_on_the_command_line() {
         .with_cancel_graces(Duration::from_millis(300), Duration::from_millis(300));
     let manager = Manager::with_ascp(&ascp);
     let mut t = manager.start(&spec, opts).unwrap();
-    let mut events = t.events();
-    let pid = loop {
-        match events.next().await.expect("spawned").kind {
-            EventKind::Spawned { pid } => break pid,
-            _ => continue,
-        }
-    };
+    let mut events = Reader::new(t.events());
+    let pid = events.spawned(Duration::from_secs(20)).await;
     let cmdline = read_exec_cmdline(pid);
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     let has = |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
@@ -292,7 +240,7 @@ async fn bad_option_fails_fast_with_ascps_stderr() {
     let ascp = require_real_ascp!();
     let dir = tempfile::tempdir().unwrap();
     let fake = wrapper(dir.path(), &ascp, "--x", None);
-    let spec = upload(22, &source_file(dir.path()), "xfer")
+    let spec = ssh_upload(22, &source_file(dir.path()), "xfer")
         .build()
         .unwrap();
     let started = Instant::now();
@@ -323,7 +271,7 @@ async fn a_foreign_connection_to_the_management_port_is_refused() {
     // The wrapper waits a second before starting ascp: time for an intruder to connect.
     let fake = wrapper(dir.path(), &ascp, "", Some("1"));
     let port = closed_port();
-    let spec = upload(port.port, &source_file(dir.path()), "xfer")
+    let spec = ssh_upload(port.port, &source_file(dir.path()), "xfer")
         .build()
         .unwrap();
     let intruder: Arc<Mutex<Option<std::net::TcpStream>>> = Arc::default();
@@ -381,7 +329,7 @@ async fn ssh_outcomes_license_abort_wrong_key_missing_source() {
     let src = source_file(dir.path());
     let remote = wrapper(dir.path(), &ascp, &format!("-S '{}'", ascp.display()), None);
     let base = || {
-        upload(sshd.port(), &src, sshd.user())
+        ssh_upload(sshd.port(), &src, sshd.user())
             .ssh_private_key_path(sshd.client_key_path().to_str().unwrap())
     };
     let m = Manager::with_ascp(&remote);
@@ -422,7 +370,7 @@ async fn ssh_outcomes_license_abort_wrong_key_missing_source() {
     ));
 
     // A source that does not exist.
-    let spec = upload(sshd.port(), &dir.path().join("does-not-exist"), sshd.user())
+    let spec = ssh_upload(sshd.port(), &dir.path().join("does-not-exist"), sshd.user())
         .ssh_private_key_path(sshd.client_key_path().to_str().unwrap())
         .build()
         .unwrap();
@@ -445,7 +393,7 @@ async fn cancel_during_initiation_escalates_and_leaves_nothing() {
         .with_cancel_graces(Duration::from_secs(1), Duration::from_secs(1));
     let manager = Manager::with_ascp(&fake);
     let mut t = manager.start(&spec, opts).unwrap();
-    let mut events = t.events();
+    let mut events = Reader::new(t.events());
     // Wait until the session has begun (INIT), then give it a moment in initiation.
     wait_for_init(&mut events).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -479,7 +427,7 @@ async fn dropping_the_manager_or_the_transfer_stops_and_reaps_ascp() {
     // Drop the transfer handle.
     let manager = Manager::with_ascp(&fake);
     let mut t = manager.start(&spec, opts()).unwrap();
-    let mut events = t.events();
+    let mut events = Reader::new(t.events());
     wait_for_init(&mut events).await;
     assert!(alive(&needle), "ascp should be running");
     drop(t);
@@ -487,7 +435,7 @@ async fn dropping_the_manager_or_the_transfer_stops_and_reaps_ascp() {
 
     // Drop the manager while a transfer runs.
     let mut t = manager.start(&spec, opts()).unwrap();
-    let mut events = t.events();
+    let mut events = Reader::new(t.events());
     wait_for_init(&mut events).await;
     assert!(alive(&needle));
     drop(manager);
@@ -613,7 +561,7 @@ async fn repeated_closed_port_always_fails_with_44_and_never_sees_a_stranger() {
     let ascp = require_real_ascp!();
     let dir = tempfile::tempdir().unwrap();
     let port = closed_port();
-    let spec = upload(port.port, &source_file(dir.path()), "xfer")
+    let spec = ssh_upload(port.port, &source_file(dir.path()), "xfer")
         .build()
         .unwrap();
     let manager = Manager::with_ascp(&ascp);
@@ -630,7 +578,7 @@ async fn repeated_missing_source_always_fails_with_43_and_never_sees_a_stranger(
     let sshd = require_ssh_server!();
     let dir = tempfile::tempdir().unwrap();
     let remote = wrapper(dir.path(), &ascp, &format!("-S '{}'", ascp.display()), None);
-    let spec = upload(sshd.port(), &dir.path().join("does-not-exist"), sshd.user())
+    let spec = ssh_upload(sshd.port(), &dir.path().join("does-not-exist"), sshd.user())
         .ssh_private_key_path(sshd.client_key_path().to_str().unwrap())
         .build()
         .unwrap();
@@ -650,22 +598,9 @@ struct SeenCookie {
 
 /// Read `t`'s events up to its INIT (20 s at most), then ascp's environment.
 async fn cookie_seen(t: &mut fasp_manager::Transfer) -> SeenCookie {
-    let mut events = t.events();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut pid = None;
-    let init = loop {
-        let e = tokio::time::timeout_at(deadline.into(), events.next())
-            .await
-            .expect("INIT in time")
-            .expect("the transfer ended before INIT");
-        match &e.kind {
-            EventKind::Spawned { pid: p } => pid = Some(*p),
-            EventKind::SessionInit { .. } => break e,
-            EventKind::Finished { .. } => panic!("ended before INIT: {e:?}"),
-            _ => {}
-        }
-    };
-    let pid = pid.expect("Spawned before INIT");
+    let mut events = Reader::new(t.events());
+    let init = wait_for_init(&mut events).await;
+    let pid = *pids(&events.seen).first().expect("Spawned before INIT");
     let frame = init.frame.as_ref().expect("INIT comes with its frame");
     let in_init = frame.get("Cookie").map(str::to_owned);
     if let Some(c) = &in_init {
@@ -699,13 +634,12 @@ async fn cookie_seen(t: &mut fasp_manager::Transfer) -> SeenCookie {
 async fn init_echoes_the_cookie_from_the_environment_or_the_specs_own() {
     let ascp = require_real_ascp!();
     let dir = tempfile::tempdir().unwrap();
-    // An "SSH server" that accepts (the kernel completes the handshake) and never speaks.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port();
+    let silent = SilentSsh::start();
+    let port = silent.port();
     let src = source_file(dir.path());
-    let drawn = upload(port, &src, "xfer").build().unwrap();
+    let drawn = ssh_upload(port, &src, "xfer").build().unwrap();
     let own_cookie = "the spec's own cookie: with a colon";
-    let owned = upload(port, &src, "xfer")
+    let owned = ssh_upload(port, &src, "xfer")
         .cookie(own_cookie)
         .build()
         .unwrap();

@@ -7,246 +7,25 @@
 //! look for it next to the test binary (or in `FASP_SIM`) and skip with a notice if it is
 //! missing (with `CI=true` they fail instead).
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use fasp_manager::{
-    Control, ControlError, DoneOperation, Event, EventKind, EventStream, Manager, Progress,
-    RetryPolicy, Transfer, TransferError, TransferOptions, TransferState,
+    Control, ControlError, DoneOperation, Event, EventKind, Manager, Progress, RetryPolicy,
+    Transfer, TransferError, TransferState,
 };
-use fasp_spec::TransferSpec;
 use fasp_testkit::assert_no_leftover;
 use futures::StreamExt;
-use tokio::sync::watch;
+use support::{
+    Reader, Recorder, Work, alive, collect, count, persistent_upload, pids, require_sim,
+    summary_of, upload,
+};
 use tokio::time::timeout;
 
-// ----- helpers (the first ones as in tests/sim.rs) -----
-
-fn sim_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("FASP_SIM") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("ascp-sim");
-    if candidate.is_file() {
-        return Some(candidate);
-    }
-    assert!(
-        !fasp_testkit::ci_required(),
-        "ascp-sim is not built next to {}: CI runs `cargo test --workspace`, which builds it",
-        exe.display()
-    );
-    eprintln!("skipping: ascp-sim not built (cargo build -p fasp-sim)");
-    None
-}
-
-macro_rules! require_sim {
-    () => {
-        match sim_path() {
-            Some(p) => p,
-            None => return,
-        }
-    };
-}
-
-/// A local folder and a remote root (ASCP_SIM_ROOT) in one temporary folder.
-struct Work {
-    dir: tempfile::TempDir,
-}
-
-impl Work {
-    fn new() -> Work {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("local")).unwrap();
-        std::fs::create_dir(dir.path().join("remote")).unwrap();
-        Work { dir }
-    }
-
-    fn local(&self, name: &str) -> PathBuf {
-        self.dir.path().join("local").join(name)
-    }
-
-    fn remote(&self, name: &str) -> PathBuf {
-        self.dir.path().join("remote").join(name)
-    }
-
-    /// A file of `len` bytes with a position-dependent pattern (so misplaced bytes show).
-    fn file(&self, path: &Path, len: usize) -> Vec<u8> {
-        let data: Vec<u8> = (0..len)
-            .map(|i| (i.wrapping_mul(31) ^ (i >> 11)) as u8)
-            .collect();
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        std::fs::write(path, &data).unwrap();
-        data
-    }
-
-    /// `n` files of three bytes in `local/<folder>`, named so that they sort before `zz*`.
-    fn tiny_files(&self, folder: &str, n: usize) {
-        let dir = self.local(folder);
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..n {
-            std::fs::write(dir.join(format!("f{i:05}.txt")), b"abc").unwrap();
-        }
-    }
-
-    fn needle(&self) -> String {
-        self.dir.path().to_str().unwrap().to_owned()
-    }
-
-    fn options(&self) -> TransferOptions {
-        TransferOptions::default()
-            .with_env(
-                "ASCP_SIM_ROOT",
-                self.dir.path().join("remote").to_str().unwrap(),
-            )
-            .with_env("ASCP_SIM_STATS_INTERVAL_MS", "50")
-            .with_cancel_graces(Duration::from_millis(500), Duration::from_millis(500))
-    }
-}
-
-fn upload(sources: &[&Path], dest: &str) -> fasp_spec::TransferSpecBuilder {
-    let mut b = TransferSpec::builder()
-        .upload()
-        .host("127.0.0.1")
-        .user("xfer")
-        .ssh_port(33001);
-    for s in sources {
-        b = b.source(s.to_str().unwrap());
-    }
-    b.destination_root(dest)
-}
-
-/// A listener that records every event and lets a test await a condition on them.
-#[derive(Clone)]
-struct Recorder {
-    events: Arc<Mutex<Vec<Event>>>,
-    tick: Arc<watch::Sender<u64>>,
-}
-
-impl Recorder {
-    fn new() -> Recorder {
-        Recorder {
-            events: Arc::default(),
-            tick: Arc::new(watch::Sender::new(0)),
-        }
-    }
-
-    fn events(&self) -> Vec<Event> {
-        self.events.lock().unwrap().clone()
-    }
-
-    fn attach(&self, opts: TransferOptions) -> TransferOptions {
-        let r = self.clone();
-        opts.with_listener(Arc::new(move |e: &Event| {
-            r.events.lock().unwrap().push(e.clone());
-            r.tick.send_modify(|n| *n += 1);
-        }))
-    }
-
-    /// Wait until `pred` holds for the events so far (panics after `within`).
-    async fn until(&self, within: Duration, what: &str, pred: impl Fn(&[Event]) -> bool) {
-        let mut rx = self.tick.subscribe();
-        let events = self.events.clone();
-        let waited = timeout(within, rx.wait_for(|_| pred(&events.lock().unwrap()))).await;
-        if waited.is_err() {
-            panic!(
-                "{what}: not seen within {within:?}; events: {:#?}",
-                summary_of(&self.events())
-            );
-        }
-    }
-}
-
-/// An event stream read by the test, keeping what it read.
-struct Reader {
-    stream: EventStream,
-    seen: Vec<Event>,
-}
-
-impl Reader {
-    fn new(stream: EventStream) -> Reader {
-        Reader {
-            stream,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Read until an event matches `pred` (panics if the stream ends or after `within`).
-    async fn until(
-        &mut self,
-        within: Duration,
-        what: &str,
-        pred: impl Fn(&Event) -> bool,
-    ) -> Event {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Ok(Some(e)) => {
-                    self.seen.push(e.clone());
-                    if pred(&e) {
-                        return e;
-                    }
-                }
-                Ok(None) => panic!(
-                    "{what}: the stream ended first; events: {:#?}",
-                    summary_of(&self.seen)
-                ),
-                Err(_) => panic!(
-                    "{what}: not seen within {within:?}; events: {:#?}",
-                    summary_of(&self.seen)
-                ),
-            }
-        }
-    }
-
-    /// Read to the end of the stream (panics after `within`).
-    async fn rest(&mut self, within: Duration) -> Vec<Event> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Ok(Some(e)) => self.seen.push(e),
-                Ok(None) => return self.seen.clone(),
-                Err(_) => panic!(
-                    "the stream did not end within {within:?}; events: {:#?}",
-                    summary_of(&self.seen)
-                ),
-            }
-        }
-    }
-}
-
-/// Read a stream to its end in a task of its own.
-fn collect(stream: EventStream) -> tokio::task::JoinHandle<Vec<Event>> {
-    tokio::spawn(stream.collect::<Vec<Event>>())
-}
-
-fn count(events: &[Event], pred: impl Fn(&EventKind) -> bool) -> usize {
-    events.iter().filter(|e| pred(&e.kind)).count()
-}
-
-/// Short descriptions of events, for failure messages (progress samples left out).
-fn summary_of(events: &[Event]) -> Vec<String> {
-    let mut out: Vec<String> = events
-        .iter()
-        .filter(|e| !e.is_progress())
-        .map(|e| {
-            let mut s = format!("p{} a{} {:?}", e.part, e.attempt, e.kind);
-            s.truncate(160);
-            s
-        })
-        .collect();
-    if out.len() > 80 {
-        let tail = out.split_off(out.len() - 40);
-        out.truncate(40);
-        out.push("...".into());
-        out.extend(tail);
-    }
-    out
-}
+// ----- helpers (those shared with the other test files are in support/mod.rs) -----
 
 /// Every event but progress samples, as comparable text.
 fn lifecycle(events: &[Event]) -> Vec<String> {
@@ -254,16 +33,6 @@ fn lifecycle(events: &[Event]) -> Vec<String> {
         .iter()
         .filter(|e| !e.is_progress())
         .map(|e| format!("{}:{}:{:?}:{:?}", e.part, e.attempt, e.session_id, e.kind))
-        .collect()
-}
-
-fn pids(events: &[Event]) -> Vec<u32> {
-    events
-        .iter()
-        .filter_map(|e| match e.kind {
-            EventKind::Spawned { pid } => Some(pid),
-            _ => None,
-        })
         .collect()
 }
 
@@ -293,15 +62,6 @@ fn finished(events: &[Event]) -> Option<(TransferState, Option<u64>)> {
     events.iter().find_map(|e| match e.kind {
         EventKind::Finished { state, code } => Some((state, code)),
         _ => None,
-    })
-}
-
-/// Whether a process exists and is not a zombie.
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X")
     })
 }
 
@@ -352,6 +112,12 @@ async fn progress_until(
     if timeout(within, rx.wait_for(|p| pred(p))).await.is_err() {
         panic!("{what}: not reached within {within:?}: {:?}", t.snapshot());
     }
+}
+
+/// Up to `attempts` attempts, 20 ms to 40 ms apart: retries that do not hold a test up.
+fn quick_retries(attempts: u32) -> RetryPolicy {
+    RetryPolicy::attempts(attempts)
+        .with_backoff(Duration::from_millis(20), Duration::from_millis(40))
 }
 
 fn is_cancelled(r: &Result<fasp_manager::Summary, TransferError>) -> bool {
@@ -1044,6 +810,14 @@ async fn fast_failures_keep_their_code_and_their_retries() {
     assert_no_leftover(&w.needle());
 }
 
+/// A wrapper script (name and body) that forks `timeout`, which moves itself and ascp-sim
+/// (`$SIM`, its child) into a process group of their own.
+const FORK_WRAPPER: (&str, &str) = ("fork.sh", "#!/bin/sh\ntimeout 3600 \"$SIM\" \"$@\"\n");
+
+/// A wrapper script (name and body) that execs `timeout`: the child is `timeout`, and ascp-sim
+/// (`$SIM`) runs in its process group.
+const EXEC_WRAPPER: (&str, &str) = ("exec.sh", "#!/bin/sh\nexec timeout 3600 \"$SIM\" \"$@\"\n");
+
 /// Finding 5 (third part): ascp started through a wrapper script that forks it instead of
 /// exec'ing it (`timeout 3600 "$SIM" "$@"`: `timeout` also moves itself and ascp into a
 /// process group of its own, so `/proc` cannot tie the connection to our child's group),
@@ -1055,17 +829,11 @@ async fn fast_failures_keep_their_code_and_their_retries() {
 /// nothing left running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrapper_scripts_that_fork_or_exec_work() {
-    use std::os::unix::fs::PermissionsExt;
     let sim = require_sim!();
     let w = Work::new();
     let data = w.file(&w.local("a.bin"), 300_000);
-    for (name, body) in [
-        ("fork.sh", "#!/bin/sh\ntimeout 3600 \"$SIM\" \"$@\"\n"),
-        ("exec.sh", "#!/bin/sh\nexec timeout 3600 \"$SIM\" \"$@\"\n"),
-    ] {
-        let script = w.dir.path().join(name);
-        std::fs::write(&script, body).unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, body) in [FORK_WRAPPER, EXEC_WRAPPER] {
+        let script = w.script(name, body);
         let manager = Manager::with_ascp(&script);
         let opts = || w.options().with_env("SIM", sim.to_str().unwrap());
 
@@ -1141,18 +909,12 @@ fn matching_processes(needle: &str) -> Vec<fasp_testkit::ProcessInfo> {
 /// re-parented to init.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forced_cancel_through_a_wrapper_leaves_nothing_running() {
-    use std::os::unix::fs::PermissionsExt;
     let sim = require_sim!();
     let w = Work::new();
     w.file(&w.local("a.bin"), 300_000);
     let mut failures = Vec::new();
-    for (name, body) in [
-        ("exec.sh", "#!/bin/sh\nexec timeout 3600 \"$SIM\" \"$@\"\n"),
-        ("fork.sh", "#!/bin/sh\ntimeout 3600 \"$SIM\" \"$@\"\n"),
-    ] {
-        let script = w.dir.path().join(name);
-        std::fs::write(&script, body).unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, body) in [EXEC_WRAPPER, FORK_WRAPPER] {
+        let script = w.script(name, body);
         let manager = Manager::with_ascp(&script);
         let spec = upload(&[&w.local("a.bin")], &format!("/{name}"))
             .create_dir(true)
@@ -1305,14 +1067,7 @@ async fn a_foreign_local_connection_gets_nothing_through() {
     let opts = w.options().with_env("ASCP_SIM_FAULT", "connect-delay:2.5");
     let mut t = manager.start(&spec, opts).unwrap();
     let mut events = Reader::new(t.events());
-    let spawned = events
-        .until(Duration::from_secs(5), "Spawned", |e| {
-            matches!(e.kind, EventKind::Spawned { .. })
-        })
-        .await;
-    let EventKind::Spawned { pid } = spawned.kind else {
-        unreachable!()
-    };
+    let pid = events.spawned(Duration::from_secs(5)).await;
     let port = mgmt_port(pid);
 
     let cookie = environ(pid)
@@ -1420,14 +1175,7 @@ async fn idle_foreign_connections_change_nothing_and_are_reported() {
         let opts = w.options().with_env("ASCP_SIM_FAULT", "connect-delay:1.5");
         let mut t = manager.start(&spec, opts).unwrap();
         let mut events = Reader::new(t.events());
-        let spawned = events
-            .until(Duration::from_secs(5), "Spawned", |e| {
-                matches!(e.kind, EventKind::Spawned { .. })
-            })
-            .await;
-        let EventKind::Spawned { pid } = spawned.kind else {
-            unreachable!()
-        };
+        let pid = events.spawned(Duration::from_secs(5)).await;
         let port = mgmt_port(pid);
         let idle: Vec<std::net::TcpStream> = (0..intruders)
             .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
@@ -1539,10 +1287,7 @@ async fn retries_count_each_file_once_and_list_every_session() {
     let opts = rec
         .attach(w.options())
         .with_env("ASCP_SIM_FAULT", "session-error:16@150000")
-        .with_retry(
-            RetryPolicy::attempts(5)
-                .with_backoff(Duration::from_millis(20), Duration::from_millis(40)),
-        );
+        .with_retry(quick_retries(5));
     let summary = timeout(
         Duration::from_secs(20),
         manager.start(&spec, opts).unwrap().wait(),
@@ -1600,10 +1345,7 @@ async fn a_crash_at_the_end_of_a_file_counts_it_done_with_its_bytes() {
     let opts = rec
         .attach(w.options())
         .with_env("ASCP_SIM_FAULT", "crash-after-bytes:200000")
-        .with_retry(
-            RetryPolicy::attempts(3)
-                .with_backoff(Duration::from_millis(20), Duration::from_millis(40)),
-        );
+        .with_retry(quick_retries(3));
     let summary = timeout(
         Duration::from_secs(20),
         manager.start(&spec, opts).unwrap().wait(),
@@ -1823,13 +1565,7 @@ async fn a_lost_management_socket_is_retryable() {
     let summary = timeout(
         Duration::from_secs(20),
         manager
-            .start(
-                &spec,
-                opts().with_retry(
-                    RetryPolicy::attempts(5)
-                        .with_backoff(Duration::from_millis(20), Duration::from_millis(40)),
-                ),
-            )
+            .start(&spec, opts().with_retry(quick_retries(5)))
             .unwrap()
             .wait(),
     )
@@ -1885,14 +1621,7 @@ async fn env_leak_helper() {
         )
         .unwrap();
     let mut events = Reader::new(t.events());
-    let e = events
-        .until(Duration::from_secs(10), "Spawned", |e| {
-            matches!(e.kind, EventKind::Spawned { .. })
-        })
-        .await;
-    let EventKind::Spawned { pid } = e.kind else {
-        unreachable!()
-    };
+    let pid = events.spawned(Duration::from_secs(10)).await;
     let env = environ(pid);
     t.cancel().await.unwrap();
     let _ = t.wait().await;
@@ -1935,14 +1664,7 @@ async fn the_child_gets_a_minimal_environment() {
         )
         .unwrap();
     let mut events = Reader::new(t.events());
-    let e = events
-        .until(Duration::from_secs(10), "Spawned", |e| {
-            matches!(e.kind, EventKind::Spawned { .. })
-        })
-        .await;
-    let EventKind::Spawned { pid } = e.kind else {
-        unreachable!()
-    };
+    let pid = events.spawned(Duration::from_secs(10)).await;
     let env = environ(pid);
     let args = cmdline(pid);
     t.cancel().await.unwrap();
@@ -2051,14 +1773,7 @@ async fn two_transfers_sharing_a_workdir_keep_their_own_file_lists() {
         )
         .unwrap();
     let mut ev2 = Reader::new(t2.events());
-    let e = ev2
-        .until(Duration::from_secs(10), "Spawned", |e| {
-            matches!(e.kind, EventKind::Spawned { .. })
-        })
-        .await;
-    let EventKind::Spawned { pid: pid2 } = e.kind else {
-        unreachable!()
-    };
+    let pid2 = ev2.spawned(Duration::from_secs(10)).await;
     progress_until(&t1, Duration::from_secs(10), "one transferring", |p| {
         p.bytes_done >= 1000
     })
@@ -2199,14 +1914,7 @@ async fn a_persistent_session_waiting_for_files_is_not_hung() {
     let w = Work::new();
     let data = w.file(&w.local("one.bin"), 50_000);
     std::fs::create_dir(w.remote("drop")).unwrap();
-    let spec = TransferSpec::builder()
-        .upload()
-        .host("127.0.0.1")
-        .user("xfer")
-        .keepalive(true)
-        .destination_root("/drop")
-        .build()
-        .unwrap();
+    let spec = persistent_upload("/drop").build().unwrap();
     let manager = Manager::with_ascp(&sim);
     let rec = Recorder::new();
     let mut t = manager

@@ -6,124 +6,16 @@
 //! look for it next to the test binary (or in `FASP_SIM`) and skip with a notice if it is
 //! missing (with `CI=true` they fail instead).
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::{Duration, Instant};
 
-use fasp_manager::{
-    Event, EventKind, Manager, Policy, RetryPolicy, TransferError, TransferOptions, TransferState,
-};
+use fasp_manager::{Event, EventKind, Manager, Policy, RetryPolicy, TransferError, TransferState};
 use fasp_mgmt_proto::DoneOperation;
 use fasp_spec::TransferSpec;
 use fasp_testkit::assert_no_leftover;
 use futures::StreamExt;
-
-fn sim_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("FASP_SIM") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("ascp-sim");
-    if candidate.is_file() {
-        return Some(candidate);
-    }
-    assert!(
-        !fasp_testkit::ci_required(),
-        "ascp-sim is not built next to {}: CI runs `cargo test --workspace`, which builds it",
-        exe.display()
-    );
-    eprintln!("skipping: ascp-sim not built (cargo build -p fasp-sim)");
-    None
-}
-
-macro_rules! require_sim {
-    () => {
-        match sim_path() {
-            Some(p) => p,
-            None => return,
-        }
-    };
-}
-
-/// A local folder and a remote root (ASCP_SIM_ROOT) in one temporary folder.
-struct Work {
-    dir: tempfile::TempDir,
-}
-
-impl Work {
-    fn new() -> Work {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("local")).unwrap();
-        std::fs::create_dir(dir.path().join("remote")).unwrap();
-        Work { dir }
-    }
-
-    fn local(&self, name: &str) -> PathBuf {
-        self.dir.path().join("local").join(name)
-    }
-
-    fn remote(&self, name: &str) -> PathBuf {
-        self.dir.path().join("remote").join(name)
-    }
-
-    /// A file of `len` bytes with a position-dependent pattern (so misplaced bytes show).
-    fn file(&self, path: &Path, len: usize) -> Vec<u8> {
-        let data: Vec<u8> = (0..len)
-            .map(|i| (i.wrapping_mul(31) ^ (i >> 11)) as u8)
-            .collect();
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        std::fs::write(path, &data).unwrap();
-        data
-    }
-
-    fn needle(&self) -> String {
-        self.dir.path().to_str().unwrap().to_owned()
-    }
-
-    fn options(&self) -> TransferOptions {
-        TransferOptions::default()
-            .with_env(
-                "ASCP_SIM_ROOT",
-                self.dir.path().join("remote").to_str().unwrap(),
-            )
-            .with_env("ASCP_SIM_STATS_INTERVAL_MS", "50")
-            .with_cancel_graces(Duration::from_millis(500), Duration::from_millis(500))
-    }
-}
-
-fn upload(sources: &[&Path], dest: &str) -> fasp_spec::TransferSpecBuilder {
-    let mut b = TransferSpec::builder()
-        .upload()
-        .host("127.0.0.1")
-        .user("xfer")
-        .ssh_port(33001);
-    for s in sources {
-        b = b.source(s.to_str().unwrap());
-    }
-    b.destination_root(dest)
-}
-
-#[derive(Default, Clone)]
-struct Recorder(Arc<Mutex<Vec<Event>>>);
-
-impl Recorder {
-    fn events(&self) -> Vec<Event> {
-        self.0.lock().unwrap().clone()
-    }
-
-    fn attach(&self, opts: TransferOptions) -> TransferOptions {
-        let r = self.clone();
-        opts.with_listener(Arc::new(move |e: &Event| {
-            r.0.lock().unwrap().push(e.clone())
-        }))
-    }
-}
-
-fn count(events: &[Event], pred: impl Fn(&EventKind) -> bool) -> usize {
-    events.iter().filter(|e| pred(&e.kind)).count()
-}
+use support::{Recorder, Work, count, persistent_upload, require_sim, upload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_and_download_are_byte_exact_with_per_file_events_and_totals() {
@@ -337,14 +229,7 @@ async fn persistent_session_takes_files_over_time_then_lingers_out() {
     let one = w.file(&w.local("one.bin"), 50_000);
     let two = w.file(&w.local("two.bin"), 70_000);
     std::fs::create_dir(w.remote("drop")).unwrap();
-    let spec = TransferSpec::builder()
-        .upload()
-        .host("127.0.0.1")
-        .user("xfer")
-        .keepalive(true)
-        .destination_root("/drop")
-        .build()
-        .unwrap();
+    let spec = persistent_upload("/drop").build().unwrap();
     let manager = Manager::with_ascp(&sim);
     let mut t = manager.start(&spec, w.options()).unwrap();
     let mut events = t.events();
