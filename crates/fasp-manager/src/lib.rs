@@ -68,6 +68,11 @@
 
 #![deny(unsafe_code)]
 
+// The README's example, compiled as a doctest (not shown in these docs).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod core;
 mod discovery;
 mod driver;

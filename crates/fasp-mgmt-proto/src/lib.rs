@@ -27,11 +27,14 @@
 //!   `STATS`, `STOP`, `SKIP`, `FILEERROR`, `ARGSTOP`, `DONE`, `ERROR`, `QUERY`);
 //! * [`Control`]: what a manager sends (`RATE`, `CANCEL`, `DONE`, `START`, `STOP`,
 //!   `QUERYRSP`), with paths ESC-escaped and line breaks elsewhere refused;
-//! * [`MgmtCodec`] (feature `codec`, on by default): the `tokio_util::codec` wrapper;
+//! * [`MgmtCodec`] (feature `codec`, off by default): the `tokio_util::codec` wrapper;
 //! * [`codes`]: what each FASP error code means and whether it is worth a retry.
 //!
+//! The parser reads from a [`bytes::BytesMut`]; the crate re-exports [`bytes`], so you need no
+//! dependency of your own to call it.
+//!
 //! ```
-//! use bytes::BytesMut;
+//! use fasp_mgmt_proto::bytes::BytesMut;
 //! use fasp_mgmt_proto::{FrameParser, Message};
 //!
 //! let mut parser = FrameParser::new();
@@ -50,11 +53,29 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Feature flags
+//!
+//! * `codec` (off by default): [`MgmtCodec`], a `tokio_util::codec` `Decoder` and `Encoder`
+//!   over [`FrameParser`], [`encode_frame`] and [`Control::encode`], for `FramedRead` /
+//!   `FramedWrite` on any async transport. It adds the `tokio-util` dependency.
+//!
 //! The protocol as this crate implements it is described in `docs/protocol.md` of the
 //! repository.
+//!
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Without the feature there is no `MgmtCodec` to link to: point at the feature list instead
+// (the empty `//!` line that ends the docs above makes this a link definition of its own).
+#![cfg_attr(not(feature = "codec"), doc = "[`MgmtCodec`]: crate#feature-flags")]
+
+// The README's example, compiled and run as a doctest (not shown in these docs).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+pub use bytes;
 
 #[cfg(feature = "codec")]
 mod codec;
@@ -70,6 +91,7 @@ mod parser;
 mod scan;
 
 #[cfg(feature = "codec")]
+#[cfg_attr(docsrs, doc(cfg(feature = "codec")))]
 pub use codec::MgmtCodec;
 pub use control::{
     ByteRange, Control, DoneOperation, Priority, QueryAnswer, RateChange, RatePolicy, StartFile,

@@ -87,6 +87,11 @@
 
 #![forbid(unsafe_code)]
 
+// The README's example, compiled and run as a doctest (not shown in these docs).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod builder;
 mod error;
 mod node;

@@ -123,6 +123,11 @@
 
 #![forbid(unsafe_code)]
 
+// The README's example, compiled as a doctest (not shown in these docs).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod answer;
 mod client;
 mod cos;
