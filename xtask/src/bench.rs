@@ -1,13 +1,25 @@
 //! `cargo xtask bench`: the criterion benchmarks, and the manager's load benchmark.
 //!
-//! `cargo xtask bench manager [--n 1,64,256,1000] [--hz 10] [--window SECS] [--probes K] [--burst MS]`
-//! builds ascp-sim in release and runs `crates/fasp-manager/benches/load.rs` with those
-//! arguments.
+//! `cargo xtask bench manager [--n 1,64,256,1000] [--hz 10] [--window SECS] [--probes K] [--burst MS]
+//! [--unread PCT] [--slow K] [--slow-ms MS] [--mode normal|unread|both]` builds ascp-sim in
+//! release and runs `crates/fasp-manager/benches/load.rs` with those arguments (`--unread`
+//! and `--slow`: a share of the transfers whose events are never read, some read slowly;
+//! `--mode both`: each N without them, then with them, in one process).
 
 use crate::util::{cargo, positionals, run};
 
 /// Flags of the manager benchmark that take a value (passed through to it).
-const MANAGER_FLAGS: &[&str] = &["--n", "--hz", "--window", "--probes", "--burst"];
+const MANAGER_FLAGS: &[&str] = &[
+    "--n",
+    "--hz",
+    "--window",
+    "--probes",
+    "--burst",
+    "--unread",
+    "--slow",
+    "--slow-ms",
+    "--mode",
+];
 
 pub(crate) fn run_bench(args: &[String]) -> Result<(), String> {
     let names = positionals(args, MANAGER_FLAGS);
