@@ -517,25 +517,39 @@ async fn accept_loop(
     // Start examining one connection. The kernel's verdict comes first: a connection held by
     // the child's process group is always examined (adopted), whatever else is waiting; past
     // the limit, unproven ones are refused and reported without reading them.
-    let mut take = |stream: std::net::TcpStream,
-                    peer: SocketAddr,
-                    examining: &mut futures::stream::FuturesUnordered<Examining>,
-                    peers: &mut std::collections::HashMap<u64, SocketAddr>| {
-        let verdict = process::ownership(pid, peer, ours);
-        shared.with(|c, _| c.core.candidate_opened(part, attempt));
-        if verdict != Ownership::Owned && examining.len() >= MAX_CANDIDATES {
-            shared.with(|c, now| c.core.connection(now, part, attempt, peer, verdict, None));
-            return;
-        }
-        next_id += 1;
-        let id = next_id;
-        peers.insert(id, peer);
-        let shared = shared.clone();
-        examining.push(Box::pin(async move {
-            let ex = examine(shared, stream, peer, verdict, part, attempt, first_wait).await;
-            (id, ex)
-        }));
-    };
+    // Every new connection is examined: at the limit, the connection examined longest (one
+    // that has sent nothing all that time) is refused to make room. A new one may be our fast
+    // child, already gone and provable only by its first frame; a flood of idle intruders only
+    // churns among themselves.
+    let mut evictions: std::collections::BTreeMap<u64, oneshot::Sender<()>> = Default::default();
+    let mut take =
+        |stream: std::net::TcpStream,
+         peer: SocketAddr,
+         examining: &mut futures::stream::FuturesUnordered<Examining>,
+         peers: &mut std::collections::HashMap<u64, SocketAddr>,
+         evictions: &mut std::collections::BTreeMap<u64, oneshot::Sender<()>>| {
+            let verdict = process::ownership(pid, peer, ours);
+            shared.with(|c, _| c.core.candidate_opened(part, attempt));
+            evictions.retain(|id, _| peers.contains_key(id));
+            if examining.len() >= MAX_CANDIDATES {
+                if let Some((_, evict)) = evictions.pop_first() {
+                    let _ = evict.send(());
+                }
+            }
+            next_id += 1;
+            let id = next_id;
+            peers.insert(id, peer);
+            let (evict, evicted) = oneshot::channel();
+            evictions.insert(id, evict);
+            let shared = shared.clone();
+            examining.push(Box::pin(async move {
+                let ex = examine(
+                    shared, stream, peer, verdict, part, attempt, first_wait, evicted,
+                )
+                .await;
+                (id, ex)
+            }));
+        };
     loop {
         let close = tokio::select! {
             biased;
@@ -549,14 +563,14 @@ async fn accept_loop(
             _ = &mut exited, if listening.is_some() => {
                 if let Some(l) = &backlog {
                     while let Ok((stream, peer)) = l.accept() {
-                        take(stream, peer, &mut examining, &mut peers);
+                        take(stream, peer, &mut examining, &mut peers, &mut evictions);
                     }
                 }
                 true
             }
             accepted = async { listening.as_ref().expect("listening").accept().await }, if listening.is_some() => {
                 if let Ok((stream, peer)) = accepted.and_then(|(s, p)| Ok((s.into_std()?, p))) {
-                    take(stream, peer, &mut examining, &mut peers);
+                    take(stream, peer, &mut examining, &mut peers, &mut evictions);
                 }
                 false
             }
@@ -584,8 +598,9 @@ async fn accept_loop(
     }
 }
 
-/// Examine one connection: read its first frame unless the kernel showed it as the child's,
-/// and let the core decide.
+/// Examine one connection: read its first frame unless the kernel showed it as the child's
+/// (giving up when `evicted` fires), and let the core decide.
+#[allow(clippy::too_many_arguments)]
 async fn examine(
     shared: Arc<Shared>,
     stream: std::net::TcpStream,
@@ -594,6 +609,7 @@ async fn examine(
     part: u32,
     attempt: u32,
     first_wait: std::time::Duration,
+    evicted: oneshot::Receiver<()>,
 ) -> Examined {
     let stream = stream
         .set_nonblocking(true)
@@ -609,8 +625,14 @@ async fn examine(
     let mut framed = FramedRead::with_capacity(read, MgmtCodec::new(), READ_BUF);
     let mut first: Option<Frame> = None;
     if verdict != Ownership::Owned {
-        if let Ok(Some(Ok(Ok(frame)))) = tokio::time::timeout(first_wait, framed.next()).await {
-            first = Some(frame);
+        tokio::select! {
+            biased;
+            item = tokio::time::timeout(first_wait, framed.next()) => {
+                if let Ok(Some(Ok(Ok(frame)))) = item {
+                    first = Some(frame);
+                }
+            }
+            _ = evicted => {}
         }
     }
     let wire = Wire::new(write);

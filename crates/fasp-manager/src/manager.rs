@@ -159,10 +159,14 @@ impl Manager {
                     }));
                     let _ = done.send(());
                 });
-            spawned.map_err(|source| TransferError::Io {
-                what: "start a listener thread",
-                source,
-            })?;
+            if let Err(source) = spawned {
+                // The threads already started end with the hub.
+                shared.hub.close();
+                return Err(TransferError::Io {
+                    what: "start a listener thread",
+                    source,
+                });
+            }
             listeners_done.push(done_rx);
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);

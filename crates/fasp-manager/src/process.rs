@@ -44,23 +44,31 @@ pub(crate) struct SpawnRequest {
 type Reply = std::io::Result<Child>;
 type Job = (SpawnRequest, std_mpsc::Sender<Reply>);
 
-/// Children are spawned by one thread that lives as long as the process. The parent-death
-/// signal is tied to the *thread* that forked the child: spawned from a tokio worker or
-/// blocking-pool thread, a child would be killed when that thread is retired (after 10 s idle
-/// for the blocking pool), long before the process ends.
-fn spawner() -> &'static Mutex<std_mpsc::Sender<Job>> {
-    static SPAWNER: OnceLock<Mutex<std_mpsc::Sender<Job>>> = OnceLock::new();
+/// How many spawner threads: forks run in parallel on them (a fork with a pre-exec hook
+/// copies the page tables of the whole process, milliseconds for a large one).
+const SPAWNERS: usize = 4;
+
+/// Children are spawned by threads that live as long as the process. The parent-death signal
+/// is tied to the *thread* that forked the child: spawned from a tokio worker or blocking-pool
+/// thread, a child would be killed when that thread is retired (after 10 s idle for the
+/// blocking pool), long before the process ends.
+fn spawners() -> &'static [Mutex<std_mpsc::Sender<Job>>] {
+    static SPAWNER: OnceLock<Vec<Mutex<std_mpsc::Sender<Job>>>> = OnceLock::new();
     SPAWNER.get_or_init(|| {
-        let (tx, rx) = std_mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("fasp-spawner".into())
-            .spawn(move || {
-                for (req, reply) in rx {
-                    let _ = reply.send(spawn_here(req));
-                }
+        (0..SPAWNERS)
+            .filter_map(|i| {
+                let (tx, rx) = std_mpsc::channel::<Job>();
+                std::thread::Builder::new()
+                    .name(format!("fasp-spawner-{i}"))
+                    .spawn(move || {
+                        for (req, reply) in rx {
+                            let _ = reply.send(spawn_here(req));
+                        }
+                    })
+                    .ok()
+                    .map(|_| Mutex::new(tx))
             })
-            .expect("cannot start the fasp-spawner thread");
-        Mutex::new(tx)
+            .collect()
     })
 }
 
@@ -68,14 +76,20 @@ fn spawner() -> &'static Mutex<std_mpsc::Sender<Job>> {
 /// process dies (Linux parent-death signal), stdin closed, stdout discarded, stderr piped,
 /// exactly the environment given. Blocks the calling thread for the fork and exec only.
 pub(crate) fn spawn(req: SpawnRequest) -> std::io::Result<Child> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let spawners = spawners();
+    if spawners.is_empty() {
+        return Err(std::io::Error::other("cannot start a spawner thread"));
+    }
+    let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % spawners.len();
     let (tx, rx) = std_mpsc::channel();
-    spawner()
+    spawners[i]
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .send((req, tx))
-        .map_err(|_| std::io::Error::other("the fasp-spawner thread is gone"))?;
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
     rx.recv()
-        .map_err(|_| std::io::Error::other("the fasp-spawner thread is gone"))?
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
 fn spawn_here(req: SpawnRequest) -> std::io::Result<Child> {
