@@ -44,9 +44,10 @@ pub(crate) struct SpawnRequest {
 type Reply = std::io::Result<Child>;
 type Job = (SpawnRequest, std_mpsc::Sender<Reply>);
 
-/// How many spawner threads: forks run in parallel on them (a fork with a pre-exec hook
-/// copies the page tables of the whole process, milliseconds for a large one).
-const SPAWNERS: usize = 4;
+/// How many spawner threads. One: four were tried (forks in parallel) and started 1,000
+/// transfers no faster on two cores, while each thread's malloc arena added about 20 KiB per
+/// transfer (docs/benchmarks.md).
+const SPAWNERS: usize = 1;
 
 /// Children are spawned by threads that live as long as the process. The parent-death signal
 /// is tied to the *thread* that forked the child: spawned from a tokio worker or blocking-pool
