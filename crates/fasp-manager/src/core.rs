@@ -120,8 +120,8 @@ pub(crate) enum Output {
     Finished(Result<Summary, TransferError>),
 }
 
-/// Fixed settings of one transfer.
-#[derive(Debug, Clone)]
+/// Fixed settings of one transfer. Its `Debug` redacts the cookie.
+#[derive(Clone)]
 pub(crate) struct CoreConfig {
     pub(crate) parts: u32,
     pub(crate) retry: RetryPolicy,
@@ -137,6 +137,20 @@ pub(crate) struct CoreConfig {
     pub(crate) spec_rates: (Option<u64>, Option<u64>),
     /// The cookie the child was given (`ASPERA_SCP_COOKIE`) and echoes in `INIT`.
     pub(crate) cookie: String,
+}
+
+impl std::fmt::Debug for CoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreConfig")
+            .field("parts", &self.parts)
+            .field("retry", &self.retry)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("inactivity_timeout", &self.inactivity_timeout)
+            .field("persistent", &self.persistent)
+            .field("spec_rates", &self.spec_rates)
+            .field("cookie", &fasp_spec::REDACTED)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

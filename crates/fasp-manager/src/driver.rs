@@ -76,8 +76,8 @@ enum Todo {
     Finished(Result<Summary, TransferError>),
 }
 
-/// What every task of a transfer shares.
-#[derive(Debug)]
+/// What every task of a transfer shares. Its `Debug` shows the progress only (the core holds
+/// the cookie and the child's stderr).
 pub(crate) struct Shared {
     cell: Mutex<Cell>,
     pub(crate) hub: Hub,
@@ -86,6 +86,14 @@ pub(crate) struct Shared {
     timer: Notify,
     todo: mpsc::UnboundedSender<Todo>,
     origin: Instant,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("progress", &*self.progress.borrow())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {

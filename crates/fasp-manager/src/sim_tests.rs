@@ -1313,6 +1313,14 @@ fn seeds() -> std::ops::Range<u64> {
 }
 
 #[test]
+fn the_cookie_never_shows_in_debug_output() {
+    let world = World::new(1);
+    let debug = format!("{:?}", world.core);
+    assert!(!debug.contains(COOKIE), "{debug}");
+    assert!(debug.contains("cookie"), "{debug}");
+}
+
+#[test]
 fn seeded_simulation_of_the_core_holds_every_invariant() {
     let range = seeds();
     let n = range.end - range.start;

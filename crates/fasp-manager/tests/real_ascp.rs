@@ -195,6 +195,11 @@ async fn token_and_cookie_are_in_the_environment_never_on_the_command_line() {
         "cookie on the command line"
     );
     assert!(!has(&cmdline, "\0-u\0"), "a -u value on the command line");
+    let shown = format!("{t:?} {:?}", t.controller());
+    assert!(
+        !shown.contains(cookie_of(&environ)) && !shown.contains(token),
+        "a secret in Debug output: {shown}"
+    );
     let names: Vec<String> = environ
         .split(|b| *b == 0)
         .filter_map(|kv| {
