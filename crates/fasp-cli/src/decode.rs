@@ -16,7 +16,7 @@ use fasp_mgmt_proto::{Frame, FrameParser, REDACTED, unescape_path};
 
 /// Arguments of `fasp decode`.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// The capture to decode; `-` or nothing reads standard input.
     file: Option<PathBuf>,
     /// Print secret fields (Token, Cookie, Password...) instead of "<redacted>".

@@ -28,7 +28,7 @@ pub(crate) const PASSWORD_ENV: &str = "FASP_NODE_PASSWORD";
 
 /// Arguments of `fasp node`.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     #[command(subcommand)]
     action: Action,
 }

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 /// Arguments of `fasp render`.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// The transfer spec (JSON file: a bare spec or a node answer).
     #[arg(long)]
     spec: PathBuf,

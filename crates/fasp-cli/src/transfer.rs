@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, watch};
 
 /// Arguments of `fasp transfer`.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// The transfer spec (JSON: a bare spec, or a node answer with `transfer_specs`).
     #[arg(long)]
     spec: PathBuf,
@@ -44,7 +44,7 @@ pub(crate) struct Args {
 
 /// How to run a transfer: shared by `fasp transfer`, `fasp upload` and `fasp download`.
 #[derive(clap::Args)]
-pub(crate) struct RunArgs {
+pub struct RunArgs {
     /// The ascp binary (default: $FASP_ASCP, then PATH, then the usual install folders).
     #[arg(long)]
     ascp: Option<PathBuf>,
@@ -73,7 +73,7 @@ impl RunArgs {
 }
 
 /// A multi-threaded runtime for one command, or its exit status with a message on stderr.
-pub(crate) fn runtime(command: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
+pub fn runtime(command: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -502,7 +502,7 @@ fn parse_control(line: &str) -> Result<ControlLine, String> {
 }
 
 /// One event as a JSON line (secrets are never part of events).
-pub(crate) fn event_json(event: &Event) -> Option<Value> {
+pub fn event_json(event: &Event) -> Option<Value> {
     let file = |f: &fasp_manager::FileInfo| {
         json!({"file": f.file, "size": f.size, "written": f.written, "start_byte": f.start_byte,
                "session_bytes": f.session_bytes, "arg_index": f.arg_index})

@@ -15,7 +15,7 @@ use crate::node::NodeArgs;
 
 /// Arguments of `fasp upload` and `fasp download`.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     #[command(flatten)]
     node: NodeArgs,
     #[command(flatten)]

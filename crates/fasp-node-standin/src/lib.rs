@@ -305,7 +305,13 @@ impl NodeStandin {
     /// Binds `127.0.0.1:0` and serves in the current tokio runtime (which must have the I/O and
     /// time drivers enabled).
     pub async fn start(config: StandinConfig) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    /// Binds `addr` (a fixed port, for a stand-in a person starts by hand) and serves in the
+    /// current tokio runtime.
+    pub async fn start_on(addr: SocketAddr, config: StandinConfig) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let scheme = if config.tls { "https" } else { "http" };
         let acceptor = if config.tls {

@@ -1,4 +1,4 @@
-//! `fasp demo [--json] [--size-mb N]`: the whole stack, offline, in under a minute.
+//! `fasp-lab demo [--json] [--size-mb N]`: the whole stack, offline, in under a minute.
 //!
 //! A node API stand-in runs in this process and `ascp-sim` (the project's ascp emulator, a
 //! test double of IBM's ascp that really copies files into a folder playing the remote host)
@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 /// The name under which this binary acts as the ascp emulator.
 pub(crate) const SIM_NAME: &str = "ascp-sim";
 
-/// Arguments of `fasp demo`.
+/// Arguments of `fasp-lab demo`.
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// JSON events and steps on stdout instead of progress bars and tables.
@@ -45,7 +45,7 @@ const START_MBPS: u64 = 200;
 const RAISED_MBPS: u64 = 800;
 
 pub(crate) fn run(args: Args) -> ExitCode {
-    let runtime = match crate::transfer::runtime("demo") {
+    let runtime = match fasp_cli::runtime("demo") {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -57,7 +57,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
         Err(e) => {
             out.step("failed", &e, json!({"error": e}));
             if !out.json {
-                eprintln!("fasp demo: {e}");
+                eprintln!("fasp-lab demo: {e}");
             }
             ExitCode::from(1)
         }
@@ -87,7 +87,7 @@ async fn demo(out: &Out, size_mb: u64) -> Result<(), String> {
     let started = Instant::now();
     out.step(
         "intro",
-        "fasp demo, offline: node API stand-in (in this process) + ascp-sim, an ascp emulator \
+        "fasp-lab demo, offline: node API stand-in (in this process) + ascp-sim, an ascp emulator \
          (a test double of IBM's ascp that really copies files into a local folder playing the \
          remote host)",
         json!({"engine": "ascp-sim (emulator)", "node_api": "in-process stand-in"}),
@@ -286,7 +286,7 @@ async fn follow(
                 }
             }
             if json_mode {
-                if let Some(line) = crate::transfer::event_json(&e) {
+                if let Some(line) = fasp_cli::event_json(&e) {
                     println!("{line}");
                 }
             }
