@@ -161,6 +161,15 @@ pub enum SpecError {
         message: String,
     },
 
+    /// A node answer lists more transfer specs than the reader allows (see
+    /// [`NodeAnswerReader::with_max_specs`](crate::NodeAnswerReader::with_max_specs)): refused
+    /// as soon as the element after the last allowed one starts, without reading it.
+    #[error("node answer: more than {max} element{} in \"transfer_specs\"", if *max == 1 { "" } else { "s" })]
+    TooManySpecs {
+        /// The most elements allowed.
+        max: usize,
+    },
+
     /// Writing a file list failed.
     #[error("cannot write file list {}: {source}", path.display())]
     Io {
@@ -187,6 +196,7 @@ impl SpecError {
             | SpecError::TooLong { key, .. }
             | SpecError::Invalid { key, .. } => Some(key),
             SpecError::Node(_) => Some("error"),
+            SpecError::TooManySpecs { .. } => Some("transfer_specs"),
             SpecError::Json { .. } | SpecError::Io { .. } => None,
         }
     }
@@ -204,7 +214,10 @@ impl SpecError {
             | SpecError::TooLong { value, .. }
             | SpecError::Invalid { value, .. } => Some(value),
             SpecError::Node(node) => node.reason.as_deref(),
-            SpecError::Missing { .. } | SpecError::Json { .. } | SpecError::Io { .. } => None,
+            SpecError::Missing { .. }
+            | SpecError::Json { .. }
+            | SpecError::Io { .. }
+            | SpecError::TooManySpecs { .. } => None,
         }
     }
 

@@ -104,6 +104,10 @@ mod values;
 
 pub use builder::TransferSpecBuilder;
 pub use error::{NodeError, SpecError};
+pub use node::{
+    DEFAULT_MAX_NODE_SPECS, NODE_ANSWER_KEYS, NodeAnswer, NodeAnswerError, NodeAnswerReader,
+    NodeSpec, node_may_set,
+};
 pub use render::{
     ASPERA_PROXY_PASS, ASPERA_SCP_COOKIE, ASPERA_SCP_FILEPASS, ASPERA_SCP_KEY, ASPERA_SCP_PASS,
     ASPERA_SCP_TOKEN, AscpCommand, FileListKind, GeneratedFile, MAX_MULTI_SESSION_PARTS,

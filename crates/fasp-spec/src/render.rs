@@ -492,7 +492,7 @@ impl TransferSpec {
             })?;
             args.push(format!("--proxy={}", parsed.without_password));
             if let Some(password) = parsed.password.filter(|p| !p.is_empty()) {
-                env.insert(ASPERA_PROXY_PASS.into(), Secret::new(password));
+                env.insert(ASPERA_PROXY_PASS.into(), password);
             }
         }
         if let Some(tags) = &self.tags {
@@ -681,26 +681,10 @@ fn ascii_json(json: &str) -> String {
     out
 }
 
-/// Standard base64 with padding.
+/// Standard base64 with padding (RFC 4648), as ascp's `--tags64` reads it.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Writes a list into `workdir` under a fresh name (never overwriting anything), mode 0600.

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// What [`Secret`]'s `Debug` and `Display` print instead of the value.
 pub const REDACTED: &str = "<redacted>";
@@ -15,7 +16,9 @@ pub const REDACTED: &str = "<redacted>";
 /// a transfer spec must survive a round trip through JSON, so whoever serialises a spec is
 /// handling its secrets.
 ///
-/// The memory is not wiped on drop.
+/// The value is wiped (overwritten with zeros, with `zeroize`) when the `Secret` is dropped.
+/// That covers the `Secret`'s own buffer only: copies taken with [`Secret::expose`] or
+/// [`Secret::into_inner`], and buffers left behind when the string was built, are the caller's.
 ///
 /// ```
 /// use fasp_spec::Secret;
@@ -39,9 +42,9 @@ impl Secret {
         &self.0
     }
 
-    /// Unwraps the value.
-    pub fn into_inner(self) -> String {
-        self.0
+    /// Unwraps the value (which is then no longer wiped on drop).
+    pub fn into_inner(mut self) -> String {
+        std::mem::take(&mut self.0)
     }
 
     /// Whether the value is the empty string.
@@ -49,6 +52,14 @@ impl Secret {
         self.0.is_empty()
     }
 }
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for Secret {}
 
 impl From<String> for Secret {
     fn from(value: String) -> Self {
@@ -85,6 +96,15 @@ mod tests {
         assert_eq!(format!("{secret:?}"), REDACTED);
         assert_eq!(format!("{:?}", Some(&secret)), "Some(<redacted>)");
         assert_eq!(format!("{secret:#?}"), REDACTED);
+    }
+
+    #[test]
+    fn into_inner_still_gives_the_value() {
+        assert_eq!(Secret::new("abc").into_inner(), "abc");
+        let mut secret = Secret::new("xyz");
+        // What Drop does, observed on a live value.
+        secret.0.zeroize();
+        assert!(secret.is_empty());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::values::{
 };
 
 /// Keys read as another key: older or SDK-specific spellings.
-const ALIASES: &[(&str, &str)] = &[
+pub(crate) const ALIASES: &[(&str, &str)] = &[
     (
         "content_protection_passphrase",
         "content_protection_password",
@@ -62,7 +62,7 @@ macro_rules! transfer_spec {
             /// Every key this crate reads (aliases excluded).
             pub const KNOWN_KEYS: &'static [&'static str] = &["paths", $(stringify!($field)),*];
 
-            fn from_fields(mut map: Map<String, Value>) -> Result<Self, SpecError> {
+            pub(crate) fn from_fields(mut map: Map<String, Value>) -> Result<Self, SpecError> {
                 apply_aliases(&mut map)?;
                 let paths = match map.shift_remove("paths") {
                     None | Some(Value::Null) => Vec::new(),
