@@ -15,6 +15,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use clap::Args;
+use sha2::{Digest, Sha256};
+
 use crate::util::{display, project_root};
 
 /// The PyPI requirement holding the binary.
@@ -56,20 +59,17 @@ impl Layout {
     }
 }
 
+/// `cargo xtask ascp [--force]`.
+#[derive(Args, Debug)]
+pub(crate) struct AscpArgs {
+    /// Download and install again even when a verified install is there
+    #[arg(long)]
+    force: bool,
+}
+
 /// `cargo xtask ascp [--force]`: install ascp and an OpenSSH server, print the binary's path.
-pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let mut force = false;
-    for a in args {
-        match a.as_str() {
-            "--force" => force = true,
-            other => {
-                return Err(format!(
-                    "unknown argument `{other}` (usage: ascp [--force])"
-                ));
-            }
-        }
-    }
-    let ascp = ensure_installed(force)?;
+pub(crate) fn run(args: &AscpArgs) -> Result<(), String> {
+    let ascp = ensure_installed(args.force)?;
     ensure_sshd()?;
     println!("{}", ascp.display());
     Ok(())
@@ -265,7 +265,7 @@ fn remove_dir_if_present(dir: &Path) -> Result<(), String> {
     }
 }
 
-/// Compare a file's SHA-256 (computed by `sha256sum`) with the expected hex digest.
+/// Compare a file's SHA-256 with the expected lowercase hex digest.
 fn check_sha256(path: &Path, expected: &str) -> Result<(), String> {
     let actual = sha256(path)?;
     if actual == expected {
@@ -278,22 +278,14 @@ fn check_sha256(path: &Path, expected: &str) -> Result<(), String> {
     }
 }
 
+/// The SHA-256 of a file's content as lowercase hex, read in a streaming way (the wheel is
+/// tens of MiB).
 fn sha256(path: &Path) -> Result<String, String> {
-    let out = capture(Command::new("sha256sum").arg("--").arg(path))?;
-    if !out.status.success() {
-        return Err(format!(
-            "sha256sum {} failed: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        ));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let digest = text.split_whitespace().next().unwrap_or_default();
-    if digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(digest.to_ascii_lowercase())
-    } else {
-        Err(format!("unexpected sha256sum output: {text}"))
-    }
+    let mut file = fs::File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut file, &mut hasher).map_err(|e| format!("read {}: {e}", path.display()))?;
+    // The digest (a `GenericArray`) formats itself as lowercase hex.
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// Run a command with no stdin and collect its output; failing to start it is an error.
@@ -385,4 +377,32 @@ fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_a_file() {
+        let dir = std::env::temp_dir().join(format!("xtask-sha-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty");
+        let abc = dir.join("abc");
+        fs::write(&empty, b"").unwrap();
+        fs::write(&abc, b"abc").unwrap();
+        // FIPS 180-2 test vectors.
+        assert_eq!(
+            sha256(&empty).unwrap(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        let abc_digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sha256(&abc).unwrap(), abc_digest);
+        assert!(check_sha256(&abc, abc_digest).is_ok());
+        let err = check_sha256(&empty, abc_digest).unwrap_err();
+        assert!(err.contains("mismatch") && err.contains("empty"), "{err}");
+        let err = sha256(&dir.join("missing")).unwrap_err();
+        assert!(err.contains("missing"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

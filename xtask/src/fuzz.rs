@@ -9,7 +9,23 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{flag_value, has_program, positionals, project_root, run};
+use clap::Args;
+
+use crate::util::{has_program, project_root, run};
+
+/// `cargo xtask fuzz [--time SECS] [--smoke] [TARGET]`.
+#[derive(Args, Debug)]
+pub(crate) struct FuzzArgs {
+    /// Seconds of fuzzing per target
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub(crate) time: u32,
+    /// A short run of every target (or of TARGET), so that none of them rots
+    #[arg(long)]
+    pub(crate) smoke: bool,
+    /// One fuzz target; all of them when left out
+    #[arg(value_name = "TARGET", value_parser = target_names())]
+    pub(crate) target: Option<String>,
+}
 
 /// A fuzz target in `fuzz/fuzz_targets`.
 struct Target {
@@ -54,14 +70,12 @@ const SMOKE_SECS: u32 = 20;
 /// Seconds one input may take before libFuzzer calls it a hang.
 const INPUT_TIMEOUT_SECS: u32 = 10;
 
-pub(crate) fn run_fuzz(args: &[String]) -> Result<(), String> {
-    let time: Option<u32> = flag_value(args, "--time")?;
-    let pos = positionals(args, &["--time"]);
-    if args.iter().any(|a| a == "--smoke") {
-        return smoke_all(pos.first().copied());
+pub(crate) fn run_fuzz(args: &FuzzArgs) -> Result<(), String> {
+    if args.smoke {
+        return smoke_all(args.target.as_deref());
     }
-    let secs = time.unwrap_or(60);
-    let targets = select(pos.first().copied())?;
+    let secs = args.time;
+    let targets = select(args.target.as_deref())?;
     preflight()?;
     report(
         targets
@@ -82,6 +96,11 @@ pub(crate) fn smoke_all(only: Option<&str>) -> Result<(), String> {
             .map(|t| (t.name, fuzz_one(t, SMOKE_SECS)))
             .collect(),
     )
+}
+
+/// The names of the targets, for the command line.
+fn target_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(TARGETS.iter().map(|t| t.name))
 }
 
 fn select(only: Option<&str>) -> Result<Vec<&'static Target>, String> {

@@ -1,10 +1,42 @@
 //! `cargo xtask test`: everything a change must pass, and `cargo xtask proptest`.
 
-use crate::util::{cargo, flag_value, run};
+use clap::Args;
 
-pub(crate) fn run_all(args: &[String]) -> Result<(), String> {
+use crate::util::{cargo, run};
+
+/// `cargo xtask test [--fuzz-smoke] [--no-ascp]`.
+#[derive(Args, Debug)]
+pub(crate) struct TestArgs {
+    /// Also run every fuzz target for a short while (as `cargo xtask fuzz --smoke`)
+    #[arg(long)]
+    fuzz_smoke: bool,
+    /// Do not install the real ascp: its tests skip (refused when CI=true)
+    #[arg(long)]
+    no_ascp: bool,
+}
+
+/// `cargo xtask proptest [--cases N]`.
+#[derive(Args, Debug)]
+pub(crate) struct ProptestArgs {
+    /// Cases per proptest suite (PROPTEST_CASES)
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub(crate) cases: u32,
+}
+
+/// `cargo xtask simulate [--seeds N | --seed S]`.
+#[derive(Args, Debug)]
+pub(crate) struct SimulateArgs {
+    /// Run seeds 0..N
+    #[arg(long, value_name = "N", default_value_t = 200_000)]
+    pub(crate) seeds: u64,
+    /// Replay this one seed (after a failure)
+    #[arg(long, value_name = "S", conflicts_with = "seeds")]
+    pub(crate) seed: Option<u64>,
+}
+
+pub(crate) fn run_all(args: &TestArgs) -> Result<(), String> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    let no_ascp = args.iter().any(|a| a == "--no-ascp");
+    let no_ascp = args.no_ascp;
     if no_ascp && ci {
         return Err("--no-ascp is refused when CI=true: the real-ascp tier must run there".into());
     }
@@ -29,7 +61,7 @@ pub(crate) fn run_all(args: &[String]) -> Result<(), String> {
     }
     run(&mut test)?;
 
-    if args.iter().any(|a| a == "--fuzz-smoke") {
+    if args.fuzz_smoke {
         crate::fuzz::smoke_all(None)?;
     }
     Ok(())
@@ -37,14 +69,7 @@ pub(crate) fn run_all(args: &[String]) -> Result<(), String> {
 
 /// The manager core's seeded simulation over a long range of seeds (the test suite runs
 /// 3,000), or one seed to replay a failure.
-pub(crate) fn simulate(args: &[String]) -> Result<(), String> {
-    for a in args {
-        if a.starts_with("--") && a != "--seeds" && a != "--seed" {
-            return Err(format!(
-                "unknown option `{a}` (simulate takes --seeds N or --seed S)"
-            ));
-        }
-    }
+pub(crate) fn simulate(args: &SimulateArgs) -> Result<(), String> {
     let mut cmd = cargo();
     cmd.args([
         "test",
@@ -57,19 +82,16 @@ pub(crate) fn simulate(args: &[String]) -> Result<(), String> {
         "--",
         "--nocapture",
     ]);
-    match flag_value::<u64>(args, "--seed")? {
+    match args.seed {
         Some(seed) => cmd.env("FASP_SIM_SEED", seed.to_string()),
-        None => {
-            let n: u64 = flag_value(args, "--seeds")?.unwrap_or(200_000);
-            cmd.env("FASP_SIM_SEEDS", format!("0..{n}"))
-        }
+        None => cmd.env("FASP_SIM_SEEDS", format!("0..{}", args.seeds)),
     };
     run(&mut cmd)
 }
 
-pub(crate) fn proptest(args: &[String]) -> Result<(), String> {
-    let cases: u32 = flag_value(args, "--cases")?.unwrap_or(4096);
+/// The proptest suites, in release, with `--cases` cases each.
+pub(crate) fn proptest(args: &ProptestArgs) -> Result<(), String> {
     run(cargo()
         .args(["test", "--workspace", "--locked", "--release", "proptest"])
-        .env("PROPTEST_CASES", cases.to_string()))
+        .env("PROPTEST_CASES", args.cases.to_string()))
 }

@@ -43,50 +43,17 @@ pub(crate) fn has_program(program: &str, probe: &[&str]) -> bool {
         .unwrap_or(false)
 }
 
+/// A command as a shell line, for messages; the cargo that runs us shows as `cargo`.
 pub(crate) fn display(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    let program = cmd.get_program();
+    let mut s = if std::env::var_os("CARGO").is_some_and(|c| c == program) {
+        "cargo".to_string()
+    } else {
+        program.to_string_lossy().into_owned()
+    };
     for a in cmd.get_args() {
         s.push(' ');
         s.push_str(&a.to_string_lossy());
     }
     s
-}
-
-/// `--name VALUE` from an argument list, parsed.
-pub(crate) fn flag_value<T: std::str::FromStr>(
-    args: &[String],
-    name: &str,
-) -> Result<Option<T>, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(None),
-        Some(i) => {
-            let v = args
-                .get(i + 1)
-                .ok_or_else(|| format!("{name} needs a value"))?;
-            v.parse()
-                .map(Some)
-                .map_err(|_| format!("{name}: invalid value `{v}`"))
-        }
-    }
-}
-
-/// Positional arguments: everything that is not a flag or a flag's value.
-pub(crate) fn positionals<'a>(args: &'a [String], flags_with_values: &[&str]) -> Vec<&'a str> {
-    let mut out = Vec::new();
-    let mut skip = false;
-    for a in args {
-        if skip {
-            skip = false;
-            continue;
-        }
-        if flags_with_values.contains(&a.as_str()) {
-            skip = true;
-            continue;
-        }
-        if a.starts_with("--") {
-            continue;
-        }
-        out.push(a.as_str());
-    }
-    out
 }
