@@ -29,6 +29,7 @@ use tokio_util::codec::FramedRead;
 
 use crate::core::{Admit, Core, Output, Ownership, Time};
 use crate::error::TransferError;
+use crate::event::{Event, EventKind};
 use crate::hub::Hub;
 use crate::options::TransferOptions;
 use crate::process::{self, SpawnRequest};
@@ -128,6 +129,7 @@ impl Shared {
                     pid,
                     sig,
                 } => {
+                    tracing::info!(part, attempt, pid, signal = ?sig, "signalling ascp's process tree");
                     if let Some(slot) = cell.trees.get_mut(part as usize) {
                         if slot.as_ref().is_none_or(|(a, _)| *a != attempt) {
                             *slot = Some((attempt, Vec::new()));
@@ -137,13 +139,17 @@ impl Shared {
                         }
                     }
                 }
-                Output::Emit(event) => self.hub.push(event),
+                Output::Emit(event) => {
+                    log_event(&event);
+                    self.hub.push(event)
+                }
                 Output::Spawn {
                     part,
                     attempt,
                     target_kbps,
                     min_kbps,
                 } => {
+                    tracing::debug!(part, attempt, target_kbps, min_kbps, "attempt to start");
                     let _ = self.todo.send(Todo::Spawn {
                         part,
                         attempt,
@@ -152,6 +158,7 @@ impl Shared {
                     });
                 }
                 Output::AttemptEnded { part, attempt } => {
+                    tracing::debug!(part, attempt, "attempt ended");
                     if let Some(slot) = cell.wires.get_mut(part as usize) {
                         if slot.as_ref().is_some_and(|(a, _)| *a == attempt) {
                             *slot = None;
@@ -307,6 +314,7 @@ pub(crate) async fn run(
             }
         }
     };
+    log_outcome(&result);
     for io in attempts.into_iter().flatten() {
         io.close();
     }
@@ -408,10 +416,25 @@ async fn prepare_and_spawn(
     };
     // Never spawn for a transfer cancelled meanwhile.
     if !lock(&shared.cell).core.spawn_allowed(part, attempt) {
+        tracing::debug!(
+            part,
+            attempt,
+            "not spawning ascp: the transfer was cancelled"
+        );
         shared.with(|c, now| c.core.spawn_aborted(now, part, attempt));
         let _ = command.cleanup();
         return Ok(None);
     }
+    // The argv holds no secret (they travel in the environment); of the environment, only
+    // the variables' names are logged, never a value.
+    tracing::debug!(
+        part,
+        attempt,
+        program = %plan.program.display(),
+        argv = ?request.args,
+        env = ?process::env_names(&request.env),
+        "spawning ascp"
+    );
     let spawned = tokio::task::spawn_blocking(move || process::spawn(request))
         .await
         .map_err(|e| TransferError::Io {
@@ -421,6 +444,7 @@ async fn prepare_and_spawn(
     let mut child = match spawned {
         Ok(child) => child,
         Err(source) => {
+            tracing::warn!(part, attempt, program = %plan.program.display(), error = %source, "cannot start ascp");
             let _ = command.cleanup();
             return Err(TransferError::Spawn {
                 program: process::display(&plan.program),
@@ -429,6 +453,15 @@ async fn prepare_and_spawn(
         }
     };
     let pid = child.id().unwrap_or(0);
+    tracing::info!(
+        part,
+        attempt,
+        pid,
+        program = %plan.program.display(),
+        argv = ?command.args,
+        management_port = ours.port(),
+        "ascp started"
+    );
     shared.with(|c, now| c.core.spawned(now, part, attempt, pid));
 
     let mut tasks = Vec::with_capacity(4);
@@ -440,7 +473,11 @@ async fn prepare_and_spawn(
             loop {
                 match stderr.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => shared.with(|c, _| c.core.stderr(part, attempt, &buf[..n])),
+                    Ok(n) => {
+                        // Only how much: what ascp writes is kept for the error, not logged.
+                        tracing::trace!(part, attempt, bytes = n, "ascp wrote on stderr");
+                        shared.with(|c, _| c.core.stderr(part, attempt, &buf[..n]))
+                    }
                 }
             }
             shared.with(|c, now| c.core.stderr_closed(now, part, attempt));
@@ -537,6 +574,7 @@ async fn accept_loop(
          peers: &mut std::collections::HashMap<u64, SocketAddr>,
          evictions: &mut std::collections::BTreeMap<u64, oneshot::Sender<()>>| {
             let verdict = process::ownership(pid, peer, ours);
+            tracing::debug!(part, attempt, %peer, kernel = ?verdict, "management connection to examine");
             shared.with(|c, _| c.core.candidate_opened(part, attempt));
             evictions.retain(|id, _| peers.contains_key(id));
             if examining.len() >= MAX_CANDIDATES {
@@ -637,6 +675,8 @@ async fn examine(
             biased;
             item = tokio::time::timeout(first_wait, framed.next()) => {
                 if let Ok(Some(Ok(Ok(frame)))) = item {
+                    // Secret fields (the INIT cookie) show as `<redacted>` in a frame's Debug.
+                    tracing::trace!(part, attempt, %peer, ?frame, "first frame of a connection");
                     first = Some(frame);
                 }
             }
@@ -671,24 +711,225 @@ async fn read_connection(
         tokio::select! {
             item = framed.next() => match item {
                 None => {
+                    tracing::debug!(part, attempt, "management connection closed by ascp");
                     shared.with(|c, now| c.core.conn_closed(now, part, attempt, None));
                     return;
                 }
                 Some(Err(e)) => {
+                    tracing::debug!(part, attempt, error = %e, "management connection failed");
                     shared.with(|c, now| c.core.conn_closed(now, part, attempt, Some(e.to_string())));
                     return;
                 }
                 Some(Ok(Err(damage))) => {
+                    tracing::debug!(part, attempt, error = %damage, "malformed management data");
                     shared.with(|c, now| c.core.malformed(now, part, attempt, damage));
                 }
                 Some(Ok(Ok(frame))) => {
+                    // A frame's Debug shows secret fields (the INIT cookie) as `<redacted>`.
+                    tracing::trace!(part, attempt, ?frame, "frame");
                     shared.with(|c, now| c.core.frame(now, part, attempt, frame));
                 }
             },
             _ = wire.drain(), if !broken => {
                 broken = true;
+                tracing::debug!(part, attempt, "cannot write to the management connection");
                 shared.with(|c, _| c.core.write_failed(part, attempt));
             }
         }
+    }
+}
+
+/// One log line per event, at the level its importance calls for: `info` for the lifecycle
+/// (connection adopted, session, exit, outcome), `warn` for what went wrong, `debug` for
+/// controls, files and rates, `trace` for progress samples. Only typed fields are logged,
+/// never a frame's secret fields; text that comes from ascp (file names, descriptions) is
+/// logged with `Debug` quoting, so control characters are escaped.
+fn log_event(e: &Event) {
+    let (part, attempt) = (e.part, e.attempt);
+    let session = e.session_id.as_deref();
+    match &e.kind {
+        EventKind::Queued => tracing::info!(part, attempt, "waiting for a free transfer slot"),
+        EventKind::Spawned { pid } => tracing::debug!(part, attempt, pid, "spawned"),
+        EventKind::Connected => {
+            tracing::info!(part, attempt, "management connection adopted")
+        }
+        EventKind::ForeignConnectionRejected { peer } => tracing::warn!(
+            part,
+            attempt,
+            %peer,
+            "management connection refused: it is not from our ascp"
+        ),
+        EventKind::SessionInit {
+            direction,
+            operation,
+        } => tracing::info!(
+            part,
+            attempt,
+            session,
+            direction = direction.as_deref(),
+            operation = operation.as_deref(),
+            "session initiated"
+        ),
+        EventKind::SessionStarted(info) => tracing::info!(
+            part,
+            attempt,
+            session,
+            host = ?info.host,
+            user = ?info.user,
+            udp_port = info.udp_port,
+            target_kbps = info.rates.target_kbps,
+            min_kbps = info.rates.min_kbps,
+            policy = info.rates.adaptive.as_deref(),
+            encryption = info.encryption,
+            "session started"
+        ),
+        EventKind::RateChanged(r) => tracing::debug!(
+            part,
+            attempt,
+            target_kbps = r.target_kbps,
+            min_kbps = r.min_kbps,
+            policy = r.adaptive.as_deref(),
+            priority = r.priority,
+            "rates in force"
+        ),
+        EventKind::JobSize { files, bytes } => {
+            tracing::debug!(part, attempt, files, bytes, "job size")
+        }
+        EventKind::FileStarted(f) => {
+            tracing::debug!(part, attempt, file = ?f.file, size = f.size, "file started")
+        }
+        EventKind::FileProgress(f) => {
+            tracing::trace!(part, attempt, file = ?f.file, written = f.written, "file progress")
+        }
+        EventKind::FileDone(f) => {
+            tracing::debug!(part, attempt, file = ?f.file, written = f.written, "file done")
+        }
+        EventKind::FileSkipped(f) => tracing::debug!(part, attempt, file = ?f.file, "file skipped"),
+        EventKind::FileFailed {
+            file,
+            code,
+            description,
+        } => tracing::warn!(
+            part,
+            attempt,
+            file = ?file.file,
+            code,
+            ?description,
+            "file failed"
+        ),
+        EventKind::ArgDone {
+            source,
+            attempted,
+            passed,
+            skipped,
+            failed,
+        } => tracing::debug!(
+            part,
+            attempt,
+            ?source,
+            attempted,
+            passed,
+            skipped,
+            failed,
+            "source argument done"
+        ),
+        EventKind::SessionDone(t) => tracing::info!(
+            part,
+            attempt,
+            session,
+            file_bytes = t.file_bytes,
+            transfer_bytes = t.transfer_bytes,
+            passed = t.transfers_passed,
+            failed = t.transfers_failed,
+            skipped = t.transfers_skipped,
+            "session done"
+        ),
+        EventKind::SessionFailed {
+            code,
+            description,
+            retryable,
+        } => tracing::warn!(
+            part,
+            attempt,
+            session,
+            code,
+            ?description,
+            retryable,
+            "session failed"
+        ),
+        EventKind::Query { query, allowed } => {
+            tracing::debug!(part, attempt, ?query, allowed, "query answered")
+        }
+        EventKind::Unknown => tracing::debug!(
+            part,
+            attempt,
+            frame_type = ?e.frame.as_ref().map(|f| f.type_name()),
+            "frame of a type not interpreted"
+        ),
+        // The field's value is left out: it could be anything ascp sent.
+        EventKind::InvalidFrame(err) => tracing::debug!(
+            part,
+            attempt,
+            message = ?err.message,
+            key = ?err.key,
+            "frame with a field that does not parse"
+        ),
+        EventKind::Malformed(err) => tracing::debug!(part, attempt, error = %err, "malformed data"),
+        EventKind::Retrying {
+            next_attempt,
+            after,
+            reason,
+        } => tracing::info!(
+            part,
+            attempt,
+            next_attempt,
+            after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+            ?reason,
+            "retrying"
+        ),
+        EventKind::ControlSent(control) => {
+            tracing::debug!(part, attempt, ?control, "control sent")
+        }
+        EventKind::Exited { status } => tracing::info!(
+            part,
+            attempt,
+            code = status.code(),
+            signal = status.signal(),
+            "ascp exited"
+        ),
+        EventKind::Finished { state, code } => {
+            tracing::info!(part, attempt, ?state, code, "transfer finished")
+        }
+        EventKind::Lagged { missed } => {
+            tracing::debug!(missed, "a subscriber fell behind and was cut off")
+        }
+        // Kinds added later are logged by name only, as trace.
+        #[allow(unreachable_patterns)]
+        _ => tracing::trace!(part, attempt, "event"),
+    }
+}
+
+/// The transfer's outcome: `info` for a success or a cancel, `warn` for a failure.
+fn log_outcome(result: &Result<Summary, TransferError>) {
+    match result {
+        Ok(s) => tracing::info!(
+            bytes = s.bytes,
+            files_done = s.files_done,
+            files_skipped = s.files_skipped,
+            failed_files = s.failed_files.len(),
+            attempts = s.attempts,
+            sessions = s.sessions.len(),
+            elapsed_ms = u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX),
+            "transfer succeeded"
+        ),
+        Err(e @ TransferError::Cancelled { .. }) => {
+            tracing::info!(error = %e, "transfer cancelled")
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            code = e.code(),
+            retryable = e.is_retryable(),
+            "transfer failed"
+        ),
     }
 }

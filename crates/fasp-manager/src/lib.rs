@@ -37,6 +37,18 @@
 //! processes (`-C i:N`). Dropping a `Transfer` (and its controllers) or the last `Manager`
 //! clone stops and reaps its processes and removes its temporary files.
 //!
+//! ## Logging
+//!
+//! The crate emits [`tracing`](https://docs.rs/tracing) events (install any subscriber to see
+//! them; without one they cost nothing): `info` for the lifecycle (ascp started with its pid,
+//! program and argv, connection adopted, session started and done, signals, exit, retries,
+//! the outcome), `warn` for what went wrong (a refused connection, a failed file or session, a
+//! failed transfer), `debug` for controls requested and sent, rates, files and the names of
+//! the child's environment variables, `trace` for every management frame and progress sample.
+//! No secret is ever logged: the token, cookie and passwords travel only in the child's
+//! environment, of which only the variables' names are logged, and frames are logged with
+//! their secret fields (the `INIT` cookie) shown as `<redacted>`.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use fasp_manager::{Manager, TransferOptions};

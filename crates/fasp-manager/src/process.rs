@@ -105,7 +105,11 @@ fn spawn_here(req: SpawnRequest) -> std::io::Result<Child> {
         .kill_on_drop(true)
         .process_group(0);
     die_with_parent(&mut cmd);
-    cmd.spawn()
+    let child = cmd.spawn();
+    if let Err(e) = &child {
+        tracing::debug!(program = ?req.program, error = %e, "fork or exec failed");
+    }
+    child
 }
 
 #[cfg(target_os = "linux")]
@@ -141,6 +145,14 @@ pub(crate) fn child_env(extra: &[(OsString, OsString)]) -> Vec<(OsString, OsStri
         env.push((k.clone(), v.clone()));
     }
     env
+}
+
+/// The names of a child's environment variables, for logs: never their values (the token,
+/// the cookie and the passwords travel there).
+pub(crate) fn env_names(env: &[(OsString, OsString)]) -> Vec<String> {
+    env.iter()
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Signal the child's process group. Errors (the group is gone) are ignored: the point is
@@ -344,5 +356,16 @@ mod tests {
         );
         assert_eq!(env.iter().filter(|(k, _)| k == "PATH").count(), 1);
         assert!(env.contains(&("PATH".into(), "/x".into())));
+    }
+
+    #[test]
+    fn env_names_hold_no_value() {
+        let env = vec![
+            ("ASPERA_SCP_TOKEN".into(), "tok-value-1".into()),
+            ("PATH".into(), "/bin".into()),
+        ];
+        let names = env_names(&env);
+        assert_eq!(names, ["ASPERA_SCP_TOKEN", "PATH"]);
+        assert!(!format!("{names:?}").contains("tok-value-1"));
     }
 }

@@ -183,6 +183,7 @@ struct CancelOnDrop(Weak<Shared>);
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if let Some(shared) = self.0.upgrade() {
+            tracing::debug!("the last handle of the transfer was dropped: cancel it if it runs");
             let _ = shared.with(|c, now| c.core.control(now, Request::Cancel));
         }
     }
@@ -293,7 +294,13 @@ impl std::ops::Deref for Transfer {
 
 impl Controller {
     fn request(&self, req: Request) -> Result<(), ControlError> {
-        self.shared.with(|c, now| c.core.control(now, req))
+        // A request holds rates, a policy or file paths: nothing secret.
+        tracing::debug!(request = ?req, "control requested");
+        let result = self.shared.with(|c, now| c.core.control(now, req));
+        if let Err(e) = &result {
+            tracing::debug!(error = %e, "control refused");
+        }
+        result
     }
 
     /// Change the target and minimum rates (Kbps, totals: a multi-session transfer splits
