@@ -506,7 +506,7 @@ impl<'de> Visitor<'de> for SpecsSeed<'_> {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "an array of at most {} transfer specs",
+            "an array of transfer specs (at most {})",
             self.reader.max_specs
         )
     }

@@ -1,7 +1,7 @@
 //! Reading answers: JSON with the path of a bad element, node setup answers into one result per
 //! request, and the message of an error body.
 
-use fasp_spec::{NodeError, SpecError, TransferSpec};
+use fasp_spec::{Direction, NodeAnswerError, NodeAnswerReader, NodeError, NodeSpec, SpecError};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -28,32 +28,55 @@ pub(crate) fn parse_json<T: DeserializeOwned>(url: &str, body: &str) -> Result<T
     Ok(value)
 }
 
-/// Reads the answer of `upload_setup` / `download_setup` for `expected` transfer requests.
+/// Reads the answer of `upload_setup` / `download_setup` for `expected` transfer requests in
+/// `direction`, with fasp-spec's [`NodeAnswerReader`]: at most `expected` elements (the next
+/// one is refused before it is read), each spec restricted to the keys a node may set.
 ///
-/// Outer error: not JSON, not `{"transfer_specs": [...]}`, a node error as the whole answer, or
-/// a number of elements other than `expected`. Inner: one result per element, a node error
-/// (in the element or inside its `transfer_spec`) never becoming a spec.
+/// Outer error: not JSON, not `{"transfer_specs": [...]}`, a node error as the whole answer,
+/// more elements than requests ([`Error::TooManySpecs`]) or fewer. Inner: one result per
+/// element, a node error (in the element or inside its `transfer_spec`) never becoming a spec.
 pub(crate) fn setup_results(
     url: &str,
     body: &str,
     expected: usize,
-) -> Result<Vec<Result<TransferSpec, Error>>, Error> {
-    let mut answer: Value = parse_json(url, body)?;
-    // A node may put the error inside the spec object: `{"transfer_spec": {"error": {..}}}`.
-    // Lift it to the element, where fasp-spec reads it as a node error.
-    if let Some(Value::Array(elements)) = answer.get_mut("transfer_specs") {
-        for element in elements.iter_mut() {
-            let inner_error = element
-                .get("transfer_spec")
-                .and_then(|spec| spec.get("error"))
-                .filter(|error| error.is_object())
-                .cloned();
-            if let Some(error) = inner_error {
-                *element = serde_json::json!({ "error": error });
-            }
+    direction: Direction,
+) -> Result<Vec<Result<NodeSpec, Error>>, Error> {
+    let reader = NodeAnswerReader::new(direction).with_max_specs(expected);
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    let mut track = serde_path_to_error::Track::new();
+    let answer = reader.read_from(serde_path_to_error::Deserializer::new(
+        &mut deserializer,
+        &mut track,
+    ));
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(NodeAnswerError::TooManySpecs { max }) => {
+            return Err(Error::TooManySpecs {
+                url: url.to_owned(),
+                max,
+            });
         }
-    }
-    let results = TransferSpec::from_node_response_value(answer).map_err(|e| match e {
+        Err(NodeAnswerError::Syntax(e)) => {
+            return Err(Error::MalformedJson {
+                url: url.to_owned(),
+                path: track.path().to_string(),
+                message: e.to_string(),
+            });
+        }
+        Err(_) => {
+            return Err(Error::MalformedJson {
+                url: url.to_owned(),
+                path: ".".into(),
+                message: "unreadable answer".into(),
+            });
+        }
+    };
+    deserializer.end().map_err(|e| Error::MalformedJson {
+        url: url.to_owned(),
+        path: ".".into(),
+        message: e.to_string(),
+    })?;
+    let results = answer.into_specs().map_err(|e| match e {
         SpecError::Node(node) => Error::Node(node),
         other => malformed(url, &other),
     })?;
@@ -88,9 +111,10 @@ fn malformed(url: &str, e: &SpecError) -> Error {
         message: match e {
             SpecError::Json { message, .. } => message.clone(),
             SpecError::Missing { reason, .. } => format!("missing ({reason})"),
+            // The reader shows the kind of a misplaced value, never the value.
             SpecError::WrongType {
                 value, expected, ..
-            } => format!("{} where {expected} belongs", describe_json(value)),
+            } => format!("{value} where {expected} belongs"),
             other => other.to_string(),
         },
     }
@@ -110,19 +134,6 @@ fn element_error(url: &str, index: usize, e: SpecError) -> Error {
             path: format!("transfer_specs[{index}].transfer_spec"),
             source: Box::new(e),
         },
-    }
-}
-
-/// "a string", "an array", ... for a value shown as JSON text (no value is repeated: it could
-/// be anything the node sent).
-fn describe_json(text: &str) -> &'static str {
-    match text.trim_start().chars().next() {
-        Some('{') => "an object",
-        Some('[') => "an array",
-        Some('"') => "a string",
-        Some('t' | 'f') => "a boolean",
-        Some('n') => "null",
-        _ => "a number",
     }
 }
 
@@ -187,9 +198,9 @@ mod tests {
             {"transfer_spec": {"rate_policy": "turbo"}},
             {"transfer_spec": 7}
         ]}"#;
-        let results = setup_results(URL, body, 5).unwrap();
+        let results = setup_results(URL, body, 5, Direction::Send).unwrap();
         assert_eq!(
-            results[0].as_ref().unwrap().remote_host.as_deref(),
+            results[0].as_ref().unwrap().spec.remote_host.as_deref(),
             Some("h")
         );
         match &results[1] {
@@ -224,37 +235,53 @@ mod tests {
             URL,
             r#"{"error": {"code": 401, "reason": "Unauthorized"}}"#,
             1,
+            Direction::Send,
         )
         .unwrap_err();
         assert!(
             matches!(err, Error::Node(ref n) if n.code == Some(401)),
             "{err:?}"
         );
-        let err = setup_results(URL, r#"{"transfer_specs": {}}"#, 1).unwrap_err();
+        let err = setup_results(URL, r#"{"transfer_specs": {}}"#, 1, Direction::Send).unwrap_err();
         assert!(
             matches!(err, Error::MalformedJson { ref path, .. } if path == "transfer_specs"),
             "{err:?}"
         );
-        let err = setup_results(URL, r#"{"specs": []}"#, 1).unwrap_err();
+        let err = setup_results(URL, r#"{"specs": []}"#, 1, Direction::Send).unwrap_err();
         assert!(
             matches!(err, Error::MalformedJson { ref path, .. } if path == "transfer_specs"),
             "{err:?}"
         );
-        let err = setup_results(URL, r#"{"transfer_specs": []}"#, 2).unwrap_err();
+        let err = setup_results(URL, r#"{"transfer_specs": []}"#, 2, Direction::Send).unwrap_err();
         assert_eq!(
             err.to_string(),
             "malformed JSON from http://node/files/upload_setup at transfer_specs: \
              0 elements for 2 transfer requests"
         );
-        let err = setup_results(URL, r#"[1, 2]"#, 1).unwrap_err();
+        let err = setup_results(URL, r#"[1, 2]"#, 1, Direction::Send).unwrap_err();
         assert!(matches!(err, Error::MalformedJson { .. }), "{err:?}");
+        // More elements than requests: refused at the second element, never read (here it is
+        // not even JSON).
+        let err = setup_results(
+            URL,
+            r#"{"transfer_specs": [{"transfer_spec": {}}, {"transfer_spec": {"#,
+            1,
+            Direction::Send,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::TooManySpecs { max: 1, .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "answer from http://node/files/upload_setup holds more than 1 transfer spec \
+             (one per request sent): refused"
+        );
     }
 
     #[test]
     fn syntax_errors_have_a_path() {
         let body =
             r#"{"transfer_specs": [{"transfer_spec": {"remote_host": "h", "ssh_port": 33001,"#;
-        match setup_results(URL, body, 1).unwrap_err() {
+        match setup_results(URL, body, 1, Direction::Send).unwrap_err() {
             Error::MalformedJson { path, message, .. } => {
                 assert!(
                     path.starts_with("transfer_specs[0].transfer_spec"),
@@ -264,7 +291,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match setup_results(URL, "{} x", 1).unwrap_err() {
+        match setup_results(URL, "{} x", 1, Direction::Send).unwrap_err() {
             Error::MalformedJson { path, message, .. } => {
                 assert_eq!(path, ".");
                 assert!(message.contains("trailing"), "{message}");

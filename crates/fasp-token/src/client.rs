@@ -1,12 +1,14 @@
 //! [`NodeClient`]: `upload_setup` and `download_setup` against one node API.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use fasp_spec::{Secret, TransferPath, TransferSpec};
+use fasp_spec::{Direction, NodeSpec, Secret, TransferPath, TransferSpec};
 use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName};
 use serde_json::{Map, Value, json};
+use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::http::{ClientConfig, Http, RetryPolicy, join, parse_base_url, sensitive};
@@ -238,6 +240,27 @@ impl NodeClient {
         self.http.config()
     }
 
+    /// Whether this client sends credentials (basic or bearer authentication, secret headers)
+    /// over plain `http://`, where anyone on the path can read them. Each setup call that does
+    /// so also emits a `tracing` warning; a command-line tool should warn its user too.
+    ///
+    /// ```
+    /// use fasp_token::NodeClient;
+    ///
+    /// let clear = NodeClient::builder("http://node.example.com:9091")
+    ///     .basic_auth("node_user", "hunter2")
+    ///     .build()?;
+    /// assert!(clear.sends_credentials_in_clear());
+    /// let tls = NodeClient::builder("https://node.example.com:9092")
+    ///     .basic_auth("node_user", "hunter2")
+    ///     .build()?;
+    /// assert!(!tls.sends_credentials_in_clear());
+    /// # Ok::<(), fasp_token::Error>(())
+    /// ```
+    pub fn sends_credentials_in_clear(&self) -> bool {
+        self.base.scheme() == "http" && (self.auth.is_some() || !self.secret_headers.is_empty())
+    }
+
     /// `POST /files/upload_setup`: one result per request, in order, each a transfer spec or
     /// the error the node gave for that request ([`Error::Node`], or [`Error::InvalidSpec`] /
     /// [`Error::MalformedJson`] for an element that is not a usable spec).
@@ -248,11 +271,15 @@ impl NodeClient {
     /// The outer error is for the call as a whole: unreachable host, TLS, timeout, HTTP error
     /// status, an answer that is not `{"transfer_specs": [...]}` with one element per request,
     /// or a node error answering the whole call.
+    ///
+    /// Each spec is restricted to the keys a node may set (see [`NodeClient::upload_setup_detailed`],
+    /// which also says which keys were dropped); the dropped keys' names are logged as a
+    /// `tracing` warning.
     pub async fn upload_setup(
         &self,
         requests: &[TransferRequest],
     ) -> Result<Vec<Result<TransferSpec, Error>>, Error> {
-        self.setup("files/upload_setup", requests).await
+        Ok(specs_only(self.upload_setup_detailed(requests).await?))
     }
 
     /// `POST /files/download_setup`: like [`NodeClient::upload_setup`]. The node's specs carry
@@ -262,12 +289,14 @@ impl NodeClient {
         &self,
         requests: &[TransferRequest],
     ) -> Result<Vec<Result<TransferSpec, Error>>, Error> {
-        self.setup("files/download_setup", requests).await
+        Ok(specs_only(self.download_setup_detailed(requests).await?))
     }
 
     /// [`NodeClient::upload_setup`] for a single request, its result flattened.
     pub async fn upload_setup_one(&self, request: &TransferRequest) -> Result<TransferSpec, Error> {
-        one(self.upload_setup(std::slice::from_ref(request)).await)
+        self.upload_setup_one_detailed(request)
+            .await
+            .map(NodeSpec::into_spec)
     }
 
     /// [`NodeClient::download_setup`] for a single request, its result flattened.
@@ -275,16 +304,75 @@ impl NodeClient {
         &self,
         request: &TransferRequest,
     ) -> Result<TransferSpec, Error> {
-        one(self.download_setup(std::slice::from_ref(request)).await)
+        self.download_setup_one_detailed(request)
+            .await
+            .map(NodeSpec::into_spec)
+    }
+
+    /// [`NodeClient::upload_setup`], each spec with the names of the keys removed from the
+    /// node's answer ([`NodeSpec::dropped_keys`]): a node answer is hostile input, and may only
+    /// set the keys of [`fasp_spec::node_may_set`] (host, ports, user, token, cookie, tags,
+    /// rates and policy with their caps and locks, cipher, HTTP fallback, its own side's
+    /// paths). Local-side keys (`remove_after_transfer`, `ssh_private_key_path`,
+    /// `file_manifest_path`, the local paths, ...) are dropped and listed, so that a caller can
+    /// warn; they can only come from the user.
+    ///
+    /// The answer is bounded before it is parsed: at most
+    /// [`ClientConfig::max_body_bytes`] bytes ([`Error::AnswerTooLarge`]) and at most one
+    /// element per request ([`Error::TooManySpecs`], refused before the extra element is read).
+    pub async fn upload_setup_detailed(
+        &self,
+        requests: &[TransferRequest],
+    ) -> Result<Vec<Result<NodeSpec, Error>>, Error> {
+        self.setup("files/upload_setup", Direction::Send, requests)
+            .await
+    }
+
+    /// [`NodeClient::download_setup`] with the names of the dropped keys, like
+    /// [`NodeClient::upload_setup_detailed`].
+    pub async fn download_setup_detailed(
+        &self,
+        requests: &[TransferRequest],
+    ) -> Result<Vec<Result<NodeSpec, Error>>, Error> {
+        self.setup("files/download_setup", Direction::Receive, requests)
+            .await
+    }
+
+    /// [`NodeClient::upload_setup_detailed`] for a single request, its result flattened.
+    pub async fn upload_setup_one_detailed(
+        &self,
+        request: &TransferRequest,
+    ) -> Result<NodeSpec, Error> {
+        one(self
+            .upload_setup_detailed(std::slice::from_ref(request))
+            .await)
+    }
+
+    /// [`NodeClient::download_setup_detailed`] for a single request, its result flattened.
+    pub async fn download_setup_one_detailed(
+        &self,
+        request: &TransferRequest,
+    ) -> Result<NodeSpec, Error> {
+        one(self
+            .download_setup_detailed(std::slice::from_ref(request))
+            .await)
     }
 
     async fn setup(
         &self,
         path: &str,
+        direction: Direction,
         requests: &[TransferRequest],
-    ) -> Result<Vec<Result<TransferSpec, Error>>, Error> {
+    ) -> Result<Vec<Result<NodeSpec, Error>>, Error> {
         let url = join(&self.base, path);
         let shown = url.to_string();
+        if self.sends_credentials_in_clear() {
+            tracing::warn!(
+                url = %shown,
+                "credentials sent over plain http: anyone on the path can read them (use https)"
+            );
+        }
+        tracing::info!(url = %shown, requests = requests.len(), "asking the node for transfer specs");
         let body = serde_json::to_vec(&setup_body(requests)).map_err(|e| Error::Transport {
             url: shown.clone(),
             message: format!("cannot encode the request: {e}"),
@@ -303,7 +391,7 @@ impl NodeClient {
                     }
                     Some(Auth::Bearer { token, access_key }) => {
                         request = request
-                            .header(AUTHORIZATION, sensitive(&bearer_value(token)))
+                            .header(AUTHORIZATION, sensitive(bearer_value(token).as_str()))
                             .header(ACCESS_KEY_HEADER, access_key.as_str());
                     }
                     None => {}
@@ -314,11 +402,37 @@ impl NodeClient {
                 request
             })
             .await?;
-        crate::answer::setup_results(&shown, &answer.body, requests.len())
+        let results =
+            crate::answer::setup_results(&shown, &answer.body, requests.len(), direction)?;
+        for (index, result) in results.iter().enumerate() {
+            match result {
+                Ok(node) if !node.dropped_keys.is_empty() => {
+                    // Key names only, never values.
+                    tracing::warn!(
+                        url = %shown,
+                        index,
+                        dropped_keys = ?node.dropped_keys,
+                        "the node's answer set keys only the user may set: dropped"
+                    );
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(url = %shown, index, %error, "no spec for this request");
+                }
+            }
+        }
+        Ok(results)
     }
 }
 
-fn one(results: Result<Vec<Result<TransferSpec, Error>>, Error>) -> Result<TransferSpec, Error> {
+fn specs_only(results: Vec<Result<NodeSpec, Error>>) -> Vec<Result<TransferSpec, Error>> {
+    results
+        .into_iter()
+        .map(|result| result.map(NodeSpec::into_spec))
+        .collect()
+}
+
+fn one<T>(results: Result<Vec<Result<T, Error>>, Error>) -> Result<T, Error> {
     // setup_results guarantees one element per request.
     results?.into_iter().next().unwrap_or_else(|| {
         Err(Error::Transport {
@@ -328,13 +442,13 @@ fn one(results: Result<Vec<Result<TransferSpec, Error>>, Error>) -> Result<Trans
     })
 }
 
-fn bearer_value(token: &Secret) -> String {
+fn bearer_value(token: &Secret) -> Zeroizing<String> {
     let raw = token.expose().trim();
     let bare = match raw.get(..7) {
         Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => raw[7..].trim_start(),
         _ => raw,
     };
-    format!("Bearer {bare}")
+    Zeroizing::new(format!("Bearer {bare}"))
 }
 
 /// Builds a [`NodeClient`]. Every setting has a default; see [`ClientConfig`].
@@ -410,9 +524,24 @@ impl NodeClientBuilder {
         self
     }
 
+    /// Trusts the certificates of a PEM file besides the built-in roots (a private CA, or a
+    /// lab node's self-signed certificate): what `--cacert FILE` means. The file is read by
+    /// [`NodeClientBuilder::build`], which fails with [`Error::Certificate`] naming it when it
+    /// cannot be read or holds no valid certificate. Verification stays on.
+    pub fn add_root_certificate_pem(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.root_certificate_files.push(path.into());
+        self
+    }
+
+    /// Sets [`ClientConfig::max_body_bytes`], the largest answer read.
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.config.max_body_bytes = max;
+        self
+    }
+
     /// Checks the URL and builds the client. Errors: [`Error::InvalidUrl`] (not http or https,
-    /// no host, a query, credentials in the URL), [`Error::Transport`] when the TLS stack
-    /// cannot be set up.
+    /// no host, a query, credentials in the URL), [`Error::Certificate`] for a certificate file
+    /// that cannot be used, [`Error::Transport`] when the TLS stack cannot be set up.
     pub fn build(self) -> Result<NodeClient, Error> {
         let base = parse_base_url(&self.base_url)?;
         let http = Http::new(self.config)?;
@@ -446,9 +575,15 @@ mod tests {
 
     #[test]
     fn bearer_prefix_is_not_doubled() {
-        assert_eq!(bearer_value(&Secret::new("abc")), "Bearer abc");
-        assert_eq!(bearer_value(&Secret::new("Bearer abc")), "Bearer abc");
-        assert_eq!(bearer_value(&Secret::new("bearer  abc")), "Bearer abc");
+        assert_eq!(bearer_value(&Secret::new("abc")).as_str(), "Bearer abc");
+        assert_eq!(
+            bearer_value(&Secret::new("Bearer abc")).as_str(),
+            "Bearer abc"
+        );
+        assert_eq!(
+            bearer_value(&Secret::new("bearer  abc")).as_str(),
+            "Bearer abc"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! holding one.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use fasp_spec::{NodeError, SpecError};
@@ -114,6 +115,37 @@ pub enum Error {
         message: String,
     },
 
+    /// The answer's body is longer than [`ClientConfig::max_body_bytes`](crate::ClientConfig):
+    /// refused while it was being read, before any of it was parsed. Not retried.
+    #[error("answer from {url} is larger than {limit} bytes (the client's limit): refused")]
+    AnswerTooLarge {
+        /// The URL of the request.
+        url: String,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+
+    /// A setup answer lists more transfer specs than transfer requests were sent: refused as
+    /// soon as the element after the expected ones starts, before it is read.
+    #[error("answer from {url} holds more than {max} transfer spec{} (one per request sent): refused", plural_usize(*max))]
+    TooManySpecs {
+        /// The URL of the request.
+        url: String,
+        /// The number of requests sent, so the most elements expected.
+        max: usize,
+    },
+
+    /// A certificate file given to trust (`--cacert`,
+    /// [`ClientConfig::root_certificate_files`](crate::ClientConfig)) cannot be read or holds
+    /// no valid PEM certificate.
+    #[error("cannot use certificate file {}: {message}", path.display())]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// The bucket's `faspConnectionInfo` answer is not the XML it should be.
     #[error("malformed XML from {url}: {message}")]
     MalformedXml {
@@ -186,6 +218,10 @@ impl Error {
 }
 
 fn plural(n: u32) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn plural_usize(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 

@@ -5,15 +5,18 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
+use zeroize::Zeroizing;
 
 use crate::error::Error;
 
-/// Bodies larger than this are refused: node, IAM and COS answers are a few kilobytes.
-const MAX_BODY: usize = 8 * 1024 * 1024;
+/// Default of [`ClientConfig::max_body_bytes`]: 4 MiB. Node, IAM and COS answers are a few
+/// kilobytes; a node answering a thousand requests at once stays below a megabyte.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// How often and how patiently a request is retried.
 ///
@@ -121,6 +124,15 @@ pub struct ClientConfig {
     /// PEM-encoded certificates trusted in addition to the built-in roots: a private CA, or a
     /// lab server's own self-signed certificate (verification stays on). Default none.
     pub extra_root_certificates: Vec<Vec<u8>>,
+    /// PEM files of certificates trusted in addition to the built-in roots (like
+    /// [`ClientConfig::extra_root_certificates`], read when the client is built; an unreadable
+    /// file, or one without a certificate, is an [`Error::Certificate`] naming it). This is
+    /// what a `--cacert FILE` option sets. Default none.
+    pub root_certificate_files: Vec<PathBuf>,
+    /// The largest answer body read, in bytes: the body is read in chunks and a longer one is
+    /// refused ([`Error::AnswerTooLarge`]) as soon as it passes this size, before anything is
+    /// parsed. Default [`DEFAULT_MAX_BODY_BYTES`] (4 MiB).
+    pub max_body_bytes: usize,
     /// The `User-Agent` header. Default `fasp-token/<version>`.
     pub user_agent: String,
 }
@@ -133,6 +145,8 @@ impl Default for ClientConfig {
             retry: RetryPolicy::default(),
             danger_accept_invalid_certs: false,
             extra_root_certificates: Vec::new(),
+            root_certificate_files: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             user_agent: concat!("fasp-token/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -152,6 +166,8 @@ impl fmt::Debug for ClientConfig {
                 "extra_root_certificates",
                 &self.extra_root_certificates.len(),
             )
+            .field("root_certificate_files", &self.root_certificate_files)
+            .field("max_body_bytes", &self.max_body_bytes)
             .field("user_agent", &self.user_agent)
             .finish()
     }
@@ -189,6 +205,19 @@ impl ClientConfig {
         self
     }
 
+    /// Adds a PEM file to [`ClientConfig::root_certificate_files`] (read when the client is
+    /// built).
+    pub fn with_root_certificate_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.root_certificate_files.push(path.into());
+        self
+    }
+
+    /// Sets [`ClientConfig::max_body_bytes`].
+    pub fn with_max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
     /// Sets [`ClientConfig::user_agent`].
     pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
@@ -211,14 +240,19 @@ impl fmt::Debug for Http {
     }
 }
 
-/// A successful answer: status 2xx and the whole body.
+/// A successful answer: status 2xx and the whole body (wiped on drop: it may hold a token).
 pub(crate) struct Answer {
-    pub(crate) body: String,
+    pub(crate) body: Zeroizing<String>,
 }
 
 impl Http {
     pub(crate) fn new(config: ClientConfig) -> Result<Self, Error> {
         let mut builder = reqwest::Client::builder();
+        for path in &config.root_certificate_files {
+            for certificate in read_certificate_file(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
         for (i, pem) in config.extra_root_certificates.iter().enumerate() {
             let certificate =
                 reqwest::Certificate::from_pem(pem).map_err(|e| Error::Transport {
@@ -264,31 +298,79 @@ impl Http {
         loop {
             attempt += 1;
             let can_retry = attempt <= retry.max_retries;
+            let started = Instant::now();
+            // Only the URL (never with credentials: see parse_base_url) and the attempt: no
+            // header, no body.
+            tracing::debug!(url = %shown, attempt, "sending request");
             let outcome = match make(&self.client).send().await {
-                Ok(response) => self.read(shown, response, attempt).await,
+                Ok(response) => self.read(shown, response, attempt, started).await,
                 Err(e) => Err(self.classify(shown, &e, attempt)),
             };
             let wait = match &outcome {
-                Err(Failure::Retryable { retry_after, .. }) if can_retry => {
-                    let wait = retry_after.unwrap_or_else(|| retry.backoff(attempt));
-                    wait.min(retry.max_backoff)
+                Err(Failure::Retryable { retry_after, error }) if can_retry => {
+                    let wait = retry_after
+                        .unwrap_or_else(|| retry.backoff(attempt))
+                        .min(retry.max_backoff);
+                    // Errors of this crate hold no secret (see Error).
+                    tracing::warn!(
+                        url = %shown,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        error = %error,
+                        "retrying after a transient failure"
+                    );
+                    wait
                 }
-                _ => return outcome.map_err(Failure::into_error),
+                Ok(_) => {
+                    tracing::debug!(
+                        url = %shown,
+                        attempt,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "request succeeded"
+                    );
+                    return outcome.map_err(Failure::into_error);
+                }
+                Err(failure) => {
+                    tracing::debug!(
+                        url = %shown,
+                        attempt,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        error = %failure.error(),
+                        "request failed"
+                    );
+                    return outcome.map_err(Failure::into_error);
+                }
             };
             tokio::time::sleep(wait).await;
         }
     }
 
-    async fn read(&self, shown: &str, response: Response, attempt: u32) -> Result<Answer, Failure> {
+    async fn read(
+        &self,
+        shown: &str,
+        response: Response,
+        attempt: u32,
+        started: Instant,
+    ) -> Result<Answer, Failure> {
         let status = response.status();
         let retry_after = retry_after(response.headers());
-        let body = read_body(response).await.map_err(|e| match e {
+        tracing::debug!(
+            url = %shown,
+            attempt,
+            status = status.as_u16(),
+            content_length = response.content_length(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "answer received"
+        );
+        let limit = self.config.max_body_bytes;
+        let body = read_body(response, limit).await.map_err(|e| match e {
             BodyError::Http(e) => self.classify(shown, &e, attempt),
-            BodyError::TooLarge => Failure::Final(Error::Transport {
+            BodyError::TooLarge => Failure::Final(Error::AnswerTooLarge {
                 url: shown.to_owned(),
-                message: format!("answer larger than {MAX_BODY} bytes"),
+                limit,
             }),
         })?;
+        tracing::trace!(url = %shown, bytes = body.len(), "answer body read");
         if status.is_success() {
             return Ok(Answer { body });
         }
@@ -370,6 +452,12 @@ enum Failure {
 }
 
 impl Failure {
+    fn error(&self) -> &Error {
+        match self {
+            Failure::Retryable { error, .. } | Failure::Final(error) => error,
+        }
+    }
+
     fn into_error(self) -> Error {
         match self {
             Failure::Retryable { error, .. } | Failure::Final(error) => error,
@@ -382,18 +470,57 @@ enum BodyError {
     TooLarge,
 }
 
-async fn read_body(mut response: Response) -> Result<String, BodyError> {
-    let mut bytes = Vec::new();
+/// Reads the body chunk by chunk, refusing it as soon as it passes `limit` bytes (a
+/// `Content-Length` above the limit is refused before any chunk is read). The buffer is wiped
+/// on drop, also when the body is refused half-way.
+async fn read_body(mut response: Response, limit: usize) -> Result<Zeroizing<String>, BodyError> {
+    let announced = response.content_length();
+    if announced.is_some_and(|length| length > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    // Reserved once when the length is announced: growing would leave copies of the body (and
+    // of the token it may hold) in freed memory.
+    let capacity = announced.map_or(0, |length| length as usize);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
     while let Some(chunk) = response.chunk().await.map_err(BodyError::Http)? {
-        if bytes.len() + chunk.len() > MAX_BODY {
+        if bytes.len().saturating_add(chunk.len()) > limit {
             return Err(BodyError::TooLarge);
         }
         bytes.extend_from_slice(&chunk);
     }
-    Ok(match String::from_utf8(bytes) {
+    // No copy for UTF-8 (the usual case): the buffer becomes the string.
+    let bytes = std::mem::take(&mut *bytes);
+    Ok(Zeroizing::new(match String::from_utf8(bytes) {
         Ok(text) => text,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    })
+        Err(e) => {
+            let bytes = Zeroizing::new(e.into_bytes());
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }))
+}
+
+/// Reads the certificates of a PEM file: at least one, or an [`Error::Certificate`] naming the
+/// file.
+fn read_certificate_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, Error> {
+    let fail = |message: String| Error::Certificate {
+        path: path.to_owned(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    if !pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(fail(
+            "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into(),
+        ));
+    }
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| fail(format!("not a valid PEM certificate: {}", chain(&e))))?;
+    if certificates.is_empty() {
+        return Err(fail("no certificate in it".into()));
+    }
+    Ok(certificates)
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is ignored: the backoff applies then).

@@ -142,6 +142,6 @@ pub use cos::{
     IBM_IAM_TOKEN_URL, STORAGE_CREDENTIALS_HEADER,
 };
 pub use error::Error;
-pub use fasp_spec::{NodeError, Secret, TransferSpec};
-pub use http::{ClientConfig, RetryPolicy};
+pub use fasp_spec::{NodeError, NodeSpec, Secret, TransferSpec};
+pub use http::{ClientConfig, DEFAULT_MAX_BODY_BYTES, RetryPolicy};
 pub use prepare::{prepare_download, prepare_upload};

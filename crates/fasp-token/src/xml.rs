@@ -1,10 +1,16 @@
-//! Just enough XML for COS answers: `faspConnectionInfo` and S3 error bodies.
+//! The XML of COS answers (`faspConnectionInfo`, S3 error bodies), read with `quick-xml`.
 //!
-//! The document is read as a tree of elements whose text is collected; namespace prefixes are
-//! dropped from names, attributes are skipped, comments, processing instructions and the
-//! doctype are ignored, CDATA is text, and the five named entities plus numeric character
-//! references are decoded. Mismatched or unclosed tags are errors. Error messages name elements,
-//! never their text (which may be a secret).
+//! A document is flattened into its leaves: each element holding non-blank text, with the
+//! local names (namespace prefixes dropped) from the root down to it. Attributes, comments,
+//! processing instructions and the doctype are skipped; CDATA is text; the five predefined
+//! entities and character references are decoded, any other entity is an error. Mismatched or
+//! unclosed tags are errors. Error messages name elements, never their text (which may be a
+//! secret), and the collected text is wiped when a leaf is dropped.
+
+use quick_xml::Reader;
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::Event;
+use zeroize::Zeroize;
 
 /// One element with text: the names from the root down to it, and its decoded text (trimmed).
 #[derive(Debug, PartialEq, Eq)]
@@ -13,84 +19,121 @@ pub(crate) struct Leaf {
     pub(crate) text: String,
 }
 
+impl Drop for Leaf {
+    fn drop(&mut self) {
+        self.text.zeroize();
+    }
+}
+
+/// An open element: its local name and the text collected so far.
+struct Open {
+    name: String,
+    text: String,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.text.zeroize();
+    }
+}
+
+fn local(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).into_owned()
+}
+
 /// Every element that holds non-blank text, in document order.
 pub(crate) fn leaves(doc: &str) -> Result<Vec<Leaf>, String> {
-    let mut stack: Vec<(String, String)> = Vec::new();
+    let mut reader = Reader::from_str(doc);
+    reader.config_mut().check_end_names = true;
+    let mut stack: Vec<Open> = Vec::new();
     let mut out = Vec::new();
-    let mut rest = doc;
     let mut seen_root = false;
-    while !rest.is_empty() {
-        let Some(lt) = rest.find('<') else {
-            add_text(&mut stack, rest)?;
-            break;
-        };
-        add_text(&mut stack, &rest[..lt])?;
-        rest = &rest[lt..];
-        if let Some(after) = rest.strip_prefix("<!--") {
-            let end = after.find("-->").ok_or("unterminated comment")?;
-            rest = &after[end + 3..];
-        } else if let Some(after) = rest.strip_prefix("<![CDATA[") {
-            let end = after.find("]]>").ok_or("unterminated CDATA section")?;
-            match stack.last_mut() {
-                Some((_, text)) => text.push_str(&after[..end]),
-                None => return Err("CDATA outside the root element".into()),
-            }
-            rest = &after[end + 3..];
-        } else if let Some(after) = rest.strip_prefix("<?") {
-            let end = after
-                .find("?>")
-                .ok_or("unterminated processing instruction")?;
-            rest = &after[end + 2..];
-        } else if rest.starts_with("<!") {
-            let end = rest.find('>').ok_or("unterminated declaration")?;
-            rest = &rest[end + 1..];
-        } else if let Some(after) = rest.strip_prefix("</") {
-            let end = after.find('>').ok_or("unterminated closing tag")?;
-            let name = local_name(after[..end].trim());
-            match stack.pop() {
-                Some((open, text)) if open == name => {
-                    let text = text.trim();
-                    if !text.is_empty() {
-                        let mut path: Vec<String> = stack.iter().map(|(n, _)| n.clone()).collect();
-                        path.push(open);
-                        out.push(Leaf {
-                            path,
-                            text: text.to_owned(),
-                        });
-                    }
-                }
-                Some((open, _)) => {
-                    return Err(format!("closing tag </{name}> does not match <{open}>"));
-                }
-                None => return Err(format!("closing tag </{name}> without an opening tag")),
-            }
-            rest = &after[end + 1..];
-        } else {
-            let end = tag_end(rest).ok_or("unterminated tag")?;
-            let inner = &rest[1..end];
-            let self_closing = inner.ends_with('/');
-            let inner = inner.trim_end_matches('/');
-            let name = inner
-                .split(|c: char| c.is_whitespace())
-                .next()
+    loop {
+        // quick-xml's messages name tags and positions, not text; still, only the kind of the
+        // failure is kept, with the element it happened in.
+        let event = reader.read_event().map_err(|e| {
+            let place = stack
+                .last()
+                .map(|open| format!(" in <{}>", open.name))
                 .unwrap_or_default();
-            if name.is_empty() {
-                return Err("a tag without a name".into());
+            format!("not well-formed XML{place}: {}", describe(&e))
+        })?;
+        match event {
+            Event::Start(start) => {
+                let name = local(start.local_name().as_ref());
+                if stack.is_empty() {
+                    if seen_root {
+                        return Err(format!("a second root element <{name}>"));
+                    }
+                    seen_root = true;
+                }
+                stack.push(Open {
+                    name,
+                    text: String::new(),
+                });
             }
-            if stack.is_empty() {
+            Event::Empty(start) if stack.is_empty() => {
                 if seen_root {
-                    return Err(format!("a second root element <{}>", local_name(name)));
+                    let name = local(start.local_name().as_ref());
+                    return Err(format!("a second root element <{name}>"));
                 }
                 seen_root = true;
             }
-            if !self_closing {
-                stack.push((local_name(name), String::new()));
+            Event::Empty(_) => {}
+            Event::End(_) => {
+                // check_end_names guarantees the match.
+                let Some(mut open) = stack.pop() else {
+                    return Err("a closing tag without an opening tag".into());
+                };
+                let text = open.text.trim();
+                if !text.is_empty() {
+                    let mut path: Vec<String> = stack.iter().map(|o| o.name.clone()).collect();
+                    path.push(std::mem::take(&mut open.name));
+                    out.push(Leaf {
+                        path,
+                        text: text.to_owned(),
+                    });
+                }
             }
-            rest = &rest[end + 1..];
+            Event::Text(text) => {
+                let decoded = text
+                    .decode()
+                    .map_err(|_| "text that is not UTF-8".to_owned())?;
+                match stack.last_mut() {
+                    Some(open) => open.text.push_str(&decoded),
+                    None if decoded.trim().is_empty() => {}
+                    None => return Err("text outside the root element".into()),
+                }
+            }
+            Event::CData(data) => {
+                let decoded = data
+                    .decode()
+                    .map_err(|_| "CDATA that is not UTF-8".to_owned())?;
+                match stack.last_mut() {
+                    Some(open) => open.text.push_str(&decoded),
+                    None => return Err("CDATA outside the root element".into()),
+                }
+            }
+            Event::GeneralRef(reference) => {
+                let Some(open) = stack.last_mut() else {
+                    return Err("an entity reference outside the root element".into());
+                };
+                let unknown = || format!("in <{}>: an unknown entity reference", open.name);
+                if let Some(c) = reference.resolve_char_ref().map_err(|_| unknown())? {
+                    open.text.push(c);
+                } else {
+                    let name = reference.decode().map_err(|_| unknown())?;
+                    let value = resolve_predefined_entity(&name).ok_or_else(unknown)?;
+                    open.text.push_str(value);
+                }
+            }
+            Event::Eof => break,
+            // Declaration, comments, processing instructions, doctype.
+            _ => {}
         }
     }
-    if let Some((open, _)) = stack.last() {
-        return Err(format!("element <{open}> is not closed"));
+    if let Some(open) = stack.last() {
+        return Err(format!("element <{}> is not closed", open.name));
     }
     if !seen_root {
         return Err("no element".into());
@@ -98,13 +141,38 @@ pub(crate) fn leaves(doc: &str) -> Result<Vec<Leaf>, String> {
     Ok(out)
 }
 
+/// The kind of a quick-xml error, without any of the document's text.
+fn describe(e: &quick_xml::Error) -> String {
+    use quick_xml::errors::{Error, IllFormedError, SyntaxError};
+    match e {
+        Error::Syntax(SyntaxError::UnclosedTag) => "unterminated tag".into(),
+        Error::Syntax(SyntaxError::UnclosedComment) => "unterminated comment".into(),
+        Error::Syntax(SyntaxError::UnclosedCData) => "unterminated CDATA section".into(),
+        Error::Syntax(SyntaxError::UnclosedPI | SyntaxError::UnclosedXmlDecl) => {
+            "unterminated processing instruction".into()
+        }
+        Error::Syntax(_) => "syntax error".into(),
+        Error::IllFormed(IllFormedError::MismatchedEndTag { expected, found }) => {
+            format!("closing tag </{found}> does not match <{expected}>")
+        }
+        Error::IllFormed(IllFormedError::UnmatchedEndTag(name)) => {
+            format!("closing tag </{name}> without an opening tag")
+        }
+        Error::IllFormed(IllFormedError::UnclosedReference) => "a bad entity reference".into(),
+        Error::IllFormed(_) => "ill-formed document".into(),
+        Error::Encoding(_) => "not UTF-8".into(),
+        Error::Escape(_) => "a bad entity reference".into(),
+        _ => "unreadable document".into(),
+    }
+}
+
 /// The text of the first element named `name` (at any depth), if the document parses.
 pub(crate) fn first_text(doc: &str, name: &str) -> Option<String> {
     leaves(doc)
         .ok()?
-        .into_iter()
+        .iter()
         .find(|leaf| leaf.path.last().is_some_and(|n| n == name))
-        .map(|leaf| leaf.text)
+        .map(|leaf| leaf.text.clone())
 }
 
 /// The text of the first element whose path ends with `suffix`.
@@ -119,70 +187,6 @@ pub(crate) fn find<'a>(leaves: &'a [Leaf], suffix: &[&str]) -> Option<&'a str> {
                     .all(|(a, b)| a == b)
         })
         .map(|leaf| leaf.text.as_str())
-}
-
-/// Index of the `>` closing the tag at the start of `text`, skipping quoted attribute values.
-fn tag_end(text: &str) -> Option<usize> {
-    let mut quote = None;
-    for (i, c) in text.char_indices().skip(1) {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, '>') => return Some(i),
-            _ => {}
-        }
-    }
-    None
-}
-
-fn local_name(name: &str) -> String {
-    name.rsplit(':').next().unwrap_or(name).to_owned()
-}
-
-fn add_text(stack: &mut [(String, String)], raw: &str) -> Result<(), String> {
-    match stack.last_mut() {
-        Some((name, text)) => {
-            decode_into(raw, text).map_err(|e| format!("in <{name}>: {e}"))?;
-            Ok(())
-        }
-        None if raw.trim().is_empty() => Ok(()),
-        None => Err("text outside the root element".into()),
-    }
-}
-
-fn decode_into(raw: &str, out: &mut String) -> Result<(), &'static str> {
-    let mut rest = raw;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let after = &rest[amp + 1..];
-        let semi = after
-            .find(';')
-            .filter(|&s| s <= 10)
-            .ok_or("an unterminated entity reference")?;
-        let entity = &after[..semi];
-        let c = match entity {
-            "amp" => '&',
-            "lt" => '<',
-            "gt" => '>',
-            "quot" => '"',
-            "apos" => '\'',
-            _ => {
-                let code = if let Some(hex) = entity.strip_prefix("#x") {
-                    u32::from_str_radix(hex, 16).ok()
-                } else if let Some(dec) = entity.strip_prefix('#') {
-                    dec.parse().ok()
-                } else {
-                    None
-                };
-                code.and_then(char::from_u32)
-                    .ok_or("an unknown entity reference")?
-            }
-        };
-        out.push(c);
-        rest = &after[semi + 1..];
-    }
-    out.push_str(rest);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -225,19 +229,28 @@ mod tests {
             ("<a><b>x</b>", "element <a> is not closed"),
             ("</a>", "closing tag </a> without an opening tag"),
             ("<a>&bogus;</a>", "in <a>: an unknown entity reference"),
-            ("<a>x & y</a>", "in <a>: an unterminated entity reference"),
+            ("<a>x & y</a>", "bad entity"),
             ("just text", "text outside the root element"),
             ("", "no element"),
             ("<a/><b/>", "a second root element <b>"),
             ("<a", "unterminated tag"),
         ] {
-            assert_eq!(leaves(doc).unwrap_err(), expected, "{doc}");
+            let err = leaves(doc).unwrap_err();
+            assert!(err.contains(expected), "{doc}: {err}");
         }
     }
 
     #[test]
     fn errors_never_show_text() {
-        let err = leaves("<Secret>hunter2 & more</Secret>").unwrap_err();
-        assert!(!err.contains("hunter2"), "{err}");
+        for doc in [
+            "<Secret>hunter2 & more</Secret>",
+            "<Secret>hunter2 &more;</Secret>",
+            "<Secret>hunter2</Other>",
+            "<Secret>hunter2",
+            "<Secret>hunter2<",
+        ] {
+            let err = leaves(doc).unwrap_err();
+            assert!(!err.contains("hunter2"), "{doc}: {err}");
+        }
     }
 }

@@ -560,7 +560,7 @@ async fn malformed_answers_name_the_bad_element() {
     check(
         Answer::json_body(r#"{"transfer_specs": {"transfer_spec": {}}}"#),
         "transfer_specs",
-        "an object where an array belongs",
+        "invalid type: map, expected an array of transfer specs",
     )
     .await;
     check(
@@ -570,9 +570,9 @@ async fn malformed_answers_name_the_bad_element() {
     )
     .await;
     check(
-        Answer::json_body(r#"{"transfer_specs": [{"transfer_spec": {}}, {"transfer_spec": {}}]}"#),
+        Answer::json_body(r#"{"transfer_specs": []}"#),
         "transfer_specs",
-        "2 elements for 1 transfer request",
+        "0 elements for 1 transfer request",
     )
     .await;
     check(
@@ -705,4 +705,244 @@ async fn secrets_never_show_in_debug_or_errors() {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
     }
+}
+
+/// A node answer that tries to switch on local-side options: every one is dropped, listed, and
+/// absent from the rendered ascp command (argv and environment).
+#[tokio::test]
+async fn local_side_keys_from_a_node_never_reach_ascp() {
+    let hostile = json!({
+        "ssh_private_key_path": "/etc/shadow",
+        "ssh_private_key": "-----BEGIN KEY----- node-key-Qw8",
+        "remote_password": "node-pw-Zt4",
+        "remove_after_transfer": true,
+        "remove_empty_source_directory": true,
+        "remove_empty_directories": "true",
+        "delete_before_transfer": true,
+        "move_after_transfer": "/tmp/archive",
+        "file_manifest": "text",
+        "file_manifest_path": "/etc/cron.d",
+        "proxy": "dnat://u:proxy-pw-Rr2@evil.example:9091",
+        "src_base": "/",
+        "overwrite": "always",
+        "preserve_file_owner_uid": true,
+        "content_protection": "decrypt",
+        "content_protection_password": "cp-Ww3",
+        "partial_file_suffix": ".x",
+        "multi_session": 8,
+        "source_root": "/etc",
+        "destination_root": "/home/me/.ssh",
+    });
+    let node = standin(|c| {
+        c.spec.extra = hostile.as_object().unwrap().clone();
+        c.spec.extra.insert("cookie".into(), json!("node-cookie"));
+    })
+    .await;
+    let client = basic_client(&node);
+
+    // Upload: the node may name its destination folder, not the local side.
+    let answer = client
+        .upload_setup_one_detailed(&TransferRequest::upload_to(["/incoming"]))
+        .await
+        .unwrap();
+    let mut expected: Vec<&str> = hostile
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|k| *k != "destination_root")
+        .collect();
+    expected.sort_unstable();
+    let mut dropped = answer.dropped_keys.clone();
+    dropped.sort_unstable();
+    assert_eq!(dropped, expected);
+    assert_eq!(answer.spec.cookie.as_ref().unwrap().expose(), "node-cookie");
+    let ready = prepare_upload(answer.spec, ["/home/me/report.pdf"]).unwrap();
+    check_clean(&ready.render(&RenderOptions::new()).unwrap());
+
+    // Download: the node may name its sources, not where they land.
+    let answer = client
+        .download_setup_one_detailed(&TransferRequest::download_from(["/outgoing/a.bin"]))
+        .await
+        .unwrap();
+    assert!(answer.dropped_keys.iter().any(|k| k == "destination_root"));
+    assert!(!answer.dropped_keys.iter().any(|k| k == "source_root"));
+    assert_eq!(answer.spec.source_root.as_deref(), Some("/etc"));
+    let ready = prepare_download(answer.spec, "/tmp/here").unwrap();
+    let command = ready.render(&RenderOptions::new()).unwrap();
+    check_clean(&command);
+    let args: Vec<_> = command.args.iter().map(|a| a.to_str().unwrap()).collect();
+    assert_eq!(args[args.len() - 1], "/tmp/here");
+
+    // The plain API drops the same keys.
+    let spec = client
+        .upload_setup_one(&TransferRequest::upload_to(["/incoming"]))
+        .await
+        .unwrap();
+    assert_eq!(spec.remove_after_transfer, None);
+    assert_eq!(spec.ssh_private_key_path, None);
+}
+
+fn check_clean(command: &fasp_spec::AscpCommand) {
+    let args: Vec<_> = command.args.iter().map(|a| a.to_str().unwrap()).collect();
+    let joined = args.join(" ");
+    for needle in [
+        "/etc/shadow",
+        "-i",
+        "--remove",
+        "--delete",
+        "--move",
+        "--file-manifest",
+        "--proxy",
+        "--src-base",
+        "--overwrite",
+        "--preserve",
+        "--file-crypt",
+        "--partial",
+        "/etc/cron.d",
+        ".ssh",
+        "node-key",
+        "node-pw",
+        "proxy-pw",
+        "cp-Ww3",
+    ] {
+        assert!(
+            !args
+                .iter()
+                .any(|a| a.starts_with(needle) || a.contains("/etc/shadow")),
+            "{needle} in {joined}"
+        );
+        assert!(
+            !joined.contains(needle) || needle == "-i",
+            "{needle} in {joined}"
+        );
+    }
+    let env: Vec<&str> = command.env.keys().map(String::as_str).collect();
+    assert_eq!(env, ["ASPERA_SCP_COOKIE", "ASPERA_SCP_TOKEN"], "{joined}");
+}
+
+#[tokio::test]
+async fn answers_are_bounded_in_bytes_and_in_specs() {
+    // A body longer than the limit: refused while it is read, not retried.
+    let big = format!(
+        r#"{{"transfer_specs": [{{"transfer_spec": {{"remote_host": "{}"}}}}]}}"#,
+        "h".repeat(5 * 1024 * 1024)
+    );
+    let node = standin(|c| c.upload_answers = vec![Answer::json_body(&big)]).await;
+    let request = TransferRequest::upload_to(["/"]);
+    let err = basic_client(&node)
+        .upload_setup_one(&request)
+        .await
+        .unwrap_err();
+    match &err {
+        Error::AnswerTooLarge { url, limit } => {
+            assert_eq!(*limit, fasp_token::DEFAULT_MAX_BODY_BYTES);
+            assert!(url.ends_with(UPLOAD), "{url}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(node.count(UPLOAD), 1);
+    assert!(
+        err.to_string().contains("larger than 4194304 bytes"),
+        "{err}"
+    );
+
+    // The limit is configurable.
+    node.reconfigure(|c| c.upload_answers = vec![Answer::Normal]);
+    let small = NodeClient::builder(node.base_url())
+        .basic_auth(NODE_USER, NODE_PASSWORD)
+        .max_body_bytes(64)
+        .build()
+        .unwrap();
+    let err = small.upload_setup_one(&request).await.unwrap_err();
+    assert!(
+        matches!(err, Error::AnswerTooLarge { limit: 64, .. }),
+        "{err:?}"
+    );
+    let roomy = NodeClient::builder(node.base_url())
+        .basic_auth(NODE_USER, NODE_PASSWORD)
+        .max_body_bytes(64 * 1024 * 1024)
+        .build()
+        .unwrap();
+    roomy.upload_setup_one(&request).await.unwrap();
+
+    // More specs than requests: refused at the first extra element.
+    let many = format!(
+        r#"{{"transfer_specs": [{}]}}"#,
+        vec![r#"{"transfer_spec": {"remote_host": "h", "token": "t"}}"#; 50_000].join(",")
+    );
+    node.reconfigure(|c| c.upload_answers = vec![Answer::json_body(&many)]);
+    let err = roomy
+        .upload_setup(&[request.clone(), request.clone()])
+        .await
+        .unwrap_err();
+    match &err {
+        Error::TooManySpecs { max, .. } => assert_eq!(*max, 2),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_extra_ca_certificate_from_a_pem_file() {
+    let node = standin(|c| c.tls = true).await;
+    let folder = tempfile::tempdir().unwrap();
+    let pem = folder.path().join("standin.pem");
+    std::fs::write(&pem, CERTIFICATE_PEM).unwrap();
+    let request = TransferRequest::upload_to(["/"]);
+
+    let client = NodeClient::builder(node.base_url())
+        .basic_auth(NODE_USER, NODE_PASSWORD)
+        .add_root_certificate_pem(&pem)
+        .build()
+        .unwrap();
+    assert!(!client.sends_credentials_in_clear());
+    client.upload_setup_one(&request).await.unwrap();
+    // Through ClientConfig as well.
+    NodeClient::builder(node.base_url())
+        .basic_auth(NODE_USER, NODE_PASSWORD)
+        .config(ClientConfig::default().with_root_certificate_file(&pem))
+        .build()
+        .unwrap()
+        .upload_setup_one(&request)
+        .await
+        .unwrap();
+
+    // Unreadable, empty, garbage: a typed error naming the file, at build time.
+    let missing = folder.path().join("missing.pem");
+    let empty = folder.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let garbage = folder.path().join("garbage.pem");
+    std::fs::write(
+        &garbage,
+        "-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    for bad in [&missing, &empty, &garbage] {
+        let err = NodeClient::builder(node.base_url())
+            .add_root_certificate_pem(bad)
+            .build()
+            .unwrap_err();
+        match &err {
+            Error::Certificate { path, .. } => assert_eq!(path, bad),
+            other => panic!("{}: {other:?}", bad.display()),
+        }
+        assert!(
+            err.to_string().contains(&bad.display().to_string()),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn credentials_over_plain_http_are_flagged() {
+    let node = standin(|_| {}).await;
+    assert!(node.base_url().starts_with("http://"));
+    assert!(basic_client(&node).sends_credentials_in_clear());
+    let bearer = NodeClient::builder(node.base_url())
+        .bearer_auth(BEARER_TOKEN, ACCESS_KEY)
+        .build()
+        .unwrap();
+    assert!(bearer.sends_credentials_in_clear());
+    let anonymous = NodeClient::builder(node.base_url()).build().unwrap();
+    assert!(!anonymous.sends_credentials_in_clear());
 }
