@@ -4,22 +4,36 @@
 //! `fasp-lab` binary (the offline demo and node API stand-in) adds its subcommands to the same
 //! command line. Its Rust API is not a stable interface: the command line is.
 
+pub mod completions;
 pub mod decode;
+pub mod logging;
+pub mod manpage;
 pub mod node;
+pub mod options;
 pub mod render;
 pub mod transfer;
 pub mod updown;
 
+mod terminal;
+
+pub use terminal::escape;
+
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+pub use logging::{GlobalArgs, LogGuard, init_logging};
 pub use transfer::{event_json, runtime};
+
+pub(crate) use logging::quiet;
 
 /// The `fasp` command line.
 #[derive(Parser)]
 #[command(name = "fasp", version, about = "Drive IBM Aspera ascp transfers")]
 pub struct Cli {
+    /// `-v`, `-q`, `--log-dir`: accepted before or after the subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -40,6 +54,11 @@ pub enum Command {
     Upload(updown::Args),
     /// Download: node API download_setup, then the transfer (SOURCE... LOCAL_FOLDER).
     Download(updown::Args),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Write the man pages (fasp.1 and one per subcommand) into a folder.
+    #[command(hide = true)]
+    Manpage(manpage::Args),
 }
 
 /// Runs one subcommand to its end; the exit status follows docs/cli.md.
@@ -51,10 +70,28 @@ pub fn run(command: Command) -> ExitCode {
         Command::Node(args) => node::run(args),
         Command::Upload(args) => updown::run(args, true),
         Command::Download(args) => updown::run(args, false),
+        Command::Completions(args) => completions::run(args, Cli::command()),
+        Command::Manpage(args) => manpage::run(args, Cli::command()),
     }
 }
 
-/// The `fasp` binary: parse the command line and run it.
+/// The `fasp` binary: parse the command line, set up logging (see [`init_logging`]) and run
+/// the subcommand.
 pub fn main() -> ExitCode {
-    run(Cli::parse().command)
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let _log = match init_logging(&cli.global) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("fasp: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The subcommand's name only: its arguments may hold a password.
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        command = matches.subcommand_name().unwrap_or_default(),
+        "fasp started"
+    );
+    run(cli.command)
 }

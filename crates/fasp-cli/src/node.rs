@@ -68,12 +68,30 @@ pub(crate) struct NodeArgs {
     /// Seconds to wait for the node's answer (decimals allowed). Default 30.
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     timeout: Option<Duration>,
+    /// DANGER: accept any TLS certificate of the node, even self-signed or for another name.
+    /// Anyone on the path can then read the credentials and the token. For lab nodes only;
+    /// prefer --cacert.
+    #[arg(long = "insecure-skip-tls-verify")]
+    insecure: bool,
 }
 
 impl NodeArgs {
     /// The client, or (exit status, message) for a usage error.
-    pub(crate) fn client(&self) -> Result<NodeClient, (u8, String)> {
+    pub(crate) fn client(&self, command: &str) -> Result<NodeClient, (u8, String)> {
         let mut builder = NodeClient::builder(self.url.clone());
+        if self.insecure {
+            eprintln!(
+                "fasp {command}: warning: --insecure-skip-tls-verify: the node's certificate \
+                 is not checked; the credentials and the token can be read by anyone on the path"
+            );
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        if self.url.starts_with("http://") && (self.user.is_some() || self.bearer.is_some()) {
+            eprintln!(
+                "fasp {command}: warning: {} is plain HTTP: the credentials go unencrypted",
+                crate::escape(&self.url)
+            );
+        }
         if let Some(user) = &self.user {
             let password = match self.password.clone() {
                 Some(password) => password,
@@ -133,7 +151,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
         ExitCode::from(code)
     };
 
-    let client = match setup.node.client() {
+    let client = match setup.node.client(&format!("node {name}")) {
         Ok(client) => client,
         Err((code, message)) => return fail(code, &message),
     };

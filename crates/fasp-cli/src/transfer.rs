@@ -1,11 +1,15 @@
-//! `fasp transfer --spec FILE [--ascp PATH] [--json] [--retries N]`: run a transfer spec.
+//! `fasp transfer --spec FILE|- [options]`: run a transfer spec; the running half of
+//! `fasp upload` and `fasp download` too.
 //!
-//! On a terminal: a progress bar. With `--json`: one JSON object per line on stdout, every
-//! event with a `"type"` (and `"session_id"` when it belongs to a session), the last line the
-//! outcome `{"type":"outcome","ok":..,"code":..,"message":..,...}`; control lines on stdin
-//! (`{"type":"rate","target_kbps":..,"min_kbps":..,"policy":..}`, `{"type":"pause"}`,
-//! `{"type":"resume"}`, `{"type":"cancel"}`). Ctrl-C and SIGTERM cancel cleanly. Exit status 0
-//! on success, 1 when the transfer fails (or is cancelled), 2 for a bad spec or command line.
+//! On a terminal: a progress bar on stderr. With `--json`: one JSON object per line on
+//! stdout, `"type"` first, every event of the transfer, and always, last, the outcome line
+//! `{"type":"outcome","ok":..,"exit":..,"code":..,"message":..,"retryable":..,"bytes":..,
+//! "files":{..},"attempts":..,...}` with the same fields whatever happened (a bad spec, a
+//! cancel, an interrupt included); control lines on stdin (`{"type":"rate","target_kbps":..,
+//! "min_kbps":..,"policy":"fair"}`, `{"type":"pause"}`, `{"type":"resume"}`,
+//! `{"type":"cancel"}`), with the words events use. Exit status: 0 success, 1 the transfer
+//! failed or was cancelled, 2 a bad spec or command line, 130 interrupted (SIGINT, SIGTERM).
+//! The JSON contract is docs/cli.md with its schema, docs/fasp-json.schema.json.
 //!
 //! Nothing waits on stdout but its own thread: lines go there through a bounded queue, and
 //! when it is full the events wait in the transfer's queue, where progress samples are
@@ -13,7 +17,7 @@
 //! the transfer, nor the signals, nor the control lines. A closed stdout (EPIPE) cancels the
 //! transfer.
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,21 +26,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use fasp_manager::{
-    Controller, Event, EventKind, Manager, Policy, RetryPolicy, Summary, TransferError,
+    Controller, Event, EventKind, Manager, Policy, Progress, RetryPolicy, Summary, TransferError,
     TransferOptions,
 };
-use fasp_spec::TransferSpec;
+use fasp_spec::{REDACTED, TransferSpec};
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::io::AsyncBufReadExt;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
+use crate::options::{Destination, SpecArgs};
+use crate::terminal::{escape, mbits, megabytes};
+
 /// Arguments of `fasp transfer`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The transfer spec (JSON: a bare spec, or a node answer with `transfer_specs`).
-    #[arg(long)]
+    /// The transfer spec: a JSON file (a bare spec, {"transfer_spec": ...} or a node answer
+    /// with "transfer_specs"), or - for standard input (then no control lines are read).
+    #[arg(long, value_name = "FILE|-")]
     spec: PathBuf,
     #[command(flatten)]
     run: RunArgs,
@@ -54,13 +62,70 @@ pub struct RunArgs {
     /// Retry transient failures this many times, resuming each time.
     #[arg(long, default_value_t = 0)]
     retries: u32,
+    #[command(flatten)]
+    spec: SpecArgs,
+}
+
+/// What a command failed on before any transfer ran.
+pub(crate) struct Early {
+    /// The exit status: 2 for a usage or spec error, 1 for anything else.
+    pub(crate) exit: u8,
+    /// The message (the command's name is added in front).
+    pub(crate) message: String,
 }
 
 impl RunArgs {
-    /// Run `spec` to its end with the `fasp transfer` output.
-    pub(crate) fn run(&self, spec: &TransferSpec) -> ExitCode {
+    /// Reports a failure that came before the transfer: a line on stderr and, with --json,
+    /// the outcome line. Returns the exit status.
+    pub(crate) fn fail_early(&self, command: &str, early: Early) -> ExitCode {
+        eprintln!("fasp {command}: {}", early.message);
+        if self.json {
+            let line = outcome_line(
+                early.exit,
+                None,
+                &early.message,
+                false,
+                false,
+                &Progress::default(),
+                0,
+                0,
+            );
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        }
+        ExitCode::from(early.exit)
+    }
+
+    /// Applies the options to `spec` and runs it to its end with the `fasp transfer` output.
+    pub(crate) fn run(
+        &self,
+        command: &'static str,
+        spec: &TransferSpec,
+        destination: Destination,
+        controls: bool,
+    ) -> ExitCode {
+        let applied = match self.spec.apply(spec, destination) {
+            Ok(applied) => applied,
+            Err(message) => return self.fail_early(command, Early { exit: 2, message }),
+        };
+        if let Some(key) = redacted_secret(&applied.spec) {
+            return self.fail_early(
+                command,
+                Early {
+                    exit: 2,
+                    message: format!(
+                        "the spec's {key} is the placeholder {REDACTED:?}: it was saved from \
+                         redacted output; save the real spec with `fasp node ... --save FILE` \
+                         (written 0600) or use `fasp upload` / `fasp download`"
+                    ),
+                },
+            );
+        }
         let mut options = TransferOptions::default()
             .with_retry(RetryPolicy::attempts(self.retries.saturating_add(1)));
+        if let Some(n) = applied.spec.multi_session.filter(|n| *n > 1) {
+            options = options.with_sessions(n);
+        }
         // ascp gets a minimal environment; `FASP_ASCP_ENV` names more variables to pass on
         // (comma-separated, `NAME*` for a prefix).
         if let Ok(names) = std::env::var("FASP_ASCP_ENV") {
@@ -68,8 +133,37 @@ impl RunArgs {
                 options = options.with_inherited_env(name);
             }
         }
-        run_spec(spec, self.ascp.as_deref(), self.json, options)
+        let job = Job {
+            command,
+            ascp: self.ascp.as_deref(),
+            json: self.json,
+            controls: controls && self.json,
+            warnings: applied.warnings,
+        };
+        run_spec(&job, &applied.spec, options)
     }
+}
+
+/// A secret of the spec that holds the redaction placeholder instead of a value.
+fn redacted_secret(spec: &TransferSpec) -> Option<&'static str> {
+    let secrets = [
+        ("token", spec.token.as_ref()),
+        ("cookie", spec.cookie.as_ref()),
+        ("remote_password", spec.remote_password.as_ref()),
+        ("ssh_private_key", spec.ssh_private_key.as_ref()),
+        (
+            "ssh_private_key_passphrase",
+            spec.ssh_private_key_passphrase.as_ref(),
+        ),
+        (
+            "content_protection_password",
+            spec.content_protection_password.as_ref(),
+        ),
+    ];
+    secrets
+        .into_iter()
+        .find(|(_, s)| s.is_some_and(|s| s.expose() == REDACTED))
+        .map(|(k, _)| k)
 }
 
 /// A multi-threaded runtime for one command, or its exit status with a message on stderr.
@@ -80,41 +174,54 @@ pub fn runtime(command: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
         .build()
         .map_err(|e| {
             eprintln!("fasp {command}: cannot start the async runtime: {e}");
-            ExitCode::from(2)
+            ExitCode::from(1)
         })
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
+    let from_stdin = args.spec.as_os_str() == "-";
     let spec = match read_spec(&args.spec) {
         Ok(spec) => spec,
-        Err(msg) => {
-            eprintln!("fasp transfer: {msg}");
-            return ExitCode::from(2);
-        }
+        Err(message) => return args.run.fail_early("transfer", Early { exit: 2, message }),
     };
-    args.run.run(&spec)
+    args.run
+        .run("transfer", &spec, Destination::AsSpecified, !from_stdin)
 }
 
-/// Read a spec file (a bare spec, `{"transfer_spec": ...}` or a node answer).
+/// Reads a spec file, or standard input for `-` (a bare spec, `{"transfer_spec": ...}` or a
+/// node answer). Errors name the file and give 1-based line and column.
 pub(crate) fn read_spec(path: &Path) -> Result<TransferSpec, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    TransferSpec::from_document(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let (text, name) = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read the spec from standard input: {e}"))?;
+        (text, "standard input".to_owned())
+    } else {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        (text, path.display().to_string())
+    };
+    TransferSpec::from_document(&text).map_err(|e| format!("{name}: {e}"))
 }
 
-/// Run a transfer to its end with the `fasp transfer` output; shared with `fasp upload` and
-/// `fasp download`.
-pub(crate) fn run_spec(
-    spec: &TransferSpec,
-    ascp: Option<&Path>,
+/// One run of a transfer: the command's name and how to show it.
+struct Job<'a> {
+    command: &'static str,
+    ascp: Option<&'a Path>,
     json: bool,
-    options: TransferOptions,
-) -> ExitCode {
-    let runtime = match runtime("transfer") {
+    /// Whether control lines are read from stdin (not when stdin held the spec).
+    controls: bool,
+    warnings: Vec<String>,
+}
+
+/// Runs a transfer to its end with the `fasp transfer` output.
+fn run_spec(job: &Job<'_>, spec: &TransferSpec, options: TransferOptions) -> ExitCode {
+    let runtime = match runtime(job.command) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let code = runtime.block_on(drive(spec, ascp, json, options));
+    let code = runtime.block_on(drive(job, spec, options));
     // The stdin reader may still be blocked in a read, and the stdout writer in a write to a
     // reader that does not read: wait for neither (exiting ends them).
     runtime.shutdown_background();
@@ -130,46 +237,56 @@ const FLUSH_GRACE_AFTER_SIGNAL: Duration = Duration::from_millis(500);
 /// events wait in the transfer's own queue, where progress samples are coalesced.
 const STDOUT_QUEUE: usize = 64;
 
-async fn drive(
-    spec: &TransferSpec,
-    ascp: Option<&Path>,
-    json: bool,
-    options: TransferOptions,
-) -> ExitCode {
+/// The exit status of an interrupted command (SIGINT or SIGTERM), as shells report Ctrl-C.
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
+
+async fn drive(job: &Job<'_>, spec: &TransferSpec, options: TransferOptions) -> ExitCode {
+    let command = job.command;
     // Signals first: from here on SIGINT and SIGTERM cancel instead of killing fasp.
-    let signals = match Signals::install() {
+    let signals = match Signals::install(command) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("fasp transfer: cannot handle signals: {e}");
+            eprintln!("fasp {command}: cannot handle signals: {e}");
             return ExitCode::from(1);
         }
     };
     // JSON lines go to stdout from a thread of their own: a reader that does not read never
     // holds up signals, controls or the transfer.
-    let mut out = json.then(|| StdoutLines::start(STDOUT_QUEUE));
-    let manager = match ascp {
+    let mut out = job.json.then(|| StdoutLines::start(STDOUT_QUEUE));
+    for warning in &job.warnings {
+        eprintln!("fasp {command}: warning: {warning}");
+        if let Some(out) = &out {
+            let _ = out
+                .sender()
+                .send(json!({"type": "warning", "message": warning}).to_string())
+                .await;
+        }
+    }
+    let manager = match job.ascp {
         Some(p) => Manager::with_ascp(p),
         None => Manager::new(),
     };
     let mut transfer = match manager.start(spec, options) {
         Ok(t) => t,
         Err(e) => {
-            let code = if matches!(e, TransferError::Spec(_)) {
+            let exit = if matches!(e, TransferError::Spec(_)) {
                 2
             } else {
                 1
             };
+            let line = outcome_json(exit, &Err(e), false, &Progress::default());
             match out {
                 Some(out) => {
                     let (_, signalled) = signals.spawn(None);
-                    out.finish(None, &outcome_json(&Err(e)), signalled).await;
+                    out.finish(command, None, &line, signalled).await;
                 }
-                None => eprintln!("fasp transfer: {e}"),
+                None => eprintln!("fasp {command}: {}", line["message"].as_str().unwrap_or("")),
             }
-            return ExitCode::from(code);
+            return ExitCode::from(exit);
         }
     };
     let mut events = transfer.events();
+    let progress = transfer.progress();
     let printer = match &out {
         Some(out) => {
             let lines = out.sender();
@@ -187,11 +304,13 @@ async fn drive(
             })
         }
         None => {
-            let progress = transfer.progress();
+            let progress = progress.clone();
             tokio::spawn(async move { human(&mut events, progress).await })
         }
     };
-    let controls = json.then(|| tokio::spawn(read_controls(transfer.controller())));
+    let controls = job
+        .controls
+        .then(|| tokio::spawn(read_controls(command, transfer.controller())));
     let (signal_task, signalled) = signals.spawn(Some(transfer.controller()));
     let controller = transfer.controller();
     let wait = transfer.wait();
@@ -201,7 +320,7 @@ async fn drive(
             tokio::select! {
                 result = &mut wait => result,
                 error = out.broken() => {
-                    eprintln!("fasp transfer: cannot write to stdout ({error}): cancelling");
+                    eprintln!("fasp {command}: cannot write to stdout ({error}): cancelling");
                     let _ = controller.cancel().await;
                     wait.await
                 }
@@ -213,43 +332,73 @@ async fn drive(
     if let Some(c) = controls {
         c.abort();
     }
+    let interrupted = *signalled.borrow() > 0;
+    let exit = match (&result, interrupted) {
+        (Ok(_), _) => 0,
+        (Err(_), true) => EXIT_INTERRUPTED,
+        (Err(_), false) => 1,
+    };
+    let last = progress.borrow().clone();
+    let line = outcome_json(exit, &result, interrupted, &last);
     match out {
         Some(out) => {
-            out.finish(Some(printer), &outcome_json(&result), signalled)
-                .await;
+            out.finish(command, Some(printer), &line, signalled).await;
         }
         None => {
             let _ = printer.await;
-            match &result {
-                Ok(s) => eprintln!(
-                    "done: {} bytes, {} files ({} skipped) in {:.1} s",
-                    s.bytes,
-                    s.files_done,
-                    s.files_skipped,
-                    s.elapsed.as_secs_f64()
-                ),
-                Err(e) => eprintln!("fasp transfer: {e}"),
+            if !crate::quiet() {
+                eprintln!("{}", human_outcome(&result, &last, interrupted));
+            } else if let Err(e) = &result {
+                eprintln!("fasp {command}: {}", escape(&e.to_string()));
             }
         }
     }
     signal_task.abort();
     drop(manager);
-    if result.is_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    ExitCode::from(exit)
+}
+
+/// The last line of human output: what was moved, or why not.
+fn human_outcome(
+    result: &Result<Summary, TransferError>,
+    last: &Progress,
+    interrupted: bool,
+) -> String {
+    match result {
+        Ok(s) => format!(
+            "done: {} in {} files ({} skipped) in {:.1} s, {} on average",
+            megabytes(s.bytes),
+            s.files_done,
+            s.files_skipped,
+            s.elapsed.as_secs_f64(),
+            mbits(s.bytes as f64 / s.elapsed.as_secs_f64().max(1e-3)),
+        ),
+        Err(e) => format!(
+            "{}: {} ({} in {} files moved before){}",
+            if interrupted { "interrupted" } else { "failed" },
+            escape(&e.to_string()),
+            megabytes(last.bytes_done),
+            last.files_done,
+            if e.is_retryable() {
+                "; retryable: --retries N resumes"
+            } else {
+                ""
+            }
+        ),
     }
 }
 
 /// SIGINT and SIGTERM, caught from before the transfer starts to the very end.
 struct Signals {
+    command: &'static str,
     interrupt: Signal,
     terminate: Signal,
 }
 
 impl Signals {
-    fn install() -> std::io::Result<Signals> {
+    fn install(command: &'static str) -> std::io::Result<Signals> {
         Ok(Signals {
+            command,
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
         })
@@ -262,6 +411,7 @@ impl Signals {
         transfer: Option<Controller>,
     ) -> (tokio::task::JoinHandle<()>, watch::Receiver<u32>) {
         let (count, signalled) = watch::channel(0u32);
+        let command = self.command;
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -269,14 +419,15 @@ impl Signals {
                     Some(()) = self.terminate.recv() => {}
                     else => return,
                 }
+                // Counted first: the outcome, once the cancel below lands, is "interrupted".
+                count.send_modify(|n| *n += 1);
                 if let Some(t) = &transfer {
                     // Never waits: the escalation (CANCEL, SIGTERM, SIGKILL) runs in the
                     // transfer's own tasks.
                     let _ = t.cancel().await;
                 }
-                count.send_modify(|n| *n += 1);
                 if *count.borrow() == 1 {
-                    eprintln!("fasp transfer: cancelling");
+                    eprintln!("fasp {command}: interrupted: cancelling");
                 }
             }
         });
@@ -373,6 +524,7 @@ impl StdoutLines {
     /// say so on stderr.
     async fn finish(
         self,
+        command: &str,
         printer: Option<tokio::task::JoinHandle<()>>,
         outcome: &Value,
         mut signalled: watch::Receiver<u32>,
@@ -408,7 +560,7 @@ impl StdoutLines {
         tokio::select! {
             () = flush => {}
             () = give_up => eprintln!(
-                "fasp transfer: stdout is not being read: exiting without the last lines \
+                "fasp {command}: stdout is not being read: exiting without the last lines \
                  (the outcome among them)"
             ),
         }
@@ -416,7 +568,7 @@ impl StdoutLines {
 }
 
 /// Control lines on stdin (JSON mode). Bad lines are reported on stderr and ignored.
-async fn read_controls(transfer: Controller) {
+async fn read_controls(command: &'static str, transfer: Controller) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         if line.trim().is_empty() {
@@ -434,11 +586,13 @@ async fn read_controls(transfer: Controller) {
                     ControlLine::Resume => transfer.resume().await,
                     ControlLine::Cancel => transfer.cancel().await,
                 };
-                if sent.is_err() {
-                    return;
+                match sent {
+                    Ok(()) => {}
+                    Err(fasp_manager::ControlError::Ended) => return,
+                    Err(e) => eprintln!("fasp {command}: control line refused: {e}"),
                 }
             }
-            Err(msg) => eprintln!("fasp transfer: ignored control line: {msg}"),
+            Err(msg) => eprintln!("fasp {command}: ignored control line: {}", escape(&msg)),
         }
     }
     // Standard input closed: nothing more to do (the transfer goes on).
@@ -501,13 +655,34 @@ fn parse_control(line: &str) -> Result<ControlLine, String> {
     }
 }
 
-/// One event as a JSON line (secrets are never part of events).
+/// The spec's word for a policy ascp reports as `Adaptive` (`Fixed`, `Adaptive`, `Trickle`)
+/// and a priority (1 high, 2 regular): the word control lines and specs use.
+fn policy_word(adaptive: Option<&str>, priority: Option<u64>) -> Option<&'static str> {
+    match adaptive?.to_ascii_lowercase().as_str() {
+        "fixed" => Some("fixed"),
+        "trickle" | "low" => Some("low"),
+        "adaptive" | "fair" | "high" => Some(if priority == Some(1) { "high" } else { "fair" }),
+        _ => None,
+    }
+}
+
+/// `Send` / `Receive` as the spec's `send` / `receive`.
+fn direction_word(direction: Option<&str>) -> Option<String> {
+    direction.map(str::to_ascii_lowercase)
+}
+
+/// One event as a JSON line: `type` first, then the event's fields, then `session_id`,
+/// `attempt` and `part` (secrets are never part of events).
 pub fn event_json(event: &Event) -> Option<Value> {
     let file = |f: &fasp_manager::FileInfo| {
         json!({"file": f.file, "size": f.size, "written": f.written, "start_byte": f.start_byte,
                "session_bytes": f.session_bytes, "arg_index": f.arg_index})
     };
-    let (ty, mut body) = match &event.kind {
+    let rates = |r: &fasp_manager::Rates| {
+        json!({"target_kbps": r.target_kbps, "min_kbps": r.min_kbps,
+               "policy": policy_word(r.adaptive.as_deref(), r.priority)})
+    };
+    let (ty, body) = match &event.kind {
         EventKind::Queued => ("queued", json!({})),
         EventKind::Spawned { pid } => ("spawned", json!({"pid": pid})),
         EventKind::Connected => ("connected", json!({})),
@@ -520,20 +695,25 @@ pub fn event_json(event: &Event) -> Option<Value> {
             operation,
         } => (
             "session_init",
-            json!({"direction": direction, "operation": operation}),
+            json!({"direction": direction_word(direction.as_deref()), "operation": operation}),
         ),
-        EventKind::SessionStarted(s) => (
-            "session_started",
-            json!({"direction": s.direction, "host": s.host, "user": s.user, "tcp_port": s.tcp_port,
-                   "udp_port": s.udp_port, "target_kbps": s.rates.target_kbps, "min_kbps": s.rates.min_kbps,
-                   "adaptive": s.rates.adaptive, "priority": s.rates.priority, "cipher": s.cipher,
-                   "sources": s.sources, "destination": s.destination, "keepalive": s.keepalive,
-                   "fallback_protocol": s.fallback_protocol}),
-        ),
-        EventKind::RateChanged(r) => (
-            "rate_changed",
-            json!({"target_kbps": r.target_kbps, "min_kbps": r.min_kbps, "adaptive": r.adaptive, "priority": r.priority}),
-        ),
+        EventKind::SessionStarted(s) => {
+            let mut v = json!({"direction": direction_word(s.direction.as_deref()),
+                   "host": s.host, "user": s.user, "tcp_port": s.tcp_port,
+                   "udp_port": s.udp_port});
+            if let (Some(obj), Value::Object(r)) = (v.as_object_mut(), rates(&s.rates)) {
+                obj.extend(r);
+            }
+            v["cipher"] = json!(s.cipher);
+            v["sources"] = json!(s.sources);
+            v["destination"] = json!(s.destination);
+            v["keepalive"] = json!(s.keepalive);
+            v["fallback_protocol"] = json!(s.fallback_protocol);
+            ("session_started", v)
+        }
+        EventKind::RateChanged(r) => ("rate_changed", rates(r)),
+        EventKind::Paused => ("paused", json!({})),
+        EventKind::Resumed => ("resumed", json!({})),
         EventKind::JobSize { files, bytes } => {
             ("job_size", json!({"files": files, "bytes": bytes}))
         }
@@ -549,7 +729,7 @@ pub fn event_json(event: &Event) -> Option<Value> {
         EventKind::FileDone(f) => {
             let mut v = file(f);
             if let Some((kind, sum)) = &f.checksum {
-                v["checksum_type"] = json!(kind);
+                v["checksum_type"] = json!(kind.to_ascii_lowercase());
                 v["checksum"] = json!(sum);
             }
             ("file_done", v)
@@ -621,8 +801,12 @@ pub fn event_json(event: &Event) -> Option<Value> {
         EventKind::Lagged { missed } => ("lagged", json!({"missed": missed})),
         _ => return None,
     };
-    let obj = body.as_object_mut()?;
+    let Value::Object(fields) = body else {
+        return None;
+    };
+    let mut obj = Map::with_capacity(fields.len() + 4);
     obj.insert("type".into(), json!(ty));
+    obj.extend(fields);
     if let Some(sid) = &event.session_id {
         obj.insert("session_id".into(), json!(&**sid));
     }
@@ -630,22 +814,78 @@ pub fn event_json(event: &Event) -> Option<Value> {
     if event.part > 0 {
         obj.insert("part".into(), json!(event.part));
     }
-    Some(body)
+    Some(Value::Object(obj))
 }
 
-fn outcome_json(result: &Result<Summary, TransferError>) -> Value {
+/// The outcome line: the same fields whatever happened, `type` first.
+#[allow(clippy::too_many_arguments)]
+fn outcome_line(
+    exit: u8,
+    code: Option<u64>,
+    message: &str,
+    retryable: bool,
+    interrupted: bool,
+    progress: &Progress,
+    attempts: u32,
+    sessions: usize,
+) -> Value {
+    json!({
+        "type": "outcome",
+        "ok": exit == 0,
+        "exit": exit,
+        "code": code,
+        "message": message,
+        "retryable": retryable,
+        "interrupted": interrupted,
+        "bytes": progress.bytes_done,
+        "files": {
+            "done": progress.files_done,
+            "skipped": progress.files_skipped,
+            "failed": progress.files_failed,
+        },
+        "attempts": attempts,
+        "sessions": sessions,
+        "elapsed_ms": progress.elapsed.as_millis() as u64,
+    })
+}
+
+/// The outcome line of a transfer that ran (or was refused by the manager).
+fn outcome_json(
+    exit: u8,
+    result: &Result<Summary, TransferError>,
+    interrupted: bool,
+    last: &Progress,
+) -> Value {
     match result {
-        Ok(s) => json!({
-            "type": "outcome", "ok": true, "code": null, "message": "transfer complete",
-            "bytes": s.bytes, "files_done": s.files_done, "files_skipped": s.files_skipped,
-            "files_failed": s.failed_files.len(), "attempts": s.attempts,
-            "elapsed_ms": s.elapsed.as_millis() as u64, "sessions": s.sessions.len(),
-        }),
+        Ok(s) => {
+            let mut done = last.clone();
+            done.bytes_done = s.bytes;
+            done.files_done = s.files_done;
+            done.files_skipped = s.files_skipped;
+            done.files_failed = s.failed_files.len() as u64;
+            done.elapsed = s.elapsed;
+            outcome_line(
+                exit,
+                None,
+                "transfer complete",
+                false,
+                false,
+                &done,
+                s.attempts,
+                s.sessions.len(),
+            )
+        }
         Err(e) => {
-            let mut v = json!({
-                "type": "outcome", "ok": false, "code": e.code(), "message": e.to_string(),
-                "retryable": e.is_retryable(),
-            });
+            let mut v = outcome_line(
+                exit,
+                e.code(),
+                &e.to_string(),
+                e.is_retryable(),
+                interrupted,
+                last,
+                last.attempts,
+                0,
+            );
             if let TransferError::Fasp {
                 meaning,
                 failed_files,
@@ -665,61 +905,86 @@ fn outcome_json(result: &Result<Summary, TransferError>) -> Value {
     }
 }
 
-/// Terminal output: a progress bar when stderr is a terminal, otherwise a line per file.
+/// Terminal output on stderr: a progress bar when stderr is a terminal, otherwise a line per
+/// file; nothing but errors with `-q`. Text from ascp and file names are escaped.
 async fn human(
     events: &mut fasp_manager::EventStream,
     progress: tokio::sync::watch::Receiver<fasp_manager::Progress>,
 ) {
-    let tty = std::io::stderr().is_terminal();
-    let bar = if tty {
+    let quiet = crate::quiet();
+    let tty = std::io::stderr().is_terminal() && !quiet;
+    let counting = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {decimal_bytes} (total not known yet) {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+    let known = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {decimal_bytes}/{decimal_total_bytes} ETA {eta} {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let bar = tty.then(|| {
         let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Some(bar)
-    } else {
-        None
-    };
+        bar.set_style(counting.clone());
+        bar
+    });
+    let mut total_known = false;
     while let Some(event) = events.next().await {
         let p = progress.borrow().clone();
         if let Some(bar) = &bar {
-            bar.set_length(p.bytes_expected.unwrap_or(p.bytes_done));
+            match p.bytes_expected {
+                // The ETA shows once the total is known (pre-calculation, or the end).
+                Some(total) => {
+                    if !total_known {
+                        bar.set_style(known.clone());
+                        total_known = true;
+                    }
+                    bar.set_length(total.max(p.bytes_done));
+                }
+                None => bar.set_length(p.bytes_done),
+            }
             bar.set_position(p.bytes_done);
-            let rate = p
-                .target_rate_kbps
-                .map(|r| format!(" @{r} Kbps"))
-                .unwrap_or_default();
-            bar.set_message(format!("{}{rate}", p.current_file.as_deref().unwrap_or("")));
+            let mut msg = mbits(p.throughput_bps);
+            if let Some(r) = p.target_rate_kbps {
+                msg.push_str(&format!(" (target {})", crate::terminal::kbps_as_mbits(r)));
+            }
+            if let Some(f) = p.current_file.as_deref() {
+                msg.push(' ');
+                msg.push_str(&escape(f));
+            }
+            bar.set_message(msg);
+        }
+        if quiet {
+            continue;
         }
         let line = match &event.kind {
             EventKind::FileDone(f) => Some(format!(
-                "done     {} ({} bytes)",
-                f.file,
-                f.size.unwrap_or(f.written)
+                "done     {} ({})",
+                escape(&f.file),
+                megabytes(f.size.unwrap_or(f.written))
             )),
-            EventKind::FileSkipped(f) => Some(format!("skipped  {}", f.file)),
+            EventKind::FileSkipped(f) => Some(format!("skipped  {}", escape(&f.file))),
             EventKind::FileFailed {
                 file,
                 code,
                 description,
             } => Some(format!(
-                "failed   {} (code {}): {description}",
-                file.file,
-                code.unwrap_or(0)
+                "failed   {} (code {}): {}",
+                escape(&file.file),
+                code.unwrap_or(0),
+                escape(description)
             )),
             EventKind::SessionFailed {
                 code, description, ..
-            } => Some(format!("session error {code}: {description}")),
+            } => Some(format!("session error {code}: {}", escape(description))),
+            EventKind::Paused => Some("paused".to_owned()),
+            EventKind::Resumed => Some("resumed".to_owned()),
             EventKind::Retrying {
                 next_attempt,
                 after,
                 reason,
             } => Some(format!(
-                "retrying (attempt {next_attempt} in {:.1} s): {reason}",
-                after.as_secs_f64()
+                "retrying (attempt {next_attempt} in {:.1} s): {}",
+                after.as_secs_f64(),
+                escape(reason)
             )),
             _ => None,
         };
@@ -782,11 +1047,49 @@ mod tests {
     }
 
     #[test]
-    fn failure_outcome_carries_the_code() {
-        let e = TransferError::Cancelled { forced: false };
-        let v = outcome_json(&Err(e));
-        assert_eq!(v["type"], "outcome");
-        assert_eq!(v["ok"], false);
-        assert_eq!(v["code"], 28);
+    fn policies_use_the_words_of_control_lines() {
+        assert_eq!(policy_word(Some("Fixed"), Some(1)), Some("fixed"));
+        assert_eq!(policy_word(Some("Adaptive"), Some(1)), Some("high"));
+        assert_eq!(policy_word(Some("Adaptive"), Some(2)), Some("fair"));
+        assert_eq!(policy_word(Some("Trickle"), None), Some("low"));
+        assert_eq!(policy_word(None, Some(1)), None);
+        for word in ["fixed", "high", "fair", "low"] {
+            assert!(Policy::parse(word).is_some(), "{word} is read back");
+        }
+    }
+
+    #[test]
+    fn events_put_type_first() {
+        let e = Event::new(EventKind::Paused);
+        let v = event_json(&e).unwrap();
+        assert_eq!(v.as_object().unwrap().keys().next().unwrap(), "type");
+        assert_eq!(v["type"], "paused");
+    }
+
+    #[test]
+    fn every_outcome_has_the_same_fields() {
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        let cancelled = outcome_json(
+            1,
+            &Err(TransferError::Cancelled { forced: false }),
+            false,
+            &Progress::default(),
+        );
+        assert_eq!(cancelled["type"], "outcome");
+        assert_eq!(cancelled["ok"], false);
+        assert_eq!(cancelled["code"], 28);
+        assert_eq!(cancelled["exit"], 1);
+        let early = outcome_line(
+            2,
+            None,
+            "bad spec",
+            false,
+            false,
+            &Progress::default(),
+            0,
+            0,
+        );
+        assert_eq!(keys(&early), keys(&cancelled));
+        assert_eq!(keys(&early)[0], "type");
     }
 }

@@ -1,17 +1,21 @@
-//! `fasp upload --url URL [auth] [--ascp PATH] [--json] SOURCE... DESTINATION` and
-//! `fasp download --url URL [auth] [--ascp PATH] [--json] SOURCE... DESTINATION`: ask the node
-//! API for a transfer spec (upload_setup / download_setup), then run it like `fasp transfer`.
+//! `fasp upload [node] [options] SOURCE... REMOTE_FOLDER` and
+//! `fasp download [node] [options] SOURCE... LOCAL_FOLDER`: ask the node API for a transfer
+//! spec (upload_setup / download_setup), then run it like `fasp transfer`.
 //!
-//! Upload: the sources are local, the destination is a folder on the node. Download: the
-//! sources are on the node, the destination is a local folder. The node's answer (host, ports,
-//! user, token, fallback) is the only source of connection parameters; its token goes to ascp
-//! through the environment, never the command line.
+//! The destination is a folder, as users mean it: created when missing (`create_dir`, which
+//! IBM's own samples set for this), and each source, file or folder, lands inside it under its
+//! own name. `--rename` asks for the other meaning explicitly: one source, and the destination
+//! is its new name. The node's answer gives the connection (host, ports, user, token,
+//! fallback); keys that act on this machine never come from it. Its token goes to ascp through
+//! the environment, never the command line.
 
 use std::process::ExitCode;
 
 use fasp_token::{TransferRequest, prepare_download, prepare_upload};
 
 use crate::node::NodeArgs;
+use crate::options::Destination;
+use crate::transfer::Early;
 
 /// Arguments of `fasp upload` and `fasp download`.
 #[derive(clap::Args)]
@@ -20,30 +24,40 @@ pub struct Args {
     node: NodeArgs,
     #[command(flatten)]
     run: crate::transfer::RunArgs,
-    /// SOURCE... DESTINATION: one or more sources, then the destination folder.
+    /// The destination is the new name of the one SOURCE, not a folder to put it in.
+    #[arg(long)]
+    rename: bool,
+    /// SOURCE... DESTINATION: one or more sources, then the destination folder (upload: on
+    /// the node; download: here).
     #[arg(required = true, num_args = 2.., value_name = "PATH")]
     paths: Vec<String>,
 }
 
 pub(crate) fn run(args: Args, upload: bool) -> ExitCode {
     let name = if upload { "upload" } else { "download" };
-    let fail = |code: u8, message: &dyn std::fmt::Display| {
-        eprintln!("fasp {name}: {message}");
-        ExitCode::from(code)
-    };
+    let fail = |exit: u8, message: String| args.run.fail_early(name, Early { exit, message });
     let Some((destination, sources)) = args.paths.split_last() else {
-        return fail(2, &"give at least one source and a destination");
+        return fail(2, "give at least one source and a destination".into());
     };
-    let client = match args.node.client() {
+    if args.rename && sources.len() != 1 {
+        return fail(
+            2,
+            format!(
+                "--rename takes exactly one source ({} given): the destination is its new name",
+                sources.len()
+            ),
+        );
+    }
+    let client = match args.node.client(name) {
         Ok(client) => client,
-        Err((code, message)) => return fail(code, &message),
+        Err((exit, message)) => return fail(exit, message),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
+        Err(e) => return fail(1, format!("cannot start the async runtime: {e}")),
     };
     let answer = runtime.block_on(async {
         if upload {
@@ -59,7 +73,12 @@ pub(crate) fn run(args: Args, upload: bool) -> ExitCode {
     drop(runtime);
     let answer = match answer {
         Ok(spec) => spec,
-        Err(e) => return fail(1, &format!("node setup failed: {e}")),
+        Err(e) => {
+            return fail(
+                1,
+                format!("node setup failed: {}", crate::escape(&e.to_string())),
+            );
+        }
     };
     let spec = if upload {
         prepare_upload(answer, sources.iter().cloned())
@@ -68,7 +87,20 @@ pub(crate) fn run(args: Args, upload: bool) -> ExitCode {
     };
     let spec = match spec {
         Ok(spec) => spec,
-        Err(e) => return fail(1, &format!("the node's transfer spec cannot be used: {e}")),
+        Err(e) => {
+            return fail(
+                1,
+                format!(
+                    "the node's transfer spec cannot be used: {}",
+                    crate::escape(&e.to_string())
+                ),
+            );
+        }
     };
-    args.run.run(&spec)
+    let destination = if args.rename {
+        Destination::Rename
+    } else {
+        Destination::Folder
+    };
+    args.run.run(name, &spec, destination, true)
 }

@@ -166,9 +166,17 @@ fn a_node_error_exits_1_naming_code_and_message() {
     );
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(output.stdout.is_empty());
-    assert_eq!(
-        stderr(&output),
-        "fasp node download-setup: node error 404: Not found: Path does not exist: /missing\n"
+    // The stand-in speaks plain HTTP: a warning first, then the error.
+    let text = stderr(&output);
+    assert!(
+        text.starts_with("fasp node download-setup: warning: http://"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "fasp node download-setup: node error 404: Not found: Path does not exist: /missing\n"
+        ),
+        "{text}"
     );
 }
 

@@ -200,8 +200,8 @@ fn cancel_with_stdout_stalled(signal: Signal) {
     };
     eprintln!("{signal} with stdout stalled: fasp exited {status} after {took:?}");
     let stderr = stderr_of(&s);
-    // The cancelled status: 1, as for every failed transfer (docs/cli.md).
-    assert_eq!(status.code(), Some(1), "{stderr}");
+    // Interrupted: 130, as shells report Ctrl-C (docs/cli.md).
+    assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("cancelling"), "{stderr}");
     assert!(stderr.contains("stdout is not being read"), "{stderr}");
     assert!(!alive(ascp), "ascp-sim {ascp} was left running");
@@ -347,7 +347,7 @@ fn sigterm_with_a_reader_ends_with_the_cancelled_outcome() {
     let took = signalled.expect("progress came").elapsed();
     eprintln!("SIGTERM with a reader: fasp exited {status} after {took:?}");
     assert!(took < Duration::from_secs(5));
-    assert_eq!(status.code(), Some(1), "{}", stderr_of(&s));
+    assert_eq!(status.code(), Some(130), "{}", stderr_of(&s));
     assert!(!alive(ascp), "ascp-sim {ascp} was left running");
     reaper.0.clear();
     assert!(lines.iter().any(|l| l["type"] == "exited"), "{lines:?}");
@@ -355,4 +355,6 @@ fn sigterm_with_a_reader_ends_with_the_cancelled_outcome() {
     assert_eq!(last["type"], "outcome", "{lines:?}");
     assert_eq!(last["ok"], false);
     assert_eq!(last["code"], 28);
+    assert_eq!(last["exit"], 130);
+    assert_eq!(last["interrupted"], true);
 }

@@ -1063,6 +1063,8 @@ impl Core {
         }
         self.paused = true;
         self.set_state(now, TransferState::Paused);
+        let attempt = self.parts.iter().map(|p| p.attempt).max().unwrap_or(0);
+        self.emit(now, 0, attempt, None, EventKind::Paused, None);
         for i in self.live() {
             self.write(now, i, Control::Rate(RateChange::pause()));
         }
@@ -1079,6 +1081,8 @@ impl Core {
             TransferState::Starting
         };
         self.set_state(now, state);
+        let attempt = self.parts.iter().map(|p| p.attempt).max().unwrap_or(0);
+        self.emit(now, 0, attempt, None, EventKind::Resumed, None);
         let live = self.live();
         let n = live.len();
         for (k, &i) in live.iter().enumerate() {

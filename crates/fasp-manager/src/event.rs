@@ -39,6 +39,19 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event of `kind` outside any session: part 0, attempt 0, no frame. The manager makes
+    /// its own; this is for listeners' tests and tools that show events.
+    pub fn new(kind: EventKind) -> Event {
+        Event {
+            part: 0,
+            attempt: 0,
+            session_id: None,
+            kind,
+            frame: None,
+            coalesced: 0,
+        }
+    }
+
     /// Whether this is a progress sample, which a subscriber that is behind may get
     /// coalesced (only [`EventKind::FileProgress`]); every other event is delivered.
     pub fn is_progress(&self) -> bool {
@@ -156,6 +169,14 @@ pub enum EventKind {
         /// Why the last one failed.
         reason: String,
     },
+    /// The transfer was paused (by [`Controller::pause`](crate::Controller::pause) or a
+    /// rate of 0): from here on it stays paused until resumed, whatever rates are set
+    /// meanwhile. Emitted once per pause, when asked, even before ascp is connected (the
+    /// pause is then written on connection).
+    Paused,
+    /// The transfer was resumed: the rates in force before the pause (or set during it) are
+    /// back.
+    Resumed,
     /// A control message was written to ascp's management connection.
     #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::control"))]
     ControlSent(Control),
