@@ -73,6 +73,10 @@ pub(crate) struct NodeArgs {
     /// prefer --cacert.
     #[arg(long = "insecure-skip-tls-verify")]
     insecure: bool,
+    /// Trust this CA certificate (PEM file) for the node, beside the usual roots: the safe
+    /// way to reach a node with a self-signed or private-CA certificate.
+    #[arg(long, value_name = "FILE")]
+    cacert: Vec<std::path::PathBuf>,
 }
 
 impl NodeArgs {
@@ -86,11 +90,8 @@ impl NodeArgs {
             );
             builder = builder.danger_accept_invalid_certs(true);
         }
-        if self.url.starts_with("http://") && (self.user.is_some() || self.bearer.is_some()) {
-            eprintln!(
-                "fasp {command}: warning: {} is plain HTTP: the credentials go unencrypted",
-                crate::escape(&self.url)
-            );
+        for file in &self.cacert {
+            builder = builder.add_root_certificate_pem(file.clone());
         }
         if let Some(user) = &self.user {
             let password = match self.password.clone() {
@@ -109,7 +110,14 @@ impl NodeArgs {
         if let Some(timeout) = self.timeout {
             builder = builder.timeout(timeout);
         }
-        builder.build().map_err(|e| (2, e.to_string()))
+        let client = builder.build().map_err(|e| (2, e.to_string()))?;
+        if client.sends_credentials_in_clear() {
+            eprintln!(
+                "fasp {command}: warning: {} is plain HTTP: the credentials go unencrypted",
+                crate::escape(&self.url)
+            );
+        }
+        Ok(client)
     }
 }
 
@@ -126,6 +134,10 @@ struct SetupArgs {
     #[allow(rustdoc::invalid_html_tags)]
     #[arg(long)]
     show_secrets: bool,
+    /// Also save the whole spec, secrets included, to FILE (created with mode 0600), ready
+    /// for `fasp transfer --spec FILE`; standard output stays redacted.
+    #[arg(long, value_name = "FILE")]
+    save: Option<std::path::PathBuf>,
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -147,7 +159,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
         Action::DownloadSetup(setup) => ("download-setup", false, setup),
     };
     let fail = |code: u8, message: &dyn std::fmt::Display| {
-        eprintln!("fasp node {name}: {message}");
+        eprintln!("fasp node {name}: {}", crate::escape(&message.to_string()));
         ExitCode::from(code)
     };
 
@@ -170,16 +182,29 @@ pub(crate) fn run(args: Args) -> ExitCode {
     };
     let result = runtime.block_on(async {
         if upload {
-            client.upload_setup_one(&request).await
+            client.upload_setup_one_detailed(&request).await
         } else {
-            client.download_setup_one(&request).await
+            client.download_setup_one_detailed(&request).await
         }
     });
     let spec = match result {
-        Ok(spec) => spec,
+        Ok(answer) => {
+            if let Some(warning) = dropped_warning(&answer.dropped_keys) {
+                eprintln!("fasp node {name}: warning: {warning}");
+            }
+            answer.spec
+        }
         Err(e @ Error::InvalidUrl { .. }) => return fail(2, &e),
         Err(e) => return fail(1, &e),
     };
+    if let Some(path) = &setup.save {
+        if let Err(e) = save_private(path, &spec) {
+            return fail(
+                1,
+                &format!("cannot save the spec to {}: {e}", path.display()),
+            );
+        }
+    }
 
     let text = match serde_json::to_string_pretty(&printable(&spec, setup.show_secrets)) {
         Ok(text) => text,
@@ -191,6 +216,34 @@ pub(crate) fn run(args: Args) -> ExitCode {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => fail(1, &e),
     }
+}
+
+/// The warning for keys a node answer set that a node may not set, if any.
+pub(crate) fn dropped_warning(dropped: &[String]) -> Option<String> {
+    (!dropped.is_empty()).then(|| {
+        format!(
+            "the node's answer set keys that only you may set, ignored: {} (they act on this \
+             machine: give them yourself with --ts if you want them)",
+            crate::escape(&dropped.join(", "))
+        )
+    })
+}
+
+/// Writes the spec, secrets included, to a file only its owner can read.
+fn save_private(path: &std::path::Path, spec: &TransferSpec) -> io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let text = serde_json::to_string_pretty(&spec.to_json_value()).map_err(io::Error::other)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An existing file keeps its mode on open: make it private before writing the secrets.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
 }
 
 /// Spec keys whose values are secrets (fasp-spec holds them as `Secret`).

@@ -103,9 +103,14 @@ impl RunArgs {
         spec: &TransferSpec,
         destination: Destination,
         controls: bool,
+        mut warnings: Vec<String>,
     ) -> ExitCode {
         let applied = match self.spec.apply(spec, destination) {
-            Ok(applied) => applied,
+            Ok(mut applied) => {
+                warnings.append(&mut applied.warnings);
+                applied.warnings = warnings;
+                applied
+            }
             Err(message) => return self.fail_early(command, Early { exit: 2, message }),
         };
         if let Some(key) = redacted_secret(&applied.spec) {
@@ -184,8 +189,13 @@ pub(crate) fn run(args: Args) -> ExitCode {
         Ok(spec) => spec,
         Err(message) => return args.run.fail_early("transfer", Early { exit: 2, message }),
     };
-    args.run
-        .run("transfer", &spec, Destination::AsSpecified, !from_stdin)
+    args.run.run(
+        "transfer",
+        &spec,
+        Destination::AsSpecified,
+        !from_stdin,
+        Vec::new(),
+    )
 }
 
 /// Reads a spec file, or standard input for `-` (a bare spec, `{"transfer_spec": ...}` or a

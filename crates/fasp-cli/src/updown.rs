@@ -62,17 +62,23 @@ pub(crate) fn run(args: Args, upload: bool) -> ExitCode {
     let answer = runtime.block_on(async {
         if upload {
             client
-                .upload_setup_one(&TransferRequest::upload_to([destination.clone()]))
+                .upload_setup_one_detailed(&TransferRequest::upload_to([destination.clone()]))
                 .await
         } else {
             client
-                .download_setup_one(&TransferRequest::download_from(sources.iter().cloned()))
+                .download_setup_one_detailed(&TransferRequest::download_from(
+                    sources.iter().cloned(),
+                ))
                 .await
         }
     });
     drop(runtime);
+    let mut warnings = Vec::new();
     let answer = match answer {
-        Ok(spec) => spec,
+        Ok(answer) => {
+            warnings.extend(crate::node::dropped_warning(&answer.dropped_keys));
+            answer.spec
+        }
         Err(e) => {
             return fail(
                 1,
@@ -102,5 +108,5 @@ pub(crate) fn run(args: Args, upload: bool) -> ExitCode {
     } else {
         Destination::Folder
     };
-    args.run.run(name, &spec, destination, true)
+    args.run.run(name, &spec, destination, true, warnings)
 }
