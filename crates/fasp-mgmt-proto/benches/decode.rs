@@ -2,24 +2,31 @@
 //!
 //! * `fasp/index`: our parser, every field indexed;
 //! * `fasp/typed-stats`: the same plus a typed view of every frame;
-//! * `httparse`: `httparse::parse_headers` on the same `Key: Value` lines;
+//! * `.../64K`, `.../2K`: the same bytes fed to the parser in 64 KiB or 2 KiB reads, appended to
+//!   one read buffer as a socket delivers them (the manager starts with 2 KiB reads);
+//! * `httparse`: `httparse::parse_headers` on the same `Key: Value` lines, whole stream in one
+//!   buffer (the baseline of every ratio);
+//! * `httparse/64K`: httparse fed in 64 KiB reads; it is not incremental, so a frame cut by a
+//!   read is parsed again from its start once the next read arrives;
 //! * `naive`: `String` + `HashMap`, what a hand-written client does.
 //!
 //! Run with `cargo xtask bench` (or `cargo bench -p fasp-mgmt-proto --bench decode`). After the
-//! criterion groups, a summary table gives MB/s, frames/s and the ratio to httparse, all
-//! measured in the same run.
+//! criterion groups (on the first stream), summary tables give MB/s, frames/s and the ratio to
+//! httparse for two streams (paths of 30 and of about 110 bytes), all measured in the same
+//! run: the decoders take turns, pass after pass, and each keeps the median of its passes.
+//! `cargo bench -p fasp-mgmt-proto --bench decode -- --summary` prints the summary only.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput};
-use fasp_mgmt_proto::{FrameParser, Message};
+use fasp_mgmt_proto::{Frame, FrameParser, Message};
 
 /// A stream of `n` frames: INIT, SESSION, then STATS with a STOP every 50 frames and a
 /// NOTIFICATION every 200, then DONE.
-fn realistic_stream(n: usize) -> Vec<u8> {
+fn realistic_stream(n: usize, dir: &str) -> Vec<u8> {
     let sid = "03ef6778-7997-4fe1-9091-4f92ec29a806";
     let mut s = String::new();
     s.push_str(&format!(
@@ -27,7 +34,7 @@ fn realistic_stream(n: usize) -> Vec<u8> {
     ));
     s.push_str(&format!(
         "FASPMGR 2\nType: SESSION\nRate: 10000\nMinRate: 0\nSessionId: {sid}\nUser: xfer\nHost: 10.0.0.8\nEncryption: Yes\n\
-         Adaptive: Adaptive\nDirection: Send\nRemote: No\nPort: 33001\nSource: /srv/outbox/data\nDestination: /inbox\n\
+         Adaptive: Adaptive\nDirection: Send\nRemote: No\nPort: 33001\nSource: {dir}\nDestination: /inbox\n\
          Operation: Transfer\nPriority: 2\nRateCap: 18446744073709551\nMinRateCap: 18446744073709551\nPolicyCap: Unset\n\
          RateLock: No\nMinRateLock: No\nPolicyLock: No\nTCPPort: 33001\nCipher: aes-128\nKeepalive: No\n\n"
     ));
@@ -38,7 +45,7 @@ fn realistic_stream(n: usize) -> Vec<u8> {
         let ty = if i % 50 == 49 { "STOP" } else { "STATS" };
         s.push_str(&format!(
             "FASPMGR 2\nType: {ty}\nBytescont: {written}\nStartByte: 0\nDelay: 12\nElapsedusec: {}\n\
-             File: /srv/outbox/data/part-{file:05}.bin\nFileBytes: {written}\nLoss: {}\nSessionId: {sid}\n\
+             File: {dir}/part-{file:05}.bin\nFileBytes: {written}\nLoss: {}\nSessionId: {sid}\n\
              Size: 3276800\nTransferBytes: {written}\nUserStr: 5492958869869553497\nWritten: {}\n\
              FaspFileArgIndex: 1\nFaspFileID: 52361574-d28b5e4b-83877b86-97fe091a-{file:08x}\n\n",
             i as u64 * 5_000,
@@ -58,28 +65,45 @@ fn realistic_stream(n: usize) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn fasp_index(mut buf: BytesMut) -> (usize, BytesMut) {
+/// The frames' fields, counted (index only) or typed (`Message::from_frame` on every frame).
+#[inline(always)]
+fn consume<const TYPED: bool>(frame: &Frame) -> usize {
+    let n = if TYPED {
+        match Message::from_frame(frame).expect("valid frame") {
+            Message::Stats(s) | Message::Stop(s) => s.written.unwrap_or(0) as usize,
+            _ => 0,
+        }
+    } else {
+        frame.field_count()
+    };
+    black_box(frame);
+    n
+}
+
+fn fasp_whole<const TYPED: bool>(mut buf: BytesMut) -> (usize, BytesMut) {
     let mut parser = FrameParser::new();
     let mut n = 0;
     while let Some(frame) = parser.parse(&mut buf).expect("valid stream") {
-        n += frame.field_count();
-        black_box(&frame);
+        n += consume::<TYPED>(&frame);
     }
     (n, buf)
 }
 
-fn fasp_typed(mut buf: BytesMut) -> (usize, BytesMut) {
+/// The stream in `src` arrives in reads of `CHUNK` bytes, appended to one read buffer (as
+/// `FramedRead` or the manager's reader do: reserve, read at the end, parse).
+fn fasp_chunked<const TYPED: bool, const CHUNK: usize>(src: BytesMut) -> (usize, BytesMut) {
     let mut parser = FrameParser::new();
+    let mut buf = BytesMut::with_capacity(CHUNK.max(8 * 1024));
     let mut n = 0;
-    while let Some(frame) = parser.parse(&mut buf).expect("valid stream") {
-        if let Message::Stats(s) | Message::Stop(s) =
-            Message::from_frame(&frame).expect("valid frame")
-        {
-            n += s.written.unwrap_or(0) as usize;
+    for read in src.chunks(CHUNK) {
+        buf.reserve(read.len());
+        buf.extend_from_slice(read);
+        while let Some(frame) = parser.parse(&mut buf).expect("valid stream") {
+            n += consume::<TYPED>(&frame);
         }
-        black_box(&frame);
     }
-    (n, buf)
+    assert!(buf.is_empty() && parser.is_idle());
+    (n, src)
 }
 
 /// httparse finds each frame's end itself (the empty line); we only step over the header line.
@@ -103,6 +127,33 @@ fn httparse_all(buf: BytesMut) -> (usize, BytesMut) {
     (n, buf)
 }
 
+/// httparse fed in reads of `CHUNK` bytes: a frame cut by a read is parsed again from its start.
+fn httparse_chunked<const CHUNK: usize>(src: BytesMut) -> (usize, BytesMut) {
+    let mut buf = BytesMut::with_capacity(CHUNK.max(8 * 1024));
+    let mut n = 0;
+    for read in src.chunks(CHUNK) {
+        buf.reserve(read.len());
+        buf.extend_from_slice(read);
+        // One header array per read (it borrows the buffer until the complete frames are cut).
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut at = 0;
+        while buf.len() - at > 10 {
+            let body = buf[at..].strip_prefix(b"FASPMGR 2\n").expect("header");
+            match httparse::parse_headers(body, &mut headers).expect("valid headers") {
+                httparse::Status::Complete((used, hs)) => {
+                    n += hs.len();
+                    black_box(hs);
+                    at += 10 + used;
+                }
+                httparse::Status::Partial => break,
+            }
+        }
+        buf.advance(at);
+    }
+    assert!(buf.is_empty());
+    (n, src)
+}
+
 fn naive(buf: BytesMut) -> (usize, BytesMut) {
     let text = std::str::from_utf8(&buf).expect("utf-8");
     let mut n = 0;
@@ -123,67 +174,57 @@ fn naive(buf: BytesMut) -> (usize, BytesMut) {
 /// (filled before the clock starts) and hands it back, so that freeing it is not timed.
 type Decoder = fn(BytesMut) -> (usize, BytesMut);
 
-const DECODERS: [(&str, Decoder); 4] = [
-    ("fasp/index", fasp_index),
-    ("fasp/typed-stats", fasp_typed),
+const DECODERS: [(&str, Decoder); 10] = [
+    ("fasp/index", fasp_whole::<false>),
+    ("fasp/typed-stats", fasp_whole::<true>),
+    ("fasp/index/64K", fasp_chunked::<false, 65_536>),
+    ("fasp/typed/64K", fasp_chunked::<true, 65_536>),
+    ("fasp/index/2K", fasp_chunked::<false, 2_048>),
+    ("fasp/typed/2K", fasp_chunked::<true, 2_048>),
     ("httparse", httparse_all),
+    ("httparse/64K", httparse_chunked::<65_536>),
+    ("httparse/2K", httparse_chunked::<2_048>),
     ("naive", naive),
 ];
 
-fn main() {
-    let data = realistic_stream(20_000);
+/// Passes per decoder in the summary.
+const PASSES: usize = 25;
+
+fn summary(label: &str, data: &[u8]) {
     let frames = {
-        let mut buf = BytesMut::from(&data[..]);
+        let mut buf = BytesMut::from(data);
         let mut p = FrameParser::new();
         std::iter::from_fn(|| p.parse(&mut buf).unwrap()).count()
     };
-    assert_eq!(
-        fasp_index(BytesMut::from(&data[..])).0,
-        httparse_all(BytesMut::from(&data[..])).0,
-        "both see the same fields"
-    );
-
-    let mut c = Criterion::default()
-        .configure_from_args()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1));
-    {
-        let mut g = c.benchmark_group("decode");
-        g.throughput(Throughput::Bytes(data.len() as u64));
-        for (name, f) in DECODERS {
-            g.bench_function(name, |b| {
-                b.iter_batched(
-                    || BytesMut::from(&data[..]),
-                    |buf| f(black_box(buf)),
-                    BatchSize::LargeInput,
-                )
-            });
-        }
-        g.finish();
+    // Every decoder sees the same fields (typed ones: the same sum of `Written`).
+    let count = |i: usize| DECODERS[i].1(BytesMut::from(data)).0;
+    for (i, (name, _)) in DECODERS.iter().enumerate() {
+        let want = if name.starts_with("fasp/typed") {
+            count(1)
+        } else {
+            count(6)
+        };
+        assert_eq!(count(i), want, "{name} sees other fields");
     }
-    c.final_summary();
-
-    // Summary measured here, in the same run: median of 25 passes over the whole stream.
-    let median = |f: Decoder| {
-        let mut times: Vec<Duration> = (0..25)
-            .map(|_| {
-                let buf = BytesMut::from(&data[..]);
-                let t = Instant::now();
-                black_box(f(black_box(buf)));
-                t.elapsed()
-            })
-            .collect();
-        times.sort();
-        times[times.len() / 2]
+    // Turns: pass p of every decoder before pass p + 1 of any, so that a slow spell of this
+    // shared machine hits them all alike.
+    let mut times = vec![Vec::with_capacity(PASSES); DECODERS.len()];
+    for _ in 0..PASSES {
+        for (i, (_, f)) in DECODERS.iter().enumerate() {
+            let buf = BytesMut::from(data);
+            let t = Instant::now();
+            black_box(f(black_box(buf)));
+            times[i].push(t.elapsed());
+        }
+    }
+    let median = |i: usize| {
+        let mut t = times[i].clone();
+        t.sort();
+        t[t.len() / 2]
     };
-    let results: Vec<(&str, Duration)> = DECODERS.iter().map(|(n, f)| (*n, median(*f))).collect();
-    let base = results
-        .iter()
-        .find(|(n, _)| *n == "httparse")
-        .map(|(_, t)| *t)
-        .unwrap();
+    let base = median(6).as_secs_f64();
     println!(
-        "\nstream: {} bytes, {frames} frames ({} bytes/frame on average)",
+        "\n{label}: {} bytes, {frames} frames ({} bytes/frame on average)",
         data.len(),
         data.len() / frames
     );
@@ -191,14 +232,65 @@ fn main() {
         "{:<18} {:>10} {:>14} {:>12}",
         "decoder", "MB/s", "frames/s", "vs httparse"
     );
-    for (name, t) in &results {
-        let secs = t.as_secs_f64();
+    for (i, (name, _)) in DECODERS.iter().enumerate() {
+        let secs = median(i).as_secs_f64();
         println!(
             "{:<18} {:>10.1} {:>14.0} {:>11.2}x",
             name,
             data.len() as f64 / secs / 1e6,
             frames as f64 / secs,
-            base.as_secs_f64() / secs
+            base / secs
         );
     }
+}
+
+fn main() {
+    let short = realistic_stream(20_000, "/srv/outbox/data");
+    let long = realistic_stream(
+        20_000,
+        "/srv/outbox/projects/2026/customer-archive-7731/deliveries/batch-0042/raw-footage/camera-a",
+    );
+    let args: Vec<String> = std::env::args().collect();
+    // `--only NAME [long] [N]`: N passes (default 1) of one decoder and nothing else, for
+    // instruction or cycle counts (`valgrind --tool=callgrind --toggle-collect='decode::fasp_*'
+    // --toggle-collect='decode::httparse_*'`, or `perf stat` against `N = 0`).
+    if let Some(i) = args.iter().position(|a| a == "--only") {
+        let name = args.get(i + 1).map_or("", String::as_str);
+        let data = if args.iter().any(|a| a == "long") {
+            &long
+        } else {
+            &short
+        };
+        let (_, f) = DECODERS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("a decoder name");
+        let passes = args.last().and_then(|a| a.parse().ok()).unwrap_or(1);
+        for _ in 0..passes {
+            black_box(f(BytesMut::from(&data[..])));
+        }
+        return;
+    }
+    let summary_only = args.iter().any(|a| a == "--summary");
+    if !summary_only {
+        let mut c = Criterion::default()
+            .configure_from_args()
+            .measurement_time(Duration::from_secs(3))
+            .warm_up_time(Duration::from_secs(1));
+        let mut g = c.benchmark_group("decode");
+        g.throughput(Throughput::Bytes(short.len() as u64));
+        for (name, f) in DECODERS {
+            g.bench_function(name, |b| {
+                b.iter_batched(
+                    || BytesMut::from(&short[..]),
+                    |buf| f(black_box(buf)),
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+        g.finish();
+        c.final_summary();
+    }
+    summary("stream (paths of 30 bytes)", &short);
+    summary("stream (paths of 110 bytes)", &long);
 }

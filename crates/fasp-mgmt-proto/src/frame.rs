@@ -10,11 +10,99 @@ use crate::escape::{escape_path, escaped_len, unescape_path};
 /// The first line of every frame.
 pub const HEADER: &[u8] = b"FASPMGR 2";
 
-/// Bytes of one index entry: key start, key end, value start, value end (u32 each, native
-/// endian, relative to the start of the frame).
-pub(crate) const SPAN_LEN: usize = 16;
+/// Fields a frame indexes inline, without a buffer of its own: every message ascp sends during a
+/// transfer (`STATS` has 15 fields, `STOP` 17, `DONE` about 25) fits; a `SESSION` (about 55)
+/// spills into a shared buffer.
+pub(crate) const INLINE_FIELDS: usize = 24;
+/// Bytes of one spilled index entry: key start, key end, value end (u32 each, native endian).
+pub(crate) const SPAN_LEN: usize = 12;
 /// `type_field` value when the frame has no `Type` field.
 pub(crate) const NO_TYPE: u32 = u32::MAX;
+
+/// One field's offsets in the frame: key start, key end (the colon), value end (before the
+/// line break). The value starts two bytes after the key (`": "`), or at its end when the line
+/// ends right after the colon: `min(key_end + 2, value_end)`.
+pub(crate) type Span = [u32; 3];
+
+/// Where a frame keeps the offsets of its fields.
+#[derive(Clone)]
+pub(crate) enum Index {
+    /// Up to [`INLINE_FIELDS`] fields of a frame shorter than 64 KiB, in the frame itself: no
+    /// second reference count per frame.
+    Inline {
+        len: u8,
+        spans: [[u16; 3]; INLINE_FIELDS],
+    },
+    /// Larger frames: [`SPAN_LEN`]-byte entries in a shared buffer.
+    Shared(Bytes),
+}
+
+impl Index {
+    /// Number of fields.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Index::Inline { len, .. } => usize::from(*len),
+            Index::Shared(b) => b.len() / SPAN_LEN,
+        }
+    }
+
+    /// The offsets of field `i`.
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Option<Span> {
+        match self {
+            Index::Inline { len, spans } => {
+                if i >= usize::from(*len) {
+                    return None;
+                }
+                let [a, b, c] = spans[i];
+                Some([u32::from(a), u32::from(b), u32::from(c)])
+            }
+            Index::Shared(b) => {
+                let at = i.checked_mul(SPAN_LEN)?;
+                b.get(at..at + SPAN_LEN).map(read_span)
+            }
+        }
+    }
+
+    /// An index from a list of spans (the builder's way; the parser builds its own).
+    pub(crate) fn from_spans(spans: &[Span]) -> Index {
+        let fits = |s: &Span| s[2] <= u32::from(u16::MAX);
+        if spans.len() <= INLINE_FIELDS && spans.iter().all(fits) {
+            let mut inline = [[0u16; 3]; INLINE_FIELDS];
+            for (dst, s) in inline.iter_mut().zip(spans) {
+                *dst = [s[0] as u16, s[1] as u16, s[2] as u16];
+            }
+            Index::Inline {
+                len: spans.len() as u8,
+                spans: inline,
+            }
+        } else {
+            let mut b = BytesMut::with_capacity(spans.len() * SPAN_LEN);
+            for s in spans {
+                put_span(&mut b, *s);
+            }
+            Index::Shared(b.freeze())
+        }
+    }
+}
+
+/// Append a spilled index entry.
+#[inline]
+pub(crate) fn put_span(dst: &mut BytesMut, [a, b, c]: Span) {
+    let (a, b, c) = (a.to_ne_bytes(), b.to_ne_bytes(), c.to_ne_bytes());
+    dst.extend_from_slice(&[
+        a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3],
+    ]);
+}
+
+/// The offsets of a spilled index entry.
+#[inline]
+pub(crate) fn read_span(span: &[u8]) -> Span {
+    let s: [u8; SPAN_LEN] = span.try_into().unwrap_or([0; SPAN_LEN]);
+    let n = |i: usize| u32::from_ne_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    [n(0), n(4), n(8)]
+}
 
 /// One FASPMGR frame: `FASPMGR 2`, `Key: Value` lines, an empty line.
 ///
@@ -30,14 +118,13 @@ pub(crate) const NO_TYPE: u32 = u32::MAX;
 #[derive(Clone)]
 pub struct Frame {
     raw: Bytes,
-    index: Bytes,
+    index: Index,
     type_field: u32,
 }
 
 impl Frame {
     /// Assemble a frame from already validated parts (the parser and the builder do this).
-    pub(crate) fn from_parts(raw: Bytes, index: Bytes, type_field: u32) -> Frame {
-        debug_assert_eq!(index.len() % SPAN_LEN, 0);
+    pub(crate) fn from_parts(raw: Bytes, index: Index, type_field: u32) -> Frame {
         Frame {
             raw,
             index,
@@ -88,30 +175,33 @@ impl Frame {
 
     /// The `i`-th field in wire order.
     pub fn field(&self, i: usize) -> Option<Field<'_>> {
-        let at = i.checked_mul(SPAN_LEN)?;
-        let span = self.index.get(at..at + SPAN_LEN)?;
-        Some(self.field_at(span))
+        self.index.get(i).map(|span| self.field_at(span))
     }
 
-    fn field_at(&self, span: &[u8]) -> Field<'_> {
-        let [a, b, c, d] = read_span(span);
+    #[inline]
+    fn field_at(&self, [a, b, c]: Span) -> Field<'_> {
+        let (a, b, c) = (a as usize, b as usize, c as usize);
         Field {
             key: text(self.raw.get(a..b).unwrap_or_default()),
-            value: text(self.raw.get(c..d).unwrap_or_default()),
+            value: text(self.raw.get((b + 2).min(c)..c).unwrap_or_default()),
         }
     }
 
     /// All fields in wire order (the `Type` field included).
     pub fn fields(&self) -> Fields<'_> {
+        let spans = match &self.index {
+            Index::Inline { len, spans } => SpanIter::Inline(spans[..usize::from(*len)].iter()),
+            Index::Shared(b) => SpanIter::Shared(b.chunks_exact(SPAN_LEN)),
+        };
         Fields {
-            frame: self,
-            spans: self.index.chunks_exact(SPAN_LEN),
+            raw: &self.raw,
+            spans,
         }
     }
 
     /// Number of fields (the `Type` field included).
     pub fn field_count(&self) -> usize {
-        self.index.len() / SPAN_LEN
+        self.index.len()
     }
 
     /// The frame's wire bytes, header and final empty line included.
@@ -133,14 +223,6 @@ impl Frame {
     pub fn has_secrets(&self) -> bool {
         self.fields().any(|f| f.is_secret())
     }
-}
-
-/// The four offsets of an index entry.
-#[inline]
-pub(crate) fn read_span(span: &[u8]) -> [usize; 4] {
-    let s: [u8; SPAN_LEN] = span.try_into().unwrap_or([0; SPAN_LEN]);
-    let n = |i: usize| u32::from_ne_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]) as usize;
-    [n(0), n(4), n(8), n(12)]
 }
 
 /// A key or value of a frame as text.
@@ -248,19 +330,36 @@ pub fn is_secret_key(key: &str) -> bool {
 /// Iterator over a frame's fields in wire order.
 #[derive(Clone)]
 pub struct Fields<'a> {
-    frame: &'a Frame,
-    spans: std::slice::ChunksExact<'a, u8>,
+    raw: &'a [u8],
+    spans: SpanIter<'a>,
+}
+
+#[derive(Clone)]
+enum SpanIter<'a> {
+    Inline(std::slice::Iter<'a, [u16; 3]>),
+    Shared(std::slice::ChunksExact<'a, u8>),
 }
 
 impl<'a> Iterator for Fields<'a> {
     type Item = Field<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Field<'a>> {
-        self.spans.next().map(|s| self.frame.field_at(s))
+        let [a, b, c] = match &mut self.spans {
+            SpanIter::Inline(it) => it.next()?.map(usize::from),
+            SpanIter::Shared(it) => read_span(it.next()?).map(|n| n as usize),
+        };
+        Some(Field {
+            key: text(self.raw.get(a..b).unwrap_or_default()),
+            value: text(self.raw.get((b + 2).min(c)..c).unwrap_or_default()),
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.spans.size_hint()
+        match &self.spans {
+            SpanIter::Inline(it) => it.size_hint(),
+            SpanIter::Shared(it) => it.size_hint(),
+        }
     }
 }
 
@@ -375,7 +474,7 @@ impl fmt::Display for MessageType<'_> {
 #[derive(Debug, Clone)]
 pub struct FrameBuilder {
     raw: BytesMut,
-    index: BytesMut,
+    index: Vec<Span>,
     type_field: u32,
 }
 
@@ -383,7 +482,7 @@ impl FrameBuilder {
     fn new(type_name: &str) -> Result<FrameBuilder, EncodeError> {
         let mut b = FrameBuilder {
             raw: BytesMut::with_capacity(64),
-            index: BytesMut::with_capacity(8 * SPAN_LEN),
+            index: Vec::with_capacity(8),
             type_field: NO_TYPE,
         };
         b.raw.extend_from_slice(HEADER);
@@ -433,16 +532,14 @@ impl FrameBuilder {
         self.raw.extend_from_slice(key.as_bytes());
         let key_end = self.raw.len();
         self.raw.extend_from_slice(b": ");
-        let value_start = self.raw.len();
         self.raw.extend_from_slice(value.as_bytes());
         let value_end = self.raw.len();
         self.raw.put_u8(b'\n');
         if self.type_field == NO_TYPE && key == "Type" {
-            self.type_field = (self.index.len() / SPAN_LEN) as u32;
+            self.type_field = self.index.len() as u32;
         }
-        for n in [key_start, key_end, value_start, value_end] {
-            self.index.extend_from_slice(&(n as u32).to_ne_bytes());
-        }
+        self.index
+            .push([key_start as u32, key_end as u32, value_end as u32]);
     }
 
     /// The length the finished frame will have on the wire.
@@ -453,7 +550,11 @@ impl FrameBuilder {
     /// Finish the frame (appends the terminating empty line).
     pub fn finish(mut self) -> Frame {
         self.raw.put_u8(b'\n');
-        Frame::from_parts(self.raw.freeze(), self.index.freeze(), self.type_field)
+        Frame::from_parts(
+            self.raw.freeze(),
+            Index::from_spans(&self.index),
+            self.type_field,
+        )
     }
 }
 

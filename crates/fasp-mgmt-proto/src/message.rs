@@ -217,21 +217,54 @@ impl Ctx {
 }
 
 /// Decimal u64 without sign (surrounding spaces tolerated), checked for overflow.
+///
+/// Up to 16 digits are read eight at a time (SWAR: one load, two checks, three multiplies per
+/// eight digits); longer values and values with spaces take the bytewise path.
+#[inline]
 pub(crate) fn parse_u64(v: &str) -> Option<u64> {
     let b = v.as_bytes();
-    // Up to 19 digits cannot overflow: no checks in the loop.
-    if b.is_empty() || b.len() > 19 {
-        return parse_u64_slow(v);
-    }
-    let mut n: u64 = 0;
-    for &c in b {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            return parse_u64_slow(v);
+    match b.len() {
+        1..=8 => eight_digits(b),
+        9..=16 => {
+            let (hi, lo) = b.split_at(b.len() - 8);
+            Some(eight_digits(hi)? * 100_000_000 + eight_digits(lo)?)
         }
-        n = n * 10 + u64::from(d);
+        _ => parse_u64_slow(v),
     }
-    Some(n)
+    .or_else(|| parse_u64_slow(v))
+}
+
+/// One to eight ASCII digits as a number, or `None` if any byte is not a digit.
+#[inline]
+fn eight_digits(b: &[u8]) -> Option<u64> {
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let n = b.len();
+    if n == 0 || n > 8 {
+        return None;
+    }
+    // The digits as a little-endian word (fixed-size reads, no copy loop), then left-padded
+    // with '0': the first digit lands in byte 8 - n.
+    let word = if n >= 4 {
+        let four = |s: &[u8]| u64::from(u32::from_le_bytes(s.try_into().unwrap_or([0; 4])));
+        four(&b[..4]) | four(&b[n - 4..]) << ((n - 4) * 8)
+    } else {
+        u64::from(b[0]) | u64::from(b[n / 2]) << (n / 2 * 8) | u64::from(b[n - 1]) << ((n - 1) * 8)
+    };
+    let x = if n == 8 {
+        word
+    } else {
+        word << ((8 - n) * 8) | ZEROS >> (n * 8)
+    };
+    // Every byte is 0x30..=0x3f, and stays so plus 6 (so at most 0x39).
+    if x & HIGH != ZEROS || x.wrapping_add(0x0606_0606_0606_0606) & HIGH != ZEROS {
+        return None;
+    }
+    let d = x - ZEROS;
+    // Pairs of digits, then fours, then the eight.
+    let d = (d & 0x000f_000f_000f_000f) * 10 + ((d >> 8) & 0x000f_000f_000f_000f);
+    let d = (d & 0x0000_00ff_0000_00ff) * 100 + ((d >> 16) & 0x0000_00ff_0000_00ff);
+    Some((d & 0xffff) * 10_000 + (d >> 32))
 }
 
 /// 20 digits (checked for overflow), or digits with spaces around them.
@@ -568,57 +601,75 @@ impl<'a> FileStats<'a> {
     }
 
     fn fill(&mut self, frame: &'a Frame, message: &'static str) -> Result<(), FieldError> {
-        let c = Ctx(message);
         for f in frame.fields() {
-            self.read(&c, f.key, f.value)?;
+            if self.take(f.key, f.value) == Some(false) {
+                return Err(not_a_number(message, f.key, f.value));
+            }
         }
         Ok(())
     }
 
-    /// Take one field; false when the key is not a per-file one. Dispatches on the key's
-    /// length first: this runs for every field of every STATS frame.
-    fn read(&mut self, c: &Ctx, k: &str, v: &'a str) -> Result<bool, FieldError> {
-        let slot = match (k.len(), k) {
-            (4, "File") => {
+    /// Take one field: `None` when the key is not a per-file one, `Some(false)` when its number
+    /// does not parse. Dispatches on the key's length, then its bytes: this runs for every
+    /// field of every STATS frame.
+    #[inline(always)]
+    fn take(&mut self, k: &str, v: &'a str) -> Option<bool> {
+        let slot = match (k.len(), k.as_bytes().first().copied().unwrap_or(0)) {
+            (4, b'F') if k == "File" => {
                 self.file = Some(unescape_path(v));
-                return Ok(true);
+                return Some(true);
             }
-            (4, "Size") => &mut self.size,
-            (4, "Loss") => &mut self.loss,
-            (5, "Delay") => &mut self.delay_ms,
-            (7, "Written") => &mut self.written,
-            (7, "EndByte") => &mut self.end_byte,
-            (7, "UserStr") => {
+            (4, b'S') if k == "Size" => &mut self.size,
+            (4, b'L') if k == "Loss" => &mut self.loss,
+            (5, b'D') if k == "Delay" => &mut self.delay_ms,
+            (7, b'W') if k == "Written" => &mut self.written,
+            (7, b'E') if k == "EndByte" => &mut self.end_byte,
+            (7, b'U') if k == "UserStr" => {
                 self.user_str = Some(v);
-                return Ok(true);
+                return Some(true);
             }
-            (9, "Bytescont") => &mut self.bytes_contiguous,
-            (9, "StartByte") => &mut self.start_byte,
-            (9, "FileBytes") => &mut self.file_bytes,
-            (9, "SessionId") => {
+            (9, b'B') if k == "Bytescont" => &mut self.bytes_contiguous,
+            (9, b'F') if k == "FileBytes" => &mut self.file_bytes,
+            (9, b'S') if k == "SessionId" => {
                 self.session_id = Some(v);
-                return Ok(true);
+                return Some(true);
             }
-            (10, "FaspFileID") => {
+            (9, b'S') if k == "StartByte" => &mut self.start_byte,
+            (10, b'F') if k == "FaspFileID" => {
                 self.file_id = Some(v);
-                return Ok(true);
+                return Some(true);
             }
-            (11, "Elapsedusec") => &mut self.elapsed_usec,
-            (12, "FileChecksum") => {
+            (11, b'E') if k == "Elapsedusec" => &mut self.elapsed_usec,
+            (12, b'F') if k == "FileChecksum" => {
                 self.checksum = Some(v);
-                return Ok(true);
+                return Some(true);
             }
-            (13, "TransferBytes") => &mut self.transfer_bytes,
-            (16, "FaspFileArgIndex") => &mut self.arg_index,
-            (16, "FileChecksumType") => {
+            (13, b'T') if k == "TransferBytes" => &mut self.transfer_bytes,
+            (16, b'F') if k == "FaspFileArgIndex" => &mut self.arg_index,
+            (16, b'F') if k == "FileChecksumType" => {
                 self.checksum_type = Some(v);
-                return Ok(true);
+                return Some(true);
             }
-            _ => return Ok(false),
+            _ => return None,
         };
-        *slot = c.num(k, v)?;
-        Ok(true)
+        *slot = parse_u64(v);
+        Some(slot.is_some())
     }
+
+    /// [`FileStats::take`] for the views that embed these figures.
+    fn read(&mut self, message: &'static str, k: &str, v: &'a str) -> Result<(), FieldError> {
+        match self.take(k, v) {
+            Some(false) => Err(not_a_number(message, k, v)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The error for a number field whose value is not one.
+#[cold]
+#[inline(never)]
+fn not_a_number(message: &'static str, key: &str, value: &str) -> FieldError {
+    FieldError::invalid(message, key, "an unsigned integer", value)
 }
 
 /// `FILEERROR`: one file failed.
@@ -643,9 +694,7 @@ impl<'a> FileError<'a> {
             match f.key {
                 "Code" => m.code = c.num(f.key, f.value)?,
                 "Description" => m.description = Some(f.value),
-                _ => {
-                    m.stats.read(&c, f.key, f.value)?;
-                }
+                _ => m.stats.read(c.0, f.key, f.value)?,
             }
         }
         Ok(m)

@@ -4,7 +4,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use memchr::memchr;
 
 use crate::error::{DecodeError, DecodeErrorKind};
-use crate::frame::{Frame, HEADER, NO_TYPE, SPAN_LEN, valid_key};
+use crate::frame::{Frame, HEADER, INLINE_FIELDS, Index, NO_TYPE, SPAN_LEN, Span, put_span};
 use crate::scan::masks;
 
 /// "Not found" for positions.
@@ -13,8 +13,9 @@ const NONE: usize = usize::MAX;
 /// Default maximum size of one frame: 64 KiB (a real ascp caps a message near 10 KiB).
 pub const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
 
-/// Initial capacity of the field-index arena. Frames take their index out of it without
-/// allocating; it is reused or renewed once the frames holding parts of it are dropped.
+/// Initial capacity of the arena of spilled field indexes (frames with more than
+/// [`INLINE_FIELDS`] fields or longer than 64 KiB). Such frames take their index out of it
+/// without allocating; it is reused or renewed once the frames holding parts of it are dropped.
 const INDEX_ARENA: usize = 4 * 1024;
 
 /// Every header line starts with this.
@@ -38,7 +39,8 @@ enum State {
 /// Feed it a buffer that only ever grows at the end (bytes read from the socket are appended)
 /// and call [`FrameParser::parse`] until it returns `Ok(None)`. Each complete frame is split
 /// off the front of the buffer without copying. Lines already examined are not examined again
-/// when more bytes arrive.
+/// when more bytes arrive: a partial frame is never rescanned, and of a partial line only its
+/// last 64-byte block is.
 ///
 /// Damage is reported, never fatal: a stretch of bytes that is not a valid frame yields one
 /// [`DecodeError`] (with its stream offset); the parser then skips to the next line starting
@@ -66,11 +68,21 @@ enum State {
 pub struct FrameParser {
     max_frame_len: usize,
     state: State,
-    /// In `Body`: `buf[..scanned]` are complete lines of the current frame, already indexed.
+    /// In `Body`: `buf[..scanned]` has been examined; the scan resumes there.
     scanned: usize,
-    /// Index arena; holds exactly the spans of the frame being parsed.
-    index: BytesMut,
-    type_field: u32,
+    /// In `Body`: where the line being read starts (`<= scanned`).
+    line_start: usize,
+    /// In `Body`: the first colon of the line being read, when `buf[..scanned]` holds it.
+    key_end: usize,
+    /// In `Body`: whether `buf[line_start..min(key_end, scanned)]` holds a byte a key cannot.
+    key_bad: bool,
+    /// Fields of the frame being parsed.
+    fields: usize,
+    /// Their offsets while they fit inline.
+    inline: [[u16; 3]; INLINE_FIELDS],
+    /// Their offsets once they do not (`SPAN_LEN` bytes each); holds exactly the spans of the
+    /// frame being parsed.
+    spilled: BytesMut,
     /// In `Body`: position of the first non-ASCII or NUL byte seen in the frame (or `NONE`).
     suspicious: usize,
     /// Stream offset of `buf[0]`.
@@ -95,8 +107,12 @@ impl FrameParser {
             max_frame_len: max.max(MAX_HEADER_LINE),
             state: State::Header,
             scanned: 0,
-            index: BytesMut::with_capacity(INDEX_ARENA),
-            type_field: NO_TYPE,
+            line_start: 0,
+            key_end: NONE,
+            key_bad: false,
+            fields: 0,
+            inline: [[0; 3]; INLINE_FIELDS],
+            spilled: BytesMut::new(),
             suspicious: NONE,
             consumed: 0,
         }
@@ -200,122 +216,162 @@ impl FrameParser {
     /// A header line of `len` bytes starts `buf`: index the frame's fields from there.
     fn start_body(&mut self, len: usize) {
         self.reset_frame(State::Body);
-        // Renew the index arena at the start of a frame, not at the end of the last one: by
-        // now the caller has usually dropped earlier frames, so the arena is reclaimed in
-        // place instead of reallocated.
-        if self.index.capacity() < 64 * SPAN_LEN {
-            self.index.reserve(INDEX_ARENA);
-        }
         self.scanned = len;
+        self.line_start = len;
     }
 
-    /// Index the lines of the frame starting at `buf[0]`, 64 bytes at a time from the start of
-    /// the first line not yet indexed. Lines already indexed are never looked at again; an
-    /// incomplete last line is looked at again when more bytes arrive.
+    /// Index the lines of the frame starting at `buf[0]`, 64 bytes at a time from where the
+    /// last call stopped. A block is classified once (line feeds, colons, bytes a key cannot
+    /// hold); each line then costs a few bit operations. What is known of a line still open at
+    /// the end of a full block (its first colon, a bad key byte) is kept, so bytes are looked at
+    /// again only in an incomplete last block.
     fn body(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
-        let mut line_start = self.scanned;
-        let mut key_end = NONE;
-        let mut pos = line_start;
-        let mut tail = [0u8; 64];
-        // Key-forbidden bytes of the previous block (keys may start there).
-        let mut prev_bad = u64::MAX;
+        let mut pos = self.scanned;
+        let mut line_start = self.line_start;
+        let mut key_end = self.key_end;
+        let mut key_bad = self.key_bad;
+        let len = buf.len();
         loop {
-            let len = buf.len();
             if pos >= len {
-                self.scanned = line_start;
-                if len > self.max_frame_len {
-                    return Err(self.too_large(buf, len, true));
-                }
-                return Ok(None);
+                break;
             }
-            let (m, valid) = match buf.get(pos..pos + 64) {
-                Some(block) => {
-                    let block: &[u8; 64] = block.try_into().unwrap_or(&[0; 64]);
-                    (masks(block), u64::MAX)
-                }
+            let data: &[u8] = buf;
+            let full = pos + 64 <= len;
+            let (m, valid) = match data.get(pos..pos + 64) {
+                Some(block) => (masks(block.try_into().unwrap_or(&[0; 64])), u64::MAX),
                 None => {
                     let n = len - pos;
-                    tail[..n].copy_from_slice(&buf[pos..]);
+                    let mut tail = [b' '; 64];
+                    tail[..n].copy_from_slice(&data[pos..]);
                     tail[n..].fill(b' ');
                     (masks(&tail), (1u64 << n) - 1)
                 }
             };
-            let suspicious = m.suspicious & valid;
-            if suspicious != 0 {
-                self.suspicious = self
-                    .suspicious
-                    .min(pos + suspicious.trailing_zeros() as usize);
-            }
-            let nl = m.nl & valid;
-            // Separators: a colon followed by a space (the space of bit 63 is in the next
-            // block: look at the byte itself).
-            let mut sep = m.colon & (m.space >> 1) & valid;
-            if m.colon & valid & (1 << 63) != 0 && buf.get(pos + 64) == Some(&b' ') {
-                sep |= 1 << 63;
-            }
-            let mut bits = nl | sep;
-            while bits != 0 {
-                let i = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let p = pos + i;
-                if nl & (1 << i) == 0 {
-                    // The first separator of a line ends its key.
-                    if key_end == NONE {
-                        key_end = p;
-                    }
-                    continue;
+            if m.suspicious && self.suspicious == NONE {
+                // The exact place, for the frame's check (rare: non-ASCII text or NUL).
+                if let Some(at) = data[pos..(pos + 64).min(len)]
+                    .iter()
+                    .position(|&b| b == 0 || b >= 0x80)
+                {
+                    self.suspicious = pos + at;
                 }
+            }
+            // Colons and bad key bytes from the start of the open line on: each line's first
+            // colon is then the lowest bit left, and its key the bits below.
+            let from = line_start.saturating_sub(pos);
+            debug_assert!(from < 64, "a line starts in the block or before it");
+            let mut colons = m.colon & (u64::MAX << from);
+            let mut bad = m.key_bad & (u64::MAX << from);
+            // A CR may end a line of this block (the byte before the block included).
+            let cr = m.cr || data[pos - 1] == b'\r';
+            let limit_near = pos + 64 > self.max_frame_len;
+            let mut nls = m.nl & valid;
+            while nls != 0 {
+                let i = nls.trailing_zeros() as usize;
+                nls &= nls - 1;
+                let p = pos + i;
                 let next = p + 1;
-                if next > self.max_frame_len {
+                if limit_near && next > self.max_frame_len {
                     return Err(self.too_large(buf, next, false));
                 }
-                let end = if p > line_start && buf[p - 1] == b'\r' {
-                    p - 1
-                } else {
-                    p
-                };
+                // The header line precedes, so `p >= 1`; for an empty line `data[p - 1]` is
+                // the previous line feed.
+                let end = if cr && data[p - 1] == b'\r' { p - 1 } else { p };
                 if end == line_start {
                     return self.complete(buf, next);
                 }
-                let (k_end, v_start) = if key_end != NONE && key_end < end {
-                    (key_end, key_end + 2)
-                } else if buf[end - 1] == b':' {
-                    (end - 1, end)
-                } else {
-                    return Err(self.line_error(buf, line_start, end, next));
-                };
-                // The key: printable ASCII without colons. Within this block the masks say
-                // it; a key reaching back into an earlier block is checked byte by byte.
-                // The key must be printable ASCII without colons. The masks of this block and
-                // the one before say it; a key starting further back is checked bytewise.
-                let key_ok = k_end > line_start
-                    && if line_start >= pos {
-                        // k_end is before this line feed, so inside the block.
-                        (m.key_bad | m.colon) & bit_span(line_start - pos, k_end - pos) == 0
-                    } else if line_start + 64 >= pos {
-                        let prev = bit_span(line_start + 64 - pos, (k_end + 64 - pos).min(64));
-                        let cur = if k_end > pos {
-                            bit_span(0, k_end - pos)
-                        } else {
-                            0
-                        };
-                        prev_bad & prev == 0 && (m.key_bad | m.colon) & cur == 0
-                    } else {
-                        valid_key(&buf[line_start..k_end])
-                    };
-                if !key_ok {
+                if key_end == NONE {
+                    let c = colons.trailing_zeros() as usize;
+                    if c >= i {
+                        return Err(self.line_error(buf, line_start, end, next));
+                    }
+                    key_bad |= bad & ((1u64 << c) - 1) != 0;
+                    key_end = pos + c;
+                }
+                // A key of printable ASCII, then `": "` or the end of the line.
+                if key_bad
+                    || key_end == line_start
+                    || (key_end + 1 < end && data[key_end + 1] != b' ')
+                {
                     return Err(self.line_error(buf, line_start, end, next));
                 }
-                if self.type_field == NO_TYPE && &buf[line_start..k_end] == b"Type" {
-                    self.type_field = (self.index.len() / SPAN_LEN) as u32;
-                }
-                self.index
-                    .extend_from_slice(&span(line_start, k_end, v_start, end));
+                self.push([line_start as u32, key_end as u32, end as u32]);
                 line_start = next;
                 key_end = NONE;
+                key_bad = false;
+                let rest = (u64::MAX << i) << 1;
+                colons &= rest;
+                bad &= rest;
             }
-            prev_bad = m.key_bad | m.colon;
+            if !full {
+                break;
+            }
+            // The line still open: its first colon and bad key bytes in this block.
+            if key_end == NONE {
+                let c = colons.trailing_zeros() as usize;
+                if c < 64 {
+                    key_bad |= bad & ((1u64 << c) - 1) != 0;
+                    key_end = pos + c;
+                } else {
+                    key_bad |= bad != 0;
+                }
+            }
             pos += 64;
+        }
+        // Resume at the incomplete last block, or at the open line if it starts there.
+        if line_start >= pos {
+            self.scanned = line_start;
+            self.key_end = NONE;
+            self.key_bad = false;
+        } else {
+            self.scanned = pos;
+            self.key_end = key_end;
+            self.key_bad = key_bad;
+        }
+        self.line_start = line_start;
+        if len > self.max_frame_len {
+            return Err(self.too_large(buf, len, true));
+        }
+        Ok(None)
+    }
+
+    /// Record the offsets of the next field.
+    #[inline]
+    fn push(&mut self, span: Span) {
+        let i = self.fields;
+        self.fields += 1;
+        // Fields and offsets only grow: once a frame has spilled, it stays spilled.
+        if i < INLINE_FIELDS && span[2] <= u32::from(u16::MAX) {
+            self.inline[i] = [span[0] as u16, span[1] as u16, span[2] as u16];
+            return;
+        }
+        self.spill(i, span);
+    }
+
+    /// The frame does not fit inline: its index goes to the arena.
+    #[cold]
+    fn spill(&mut self, i: usize, span: Span) {
+        if self.spilled.is_empty() {
+            // Renew the arena only when needed: by now the caller has usually dropped earlier
+            // frames, so it is reclaimed in place instead of reallocated.
+            self.spilled.reserve(INDEX_ARENA.max((i + 1) * SPAN_LEN));
+            for s in &self.inline[..i] {
+                put_span(&mut self.spilled, s.map(u32::from));
+            }
+        }
+        put_span(&mut self.spilled, span);
+    }
+
+    /// The offsets of the fields indexed so far.
+    fn spans(&self) -> Vec<Span> {
+        if self.spilled.is_empty() {
+            let n = self.fields.min(INLINE_FIELDS);
+            self.inline[..n].iter().map(|s| s.map(u32::from)).collect()
+        } else {
+            self.spilled
+                .chunks_exact(SPAN_LEN)
+                .map(crate::frame::read_span)
+                .collect()
         }
     }
 
@@ -369,24 +425,49 @@ impl FrameParser {
             self.reset_frame(State::Header);
             return Err(err);
         }
+        let type_field = self.type_field(bytes);
         let raw: Bytes = buf.split_to(len).freeze();
         self.consumed += len as u64;
-        let index = self.index.split().freeze();
-        let frame = Frame::from_parts(raw, index, self.type_field);
+        let index = if self.spilled.is_empty() {
+            Index::Inline {
+                len: self.fields as u8,
+                spans: self.inline,
+            }
+        } else {
+            Index::Shared(self.spilled.split().freeze())
+        };
+        let frame = Frame::from_parts(raw, index, type_field);
         self.reset_frame(State::Header);
         Ok(Some(frame))
     }
 
+    /// Which field is the first `Type` (ascp always sends it first).
+    #[inline]
+    fn type_field(&self, bytes: &[u8]) -> u32 {
+        let is_type = |a: usize, b: usize| b - a == 4 && bytes.get(a..b) == Some(b"Type");
+        if self.spilled.is_empty() {
+            let n = self.fields.min(INLINE_FIELDS);
+            self.inline[..n]
+                .iter()
+                .position(|&[a, b, _]| is_type(a.into(), b.into()))
+                .map_or(NO_TYPE, |i| i as u32)
+        } else {
+            self.spilled
+                .chunks_exact(SPAN_LEN)
+                .position(|s| {
+                    let [a, b, _] = crate::frame::read_span(s);
+                    is_type(a as usize, b as usize)
+                })
+                .map_or(NO_TYPE, |i| i as u32)
+        }
+    }
+
     /// The key of the indexed field whose value holds byte `at`.
     fn key_at(&self, bytes: &[u8], at: usize) -> String {
-        for span in self.index.chunks_exact(SPAN_LEN) {
-            let n = |i: usize| {
-                let mut b = [0u8; 4];
-                b.copy_from_slice(&span[i * 4..i * 4 + 4]);
-                u32::from_ne_bytes(b) as usize
-            };
-            if (n(2)..=n(3)).contains(&at) {
-                return String::from_utf8_lossy(&bytes[n(0)..n(1)]).into_owned();
+        for [a, b, c] in self.spans() {
+            let (a, b, c) = (a as usize, b as usize, c as usize);
+            if ((b + 2).min(c)..=c).contains(&at) {
+                return String::from_utf8_lossy(&bytes[a..b]).into_owned();
             }
         }
         String::new()
@@ -459,9 +540,12 @@ impl FrameParser {
     fn reset_frame(&mut self, state: State) {
         self.state = state;
         self.scanned = 0;
-        self.type_field = NO_TYPE;
+        self.line_start = 0;
+        self.key_end = NONE;
+        self.key_bad = false;
+        self.fields = 0;
         self.suspicious = NONE;
-        self.index.clear();
+        self.spilled.clear();
     }
 }
 
@@ -488,24 +572,6 @@ fn split_field(line: &[u8]) -> Result<(usize, usize), DecodeErrorKind> {
     } else {
         DecodeErrorKind::MissingSeparator
     })
-}
-
-/// Bits `from..to` of a word (`from < 64`, `to <= 64`).
-#[inline]
-fn bit_span(from: usize, to: usize) -> u64 {
-    let below_to = if to >= 64 { u64::MAX } else { (1u64 << to) - 1 };
-    below_to & (u64::MAX << from)
-}
-
-/// One index entry: four offsets, native endian.
-#[inline]
-fn span(key_start: usize, key_end: usize, value_start: usize, value_end: usize) -> [u8; SPAN_LEN] {
-    let n = |x: usize| (x as u32).to_ne_bytes();
-    let (a, b, c, d) = (n(key_start), n(key_end), n(value_start), n(value_end));
-    [
-        a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2],
-        d[3],
-    ]
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {

@@ -12,12 +12,13 @@ pub(crate) struct Masks {
     pub(crate) nl: u64,
     /// `:`
     pub(crate) colon: u64,
-    /// ` `
-    pub(crate) space: u64,
     /// Bytes a key cannot hold: controls, space, DEL, non-ASCII.
     pub(crate) key_bad: u64,
-    /// Non-ASCII bytes and NUL: the frame needs the full UTF-8/NUL check.
-    pub(crate) suspicious: u64,
+    /// Whether the block holds a non-ASCII byte or a NUL: the frame needs the full UTF-8/NUL
+    /// check.
+    pub(crate) suspicious: bool,
+    /// Whether the block holds a `\r` (line ends may be CRLF).
+    pub(crate) cr: bool,
 }
 
 /// Classify one block.
@@ -50,14 +51,14 @@ pub(crate) fn scalar_masks(block: &[u8; 64]) -> Masks {
         if b == b':' {
             m.colon |= bit;
         }
-        if b == b' ' {
-            m.space |= bit;
-        }
         if !(0x21..0x7f).contains(&b) {
             m.key_bad |= bit;
         }
         if b == 0 || b >= 0x80 {
-            m.suspicious |= bit;
+            m.suspicious = true;
+        }
+        if b == b'\r' {
+            m.cr = true;
         }
     }
     m
@@ -66,33 +67,44 @@ pub(crate) fn scalar_masks(block: &[u8; 64]) -> Masks {
 #[cfg(target_arch = "x86_64")]
 mod sse2 {
     use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
-        _mm_set1_epi8,
+        __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set_epi64x, _mm_set1_epi8, _mm_setzero_si128,
     };
 
     use super::Masks;
 
+    /// Per 16 bytes: three compares for the line feeds, the colons and the bytes a key cannot
+    /// hold, two to gather NULs, high bytes and CRs for the whole block.
+    #[inline]
     #[target_feature(enable = "sse2")]
     pub(super) fn masks(block: &[u8; 64]) -> Masks {
-        let mut m = Masks::default();
+        let (mut nl, mut colon, mut key_bad) = (0u64, 0u64, 0u64);
+        let mut odd = _mm_setzero_si128();
+        let mut cr = _mm_setzero_si128();
         for (i, chunk) in block.chunks_exact(16).enumerate() {
             let v = load(chunk);
             let bits = |x: __m128i| u64::from(_mm_movemask_epi8(x) as u16) << (16 * i);
-            let zero = _mm_cmpeq_epi8(v, _mm_set1_epi8(0));
-            m.nl |= bits(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8)));
-            m.colon |= bits(_mm_cmpeq_epi8(v, _mm_set1_epi8(b':' as i8)));
-            m.space |= bits(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8)));
-            // Signed compare: bytes >= 0x80 are negative, so "< 0x21" catches them too.
-            let low_or_high = _mm_cmplt_epi8(v, _mm_set1_epi8(0x21));
-            let del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f));
-            m.key_bad |= bits(_mm_or_si128(low_or_high, del));
-            // The sign bit of each byte is set exactly for bytes >= 0x80.
-            m.suspicious |= bits(_mm_or_si128(v, zero));
+            nl |= bits(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8)));
+            colon |= bits(_mm_cmpeq_epi8(v, _mm_set1_epi8(b':' as i8)));
+            // Key bytes are 0x21..=0x7e: adding 1 maps them to 0x22..=0x7f, the only bytes
+            // that a signed compare puts at or above 0x22 (DEL and high bytes wrap negative).
+            let shifted = _mm_add_epi8(v, _mm_set1_epi8(1));
+            key_bad |= bits(_mm_cmplt_epi8(shifted, _mm_set1_epi8(0x22)));
+            // The sign bit is set for bytes >= 0x80 and, through the compare, for NUL.
+            odd = _mm_or_si128(odd, _mm_or_si128(v, _mm_cmpeq_epi8(v, _mm_setzero_si128())));
+            cr = _mm_or_si128(cr, _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\r' as i8)));
         }
-        m
+        Masks {
+            nl,
+            colon,
+            key_bad,
+            suspicious: _mm_movemask_epi8(odd) != 0,
+            cr: _mm_movemask_epi8(cr) != 0,
+        }
     }
 
     /// Sixteen bytes into a register, without a raw pointer (the compiler makes it one load).
+    #[inline]
     #[target_feature(enable = "sse2")]
     fn load(chunk: &[u8]) -> __m128i {
         let mut lo = [0u8; 8];
