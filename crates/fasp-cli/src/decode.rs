@@ -41,8 +41,12 @@ pub(crate) fn run(args: Args) -> ExitCode {
             }
         },
     };
+    let name = match &args.file {
+        Some(p) if p.as_os_str() != "-" => p.display().to_string(),
+        _ => "standard input".to_owned(),
+    };
     let stdout = io::stdout().lock();
-    match decode_stream(input, stdout, args.show_secrets) {
+    match decode_stream(input, &name, stdout, args.show_secrets) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -55,7 +59,12 @@ pub(crate) fn run(args: Args) -> ExitCode {
 
 /// Decode everything from `input`, printing frames to `out` and damage to stderr. Returns the
 /// number of malformed stretches.
-fn decode_stream(mut input: impl Read, out: impl Write, show_secrets: bool) -> io::Result<usize> {
+fn decode_stream(
+    mut input: impl Read,
+    name: &str,
+    out: impl Write,
+    show_secrets: bool,
+) -> io::Result<usize> {
     let mut out = BufWriter::new(out);
     let mut parser = FrameParser::new();
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -66,7 +75,8 @@ fn decode_stream(mut input: impl Read, out: impl Write, show_secrets: bool) -> i
         let n = match input.read(&mut chunk) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            // Named: "Is a directory" alone does not say which.
+            Err(e) => return Err(io::Error::new(e.kind(), format!("cannot read {name}: {e}"))),
         };
         if n > 0 {
             buf.extend_from_slice(&chunk[..n]);

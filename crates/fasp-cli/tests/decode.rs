@@ -161,3 +161,20 @@ fn clean_empty_input_exits_zero_and_missing_file_is_an_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/capture"));
 }
+
+#[test]
+fn a_folder_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fasp"))
+        .arg("decode")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("fasp decode: cannot read ")
+            && stderr.contains(dir.path().to_str().unwrap()),
+        "{stderr}"
+    );
+}
