@@ -15,7 +15,7 @@ mod standin;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -24,10 +24,14 @@ use clap::{Parser, Subcommand};
     about = "fasp plus an offline lab: the demo and a node API stand-in (not published)"
 )]
 struct Cli {
+    #[command(flatten)]
+    global: fasp_cli::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+// Parsed once per run: the size of the biggest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// The whole stack offline: node API stand-in + ascp-sim (an ascp emulator), upload with
@@ -52,9 +56,24 @@ fn main() -> ExitCode {
             .collect();
         return ExitCode::from(u8::try_from(fasp_sim::main_with_args(args)).unwrap_or(1));
     }
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let _log = match fasp_cli::init_logging(&cli.global) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("fasp-lab: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::NodeStandin(args) => standin::run(args),
+        // Completions and man pages of this command, not of `fasp`.
+        Command::Fasp(fasp_cli::Command::Completions(args)) => {
+            fasp_cli::completions::run(args, Cli::command())
+        }
+        Command::Fasp(fasp_cli::Command::Manpage(args)) => {
+            fasp_cli::manpage::run(args, Cli::command())
+        }
         Command::Fasp(command) => fasp_cli::run(command),
     }
 }
