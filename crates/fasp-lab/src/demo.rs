@@ -235,13 +235,13 @@ async fn demo(out: &Out, size_mb: u64) -> Result<(), String> {
             );
         }
         eprintln!(
-            "{:<22} {:>12}  upload {:.1} s ({:.0} MB/s), download {:.1} s ({:.0} MB/s), all in {:.1} s",
+            "{:<22} {:>12}  upload {:.1} s ({:.0} Mbit/s), download {:.1} s ({:.0} Mbit/s), all in {:.1} s",
             "total",
             total,
             up_summary.as_secs_f64(),
-            total as f64 / 1e6 / up_summary.as_secs_f64().max(1e-3),
+            total as f64 * 8.0 / 1e6 / up_summary.as_secs_f64().max(1e-3),
             down_summary.as_secs_f64(),
-            total as f64 / 1e6 / down_summary.as_secs_f64().max(1e-3),
+            total as f64 * 8.0 / 1e6 / down_summary.as_secs_f64().max(1e-3),
             elapsed.as_secs_f64()
         );
         eprintln!();
@@ -297,7 +297,7 @@ async fn follow(
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} {bar:32} {bytes:>9}/{total_bytes} {binary_bytes_per_sec:>11} ETA {eta:>3} {msg}",
+                "{spinner} {bar:32} {decimal_bytes:>9}/{decimal_total_bytes} ETA {eta:>3} {msg}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
@@ -311,19 +311,22 @@ async fn follow(
         let p = progress.borrow().clone();
         if let Some(bar) = &bar {
             bar.set_position(p.bytes_done);
-            let rate = p
-                .target_rate_kbps
-                .map(|r| format!("{} Mbit/s", r / 1000))
-                .unwrap_or_default();
+            let rate = format!(
+                "{:.0} Mbit/s{}",
+                p.throughput_bps * 8.0 / 1e6,
+                p.target_rate_kbps
+                    .map(|r| format!(" (target {} Mbit/s)", r / 1000))
+                    .unwrap_or_default()
+            );
             bar.set_message(format!(
                 "{rate} {}",
                 p.current_file.as_deref().map(short).unwrap_or_default()
             ));
         } else if !out.json && last_line.elapsed() > Duration::from_secs(1) {
             eprintln!(
-                "    {:>5.1}% {:>6.0} MB/s  {}",
+                "    {:>5.1}% {:>6.0} Mbit/s  {}",
                 100.0 * p.bytes_done as f64 / total.max(1) as f64,
-                p.throughput_bps / 1e6,
+                p.throughput_bps * 8.0 / 1e6,
                 p.current_file.as_deref().map(short).unwrap_or_default()
             );
             last_line = Instant::now();
@@ -350,9 +353,9 @@ async fn follow(
             tokio::time::sleep(Duration::from_millis(100)).await;
             let after = rate_over(&transfer, Duration::from_millis(300)).await;
             let text = format!(
-                "target rate {START_MBPS} -> {RAISED_MBPS} Mbit/s: throughput {:.0} -> {:.0} MB/s",
-                before / 1e6,
-                after / 1e6
+                "target rate {START_MBPS} -> {RAISED_MBPS} Mbit/s: throughput {:.0} -> {:.0} Mbit/s",
+                before * 8.0 / 1e6,
+                after * 8.0 / 1e6
             );
             print_above(
                 &bar,
