@@ -91,6 +91,9 @@ pub(crate) enum Request {
 
 /// What the core asks of its driver.
 #[derive(Debug)]
+// Outputs are drained as soon as they are made (a short VecDeque), never stored in bulk: the
+// size of `Emit` (an event holding its frame inline) costs nothing worth a box per event.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Output {
     /// Start attempt `attempt` of `part` with these rates (the part's share).
     Spawn {

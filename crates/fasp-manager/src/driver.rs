@@ -525,6 +525,8 @@ async fn prepare_and_spawn(
 }
 
 /// A connection examined: adopted (then read by the acceptor's task), or refused.
+// One per connection, moved once: the reader's inline buffer state needs no box.
+#[allow(clippy::large_enum_variant)]
 enum Examined {
     Adopted(
         FramedRead<tokio::net::tcp::OwnedReadHalf, MgmtCodec>,
