@@ -11,6 +11,7 @@ use std::process::Command;
 use clap::Args;
 use semver::Version;
 
+use crate::release::workspace::Workspace;
 use crate::util::{cargo, display, has_program};
 
 /// `cargo xtask semver-checks [--baseline REV | --fallback-baseline REV] [--report-only]`.
@@ -87,34 +88,34 @@ impl Check<'_> {
             return Ok(());
         }
         let mut cmd = self.command();
-        eprintln!("$ {}", display(&cmd));
+        let line = display(&cmd);
+        eprintln!("$ {line}");
         let status = cmd
             .status()
-            .map_err(|e| format!("cannot run `{}`: {e}", display(&cmd)))?;
-        // cargo-semver-checks: 0 no finding, 100 lint findings, 101 (or else) could not run.
-        match status.code() {
-            Some(0) => {
-                println!("   semver-checks: no change needs a bigger version bump");
-                Ok(())
-            }
-            Some(100) if self.report_only => {
-                println!(
-                    "   semver-checks: the changes above need a bigger version bump than the \
-                     manifests say; reported only (pick the version at release time: the \
-                     release preflight checks it strictly)"
-                );
-                Ok(())
-            }
-            Some(100) => Err(format!(
-                "`{}` found changes that need a bigger version bump (see above): choose a \
-                 larger version, or undo the change",
-                display(&cmd)
-            )),
-            _ => Err(format!(
-                "`{}` could not complete ({status}); see its output above",
-                display(&cmd)
-            )),
-        }
+            .map_err(|e| format!("cannot run `{line}`: {e}"))?;
+        let verdict = verdict(status.code(), self.report_only)
+            .map_err(|e| format!("`{line}` {e} ({status})"))?;
+        println!("   semver-checks: {verdict}");
+        Ok(())
+    }
+}
+
+/// What an exit code of cargo-semver-checks means: 0 no finding, 100 findings (lints that
+/// fail), anything else (101, a signal) a run that could not complete.
+fn verdict(code: Option<i32>, report_only: bool) -> Result<&'static str, String> {
+    match code {
+        Some(0) => Ok("no change needs a bigger version bump"),
+        Some(100) if report_only => Ok(
+            "the changes above need a bigger version bump than the manifests say; reported \
+             only (the version is chosen at release time, where the preflight checks it \
+             strictly)",
+        ),
+        Some(100) => Err(
+            "found changes that need a bigger version bump (see above): choose a larger \
+             version, or undo the change"
+                .into(),
+        ),
+        _ => Err("could not complete; see its output above".into()),
     }
 }
 
@@ -146,6 +147,52 @@ pub(crate) fn last_release_tag(root: &Path) -> Option<String> {
         .ok()?;
     let tag = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !tag.is_empty()).then_some(tag)
+}
+
+/// Whether the package `name`, whose manifest is at `manifest` (absolute), existed at `rev`:
+/// cargo-semver-checks fails on a crate that the baseline does not have, and a crate new
+/// since the baseline cannot break anyone.
+fn existed_at(root: &Path, rev: &str, manifest: &Path, name: &str) -> bool {
+    let Ok(rel) = manifest.strip_prefix(root) else {
+        return false;
+    };
+    let out = Command::new("git")
+        .current_dir(root)
+        .arg("show")
+        .arg(format!("{rev}:{}", rel.to_string_lossy()))
+        .output();
+    let Some(out) = out.ok().filter(|o| o.status.success()) else {
+        return false;
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .parse::<toml_edit::DocumentMut>()
+        .is_ok_and(|doc| {
+            doc.get("package")
+                .and_then(|p| p.get("name"))
+                .and_then(|n| n.as_str())
+                == Some(name)
+        })
+}
+
+/// The published library crates to compare with `rev`, by name; the others are listed with
+/// the reason they are left out.
+pub(crate) fn crates_to_check(
+    root: &Path,
+    ws: &Workspace,
+    rev: &str,
+) -> (Vec<String>, Vec<(String, &'static str)>) {
+    let mut check = Vec::new();
+    let mut left_out = Vec::new();
+    for m in ws.published() {
+        if !m.has_lib {
+            left_out.push((m.name.clone(), "no library"));
+        } else if !existed_at(root, rev, &m.manifest_path, &m.name) {
+            left_out.push((m.name.clone(), "new since the baseline"));
+        } else {
+            check.push(m.name.clone());
+        }
+    }
+    (check, left_out)
 }
 
 /// Whether `rev` names a commit of the repository at `root`.
@@ -197,17 +244,17 @@ pub(crate) fn run(args: &SemverArgs) -> Result<(), String> {
         }
         return Err(msg);
     }
-    let ws = crate::release::workspace::Workspace::load(&root)?;
-    let (packages, skipped): (Vec<_>, Vec<_>) = ws.published().partition(|m| m.has_lib);
-    for m in skipped {
-        println!("semver-checks: {} has no library: not checked", m.name);
+    let ws = Workspace::load(&root)?;
+    let (packages, left_out) = crates_to_check(&root, &ws, &baseline);
+    for (name, why) in left_out {
+        println!("semver-checks: {name} not checked: {why}");
     }
     if !installed() {
         install()?;
     }
     Check {
         root: &root,
-        packages: packages.iter().map(|m| m.name.clone()).collect(),
+        packages,
         baseline,
         release_type: None,
         report_only: args.report_only,
@@ -232,6 +279,24 @@ mod tests {
         assert_eq!(t("1.2.3", "1.3.0"), "minor");
         assert_eq!(t("1.2.3", "1.2.4"), "patch");
         assert_eq!(t("1.2.3", "1.3.0-rc.1"), "major");
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert!(verdict(Some(0), false).is_ok());
+        assert!(verdict(Some(0), true).is_ok());
+        assert!(verdict(Some(100), true).unwrap().contains("reported only"));
+        assert!(
+            verdict(Some(100), false)
+                .unwrap_err()
+                .contains("bigger version bump")
+        );
+        assert!(
+            verdict(Some(101), true)
+                .unwrap_err()
+                .contains("could not complete")
+        );
+        assert!(verdict(None, true).is_err());
     }
 
     #[test]

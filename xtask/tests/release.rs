@@ -304,6 +304,15 @@ fn a_small_workspace_from_cargo_metadata() {
     git(ws, &["tag", "v1.4.2"]);
     write(ws, "crates/base/src/lib.rs", "//! base, third\n");
     git(ws, &["commit", "--quiet", "-am", "base: third"]);
+    // A library new since the tag has no baseline to be compared with.
+    write(
+        ws,
+        "crates/extra/Cargo.toml",
+        "[package]\nname = \"extra\"\nversion.workspace = true\nedition.workspace = true\n",
+    );
+    write(ws, "crates/extra/src/lib.rs", "//! extra\n");
+    git(ws, &["add", "crates/extra"]);
+    git(ws, &["commit", "--quiet", "-m", "extra: new"]);
     let stdout = ok(xtask(ws, &["release", "2.0.0"]));
     assert!(stdout.contains("previous release tag: v1.4.2"), "{stdout}");
     let log = section(&stdout, "CHANGELOG.md: new section");
@@ -312,8 +321,10 @@ fn a_small_workspace_from_cargo_metadata() {
         "{log}"
     );
     assert!(
-        stdout
-            .contains("cargo-semver-checks: baseline v1.4.2, release type major (1.4.2 -> 2.0.0)"),
+        stdout.contains(
+            "cargo-semver-checks: baseline v1.4.2, release type major (1.4.2 -> 2.0.0)\n      \
+             app not checked: no library\n      extra not checked: new since the baseline\n"
+        ),
         "{stdout}"
     );
 

@@ -190,14 +190,10 @@ impl Plan {
     /// The cargo-semver-checks step, when there is a release to compare with.
     fn semver_check(&self) -> Option<Check<'_>> {
         let baseline = self.prev_tag.clone()?;
+        let (packages, _) = semver_checks::crates_to_check(&self.root, &self.ws, &baseline);
         Some(Check {
             root: &self.root,
-            packages: self
-                .ws
-                .published()
-                .filter(|m| m.has_lib)
-                .map(|m| m.name.clone())
-                .collect(),
+            packages,
             baseline,
             release_type: Some(semver_checks::release_type(&self.old, &self.new)),
             report_only: false,
@@ -326,12 +322,17 @@ fn preflight_steps(plan: &Plan) -> Vec<Step> {
 
 fn print_semver_baseline(plan: &Plan) {
     match &plan.prev_tag {
-        Some(tag) => println!(
-            "   cargo-semver-checks: baseline {tag}, release type {} ({} -> {})",
-            semver_checks::release_type(&plan.old, &plan.new),
-            plan.old,
-            plan.new
-        ),
+        Some(tag) => {
+            println!(
+                "   cargo-semver-checks: baseline {tag}, release type {} ({} -> {})",
+                semver_checks::release_type(&plan.old, &plan.new),
+                plan.old,
+                plan.new
+            );
+            for (name, why) in semver_checks::crates_to_check(&plan.root, &plan.ws, tag).1 {
+                println!("      {name} not checked: {why}");
+            }
+        }
         None => println!(
             "   cargo-semver-checks: skipped: no baseline (there is no `v*` release tag yet, \
              and no fasp-rs crate on crates.io)"
