@@ -1,7 +1,10 @@
 //! Decoding throughput on a realistic stream (mostly STATS, as ascp sends during a transfer):
 //!
 //! * `fasp/index`: our parser, every field indexed;
-//! * `fasp/typed-stats`: the same plus a typed view of every frame;
+//! * `fasp/typed-stats`: the same, plus what a manager reads from each STATS and STOP (file,
+//!   size, written, start byte, session bytes, argument index) through the lazy `StatsView`;
+//! * `fasp/message`: the same plus `Message::from_frame` on every frame (every field of every
+//!   frame typed, every number parsed);
 //! * `.../64K`, `.../2K`: the same bytes fed to the parser in 64 KiB or 2 KiB reads, appended to
 //!   one read buffer as a socket delivers them (the manager starts with 2 KiB reads);
 //! * `httparse`: `httparse::parse_headers` on the same `Key: Value` lines, whole stream in one
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput};
-use fasp_mgmt_proto::{Frame, FrameParser, Message};
+use fasp_mgmt_proto::{Frame, FrameParser, Message, StatsView};
 
 /// A stream of `n` frames: INIT, SESSION, then STATS with a STOP every 50 frames and a
 /// NOTIFICATION every 200, then DONE.
@@ -65,33 +68,53 @@ fn realistic_stream(n: usize, dir: &str) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// The frames' fields, counted (index only) or typed (`Message::from_frame` on every frame).
+/// What each fasp decoder does with a frame: count its fields;
+const INDEX: u8 = 0;
+/// read, from each STATS and STOP, what the manager reads (file, size, written, start byte,
+/// session bytes, argument index) through the lazy `StatsView`;
+const STATS: u8 = 1;
+/// `Message::from_frame` on every frame: every field typed and every number parsed.
+const MESSAGE: u8 = 2;
+
 #[inline(always)]
-fn consume<const TYPED: bool>(frame: &Frame) -> usize {
-    let n = if TYPED {
-        match Message::from_frame(frame).expect("valid frame") {
+fn consume<const USE: u8>(frame: &Frame) -> usize {
+    let n = match USE {
+        INDEX => frame.field_count(),
+        STATS => match frame.type_name() {
+            Some("STATS" | "STOP") => {
+                let s = StatsView::from_frame(frame).expect("a STATS view");
+                let file = s.file().map_or(0, |f| f.len());
+                let session = s.transfer_bytes().expect("a number");
+                let session = session.or(s.file_bytes().expect("a number"));
+                let size = s.size().expect("a number");
+                let start = s.start_byte().expect("a number");
+                let arg = s.arg_index().expect("a number");
+                black_box((file, session, size, start, arg));
+                s.written().expect("a number").unwrap_or(0) as usize
+            }
+            _ => 0,
+        },
+        _ => match Message::from_frame(frame).expect("valid frame") {
             Message::Stats(s) | Message::Stop(s) => s.written.unwrap_or(0) as usize,
             _ => 0,
-        }
-    } else {
-        frame.field_count()
+        },
     };
     black_box(frame);
     n
 }
 
-fn fasp_whole<const TYPED: bool>(mut buf: BytesMut) -> (usize, BytesMut) {
+fn fasp_whole<const USE: u8>(mut buf: BytesMut) -> (usize, BytesMut) {
     let mut parser = FrameParser::new();
     let mut n = 0;
     while let Some(frame) = parser.parse(&mut buf).expect("valid stream") {
-        n += consume::<TYPED>(&frame);
+        n += consume::<USE>(&frame);
     }
     (n, buf)
 }
 
 /// The stream in `src` arrives in reads of `CHUNK` bytes, appended to one read buffer (as
 /// `FramedRead` or the manager's reader do: reserve, read at the end, parse).
-fn fasp_chunked<const TYPED: bool, const CHUNK: usize>(src: BytesMut) -> (usize, BytesMut) {
+fn fasp_chunked<const USE: u8, const CHUNK: usize>(src: BytesMut) -> (usize, BytesMut) {
     let mut parser = FrameParser::new();
     let mut buf = BytesMut::with_capacity(CHUNK.max(8 * 1024));
     let mut n = 0;
@@ -99,7 +122,7 @@ fn fasp_chunked<const TYPED: bool, const CHUNK: usize>(src: BytesMut) -> (usize,
         buf.reserve(read.len());
         buf.extend_from_slice(read);
         while let Some(frame) = parser.parse(&mut buf).expect("valid stream") {
-            n += consume::<TYPED>(&frame);
+            n += consume::<USE>(&frame);
         }
     }
     assert!(buf.is_empty() && parser.is_idle());
@@ -174,18 +197,27 @@ fn naive(buf: BytesMut) -> (usize, BytesMut) {
 /// (filled before the clock starts) and hands it back, so that freeing it is not timed.
 type Decoder = fn(BytesMut) -> (usize, BytesMut);
 
-const DECODERS: [(&str, Decoder); 10] = [
-    ("fasp/index", fasp_whole::<false>),
-    ("fasp/typed-stats", fasp_whole::<true>),
-    ("fasp/index/64K", fasp_chunked::<false, 65_536>),
-    ("fasp/typed/64K", fasp_chunked::<true, 65_536>),
-    ("fasp/index/2K", fasp_chunked::<false, 2_048>),
-    ("fasp/typed/2K", fasp_chunked::<true, 2_048>),
+const DECODERS: [(&str, Decoder); 11] = [
+    ("fasp/index", fasp_whole::<INDEX>),
+    ("fasp/typed-stats", fasp_whole::<STATS>),
+    ("fasp/message", fasp_whole::<MESSAGE>),
+    ("fasp/index/64K", fasp_chunked::<INDEX, 65_536>),
+    ("fasp/typed/64K", fasp_chunked::<STATS, 65_536>),
+    ("fasp/index/2K", fasp_chunked::<INDEX, 2_048>),
+    ("fasp/typed/2K", fasp_chunked::<STATS, 2_048>),
     ("httparse", httparse_all),
     ("httparse/64K", httparse_chunked::<65_536>),
     ("httparse/2K", httparse_chunked::<2_048>),
     ("naive", naive),
 ];
+
+/// Position of a decoder in [`DECODERS`].
+fn decoder(name: &str) -> usize {
+    DECODERS
+        .iter()
+        .position(|(n, _)| *n == name)
+        .expect("a decoder name")
+}
 
 /// Passes per decoder in the summary.
 const PASSES: usize = 25;
@@ -199,10 +231,10 @@ fn summary(label: &str, data: &[u8]) {
     // Every decoder sees the same fields (typed ones: the same sum of `Written`).
     let count = |i: usize| DECODERS[i].1(BytesMut::from(data)).0;
     for (i, (name, _)) in DECODERS.iter().enumerate() {
-        let want = if name.starts_with("fasp/typed") {
-            count(1)
+        let want = if name.starts_with("fasp/typed") || name.starts_with("fasp/message") {
+            count(decoder("fasp/message"))
         } else {
-            count(6)
+            count(decoder("httparse"))
         };
         assert_eq!(count(i), want, "{name} sees other fields");
     }
@@ -222,7 +254,7 @@ fn summary(label: &str, data: &[u8]) {
         t.sort();
         t[t.len() / 2]
     };
-    let base = median(6).as_secs_f64();
+    let base = median(decoder("httparse")).as_secs_f64();
     println!(
         "\n{label}: {} bytes, {frames} frames ({} bytes/frame on average)",
         data.len(),
@@ -261,10 +293,7 @@ fn main() {
         } else {
             &short
         };
-        let (_, f) = DECODERS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .expect("a decoder name");
+        let (_, f) = DECODERS[decoder(name)];
         let passes = args.last().and_then(|a| a.parse().ok()).unwrap_or(1);
         for _ in 0..passes {
             black_box(f(BytesMut::from(&data[..])));

@@ -199,6 +199,33 @@ impl Frame {
         }
     }
 
+    /// Every field as its key and the offsets of its value in [`Frame::as_bytes`] (for the
+    /// typed views, which read numbers straight from the frame's bytes).
+    #[inline]
+    pub(crate) fn raw_fields(&self) -> RawFields<'_> {
+        RawFields(self.fields())
+    }
+
+    /// The index entries (key start, key end, value end) when they are inline.
+    #[inline]
+    pub(crate) fn inline_spans(&self) -> Option<&[[u16; 3]]> {
+        match &self.index {
+            Index::Inline { len, spans } => spans.get(..usize::from(*len)),
+            Index::Shared(_) => None,
+        }
+    }
+
+    /// Field `i` as its key and the offsets of its value in [`Frame::as_bytes`].
+    #[inline]
+    pub(crate) fn raw_field(&self, i: usize) -> Option<(&str, usize, usize)> {
+        let [a, b, c] = self.index.get(i)?.map(|n| n as usize);
+        Some((
+            text(self.raw.get(a..b).unwrap_or_default()),
+            (b + 2).min(c),
+            c,
+        ))
+    }
+
     /// Number of fields (the `Type` field included).
     pub fn field_count(&self) -> usize {
         self.index.len()
@@ -233,7 +260,8 @@ impl Frame {
 /// throughput (`cargo xtask bench`, see docs/benchmarks.md), so this is the crate's one
 /// `unsafe` block. Debug builds still check.
 #[allow(unsafe_code)]
-fn text(b: &[u8]) -> &str {
+#[inline]
+pub(crate) fn text(b: &[u8]) -> &str {
     debug_assert!(std::str::from_utf8(b).is_ok());
     // SAFETY: `b` is a slice of a frame's bytes between ASCII delimiters (line starts, `": "`,
     // line ends), and those bytes were validated as UTF-8 when the frame was parsed or built,
@@ -364,6 +392,27 @@ impl<'a> Iterator for Fields<'a> {
 }
 
 impl ExactSizeIterator for Fields<'_> {}
+
+/// See [`Frame::raw_fields`].
+pub(crate) struct RawFields<'a>(Fields<'a>);
+
+impl<'a> Iterator for RawFields<'a> {
+    /// Key, value start, value end.
+    type Item = (&'a str, usize, usize);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a str, usize, usize)> {
+        let [a, b, c] = match &mut self.0.spans {
+            SpanIter::Inline(it) => it.next()?.map(usize::from),
+            SpanIter::Shared(it) => read_span(it.next()?).map(|n| n as usize),
+        };
+        Some((
+            text(self.0.raw.get(a..b).unwrap_or_default()),
+            (b + 2).min(c),
+            c,
+        ))
+    }
+}
 
 impl fmt::Debug for Fields<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -89,6 +89,7 @@ pub mod fuzzing;
 mod message;
 mod parser;
 mod scan;
+mod view;
 
 #[cfg(feature = "codec")]
 #[cfg_attr(docsrs, doc(cfg(feature = "codec")))]
@@ -107,3 +108,4 @@ pub use message::{
     PreTransfer, Query, Secret, Session, SessionEnd, SessionError,
 };
 pub use parser::{DEFAULT_MAX_FRAME_LEN, FrameParser};
+pub use view::StatsView;

@@ -237,7 +237,6 @@ pub(crate) fn parse_u64(v: &str) -> Option<u64> {
 /// One to eight ASCII digits as a number, or `None` if any byte is not a digit.
 #[inline]
 fn eight_digits(b: &[u8]) -> Option<u64> {
-    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
     const ZEROS: u64 = 0x3030_3030_3030_3030;
     let n = b.len();
     if n == 0 || n > 8 {
@@ -256,6 +255,59 @@ fn eight_digits(b: &[u8]) -> Option<u64> {
     } else {
         word << ((8 - n) * 8) | ZEROS >> (n * 8)
     };
+    swar_digits(x)
+}
+
+/// The number in `raw[start..end]`, as [`parse_u64`] reads it. Up to 16 digits, the digits are
+/// read with one or two 8-byte loads ending at `end` (a value in a frame has at least the
+/// header line and its key before it), the bytes before the value masked off.
+#[inline]
+pub(crate) fn number_in(raw: &[u8], start: usize, end: usize) -> Option<u64> {
+    let n = end.wrapping_sub(start);
+    let word = |at: usize| u64::from_le_bytes(raw[at - 8..at].try_into().unwrap_or([0; 8]));
+    if end <= raw.len() {
+        if n.wrapping_sub(1) < 8 && end >= 8 {
+            if let Some(v) = last_digits(word(end), n) {
+                return Some(v);
+            }
+        } else if n.wrapping_sub(9) < 8 && end >= 16 {
+            if let (Some(hi), Some(lo)) =
+                (last_digits(word(end - 8), n - 8), swar_digits(word(end)))
+            {
+                return Some(hi * 100_000_000 + lo);
+            }
+        }
+    }
+    number_in_slow(raw, start, end)
+}
+
+/// [`number_in`] for 17 digits or more, spaces, or a value too close to the frame's start.
+#[cold]
+#[inline(never)]
+fn number_in_slow(raw: &[u8], start: usize, end: usize) -> Option<u64> {
+    parse_u64(crate::frame::text(raw.get(start..end)?))
+}
+
+/// The number written by the last `n` bytes (1 to 8) of a little-endian word, or `None` if one
+/// of them is not a digit.
+#[inline]
+fn last_digits(word: u64, n: usize) -> Option<u64> {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    // Bytes before the digits become '0'.
+    let x = if n >= 8 {
+        word
+    } else {
+        let keep = u64::MAX << ((8 - n) * 8);
+        (word & keep) | (ZEROS & !keep)
+    };
+    swar_digits(x)
+}
+
+/// Eight ASCII digits (the first in the lowest byte) as a number, or `None`.
+#[inline]
+fn swar_digits(x: u64) -> Option<u64> {
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
     // Every byte is 0x30..=0x3f, and stays so plus 6 (so at most 0x39).
     if x & HIGH != ZEROS || x.wrapping_add(0x0606_0606_0606_0606) & HIGH != ZEROS {
         return None;
@@ -601,22 +653,25 @@ impl<'a> FileStats<'a> {
     }
 
     fn fill(&mut self, frame: &'a Frame, message: &'static str) -> Result<(), FieldError> {
-        for f in frame.fields() {
-            if self.take(f.key, f.value) == Some(false) {
-                return Err(not_a_number(message, f.key, f.value));
+        let raw = frame.as_bytes();
+        for (k, start, end) in frame.raw_fields() {
+            if self.take(k, raw, start, end) == Some(false) {
+                let v = crate::frame::text(raw.get(start..end).unwrap_or_default());
+                return Err(not_a_number(message, k, v));
             }
         }
         Ok(())
     }
 
-    /// Take one field: `None` when the key is not a per-file one, `Some(false)` when its number
-    /// does not parse. Dispatches on the key's length, then its bytes: this runs for every
-    /// field of every STATS frame.
+    /// Take one field, its value being `raw[start..end]`: `None` when the key is not a
+    /// per-file one, `Some(false)` when its number does not parse. Dispatches on the key's
+    /// length and first byte: this runs for every field of every STATS frame.
     #[inline(always)]
-    fn take(&mut self, k: &str, v: &'a str) -> Option<bool> {
+    fn take(&mut self, k: &str, raw: &'a [u8], start: usize, end: usize) -> Option<bool> {
+        let text = || crate::frame::text(raw.get(start..end).unwrap_or_default());
         let slot = match (k.len(), k.as_bytes().first().copied().unwrap_or(0)) {
             (4, b'F') if k == "File" => {
-                self.file = Some(unescape_path(v));
+                self.file = Some(unescape_path(text()));
                 return Some(true);
             }
             (4, b'S') if k == "Size" => &mut self.size,
@@ -625,41 +680,51 @@ impl<'a> FileStats<'a> {
             (7, b'W') if k == "Written" => &mut self.written,
             (7, b'E') if k == "EndByte" => &mut self.end_byte,
             (7, b'U') if k == "UserStr" => {
-                self.user_str = Some(v);
+                self.user_str = Some(text());
                 return Some(true);
             }
             (9, b'B') if k == "Bytescont" => &mut self.bytes_contiguous,
             (9, b'F') if k == "FileBytes" => &mut self.file_bytes,
             (9, b'S') if k == "SessionId" => {
-                self.session_id = Some(v);
+                self.session_id = Some(text());
                 return Some(true);
             }
             (9, b'S') if k == "StartByte" => &mut self.start_byte,
             (10, b'F') if k == "FaspFileID" => {
-                self.file_id = Some(v);
+                self.file_id = Some(text());
                 return Some(true);
             }
             (11, b'E') if k == "Elapsedusec" => &mut self.elapsed_usec,
             (12, b'F') if k == "FileChecksum" => {
-                self.checksum = Some(v);
+                self.checksum = Some(text());
                 return Some(true);
             }
             (13, b'T') if k == "TransferBytes" => &mut self.transfer_bytes,
             (16, b'F') if k == "FaspFileArgIndex" => &mut self.arg_index,
             (16, b'F') if k == "FileChecksumType" => {
-                self.checksum_type = Some(v);
+                self.checksum_type = Some(text());
                 return Some(true);
             }
             _ => return None,
         };
-        *slot = parse_u64(v);
+        *slot = number_in(raw, start, end);
         Some(slot.is_some())
     }
 
     /// [`FileStats::take`] for the views that embed these figures.
-    fn read(&mut self, message: &'static str, k: &str, v: &'a str) -> Result<(), FieldError> {
-        match self.take(k, v) {
-            Some(false) => Err(not_a_number(message, k, v)),
+    fn read(
+        &mut self,
+        message: &'static str,
+        k: &str,
+        raw: &'a [u8],
+        start: usize,
+        end: usize,
+    ) -> Result<(), FieldError> {
+        match self.take(k, raw, start, end) {
+            Some(false) => {
+                let v = crate::frame::text(raw.get(start..end).unwrap_or_default());
+                Err(not_a_number(message, k, v))
+            }
             _ => Ok(()),
         }
     }
@@ -668,7 +733,7 @@ impl<'a> FileStats<'a> {
 /// The error for a number field whose value is not one.
 #[cold]
 #[inline(never)]
-fn not_a_number(message: &'static str, key: &str, value: &str) -> FieldError {
+pub(crate) fn not_a_number(message: &'static str, key: &str, value: &str) -> FieldError {
     FieldError::invalid(message, key, "an unsigned integer", value)
 }
 
@@ -690,11 +755,13 @@ impl<'a> FileError<'a> {
         let c = Ctx("FILEERROR");
         c.expect(frame, &["FILEERROR"], "FILEERROR")?;
         let mut m = FileError::default();
-        for f in frame.fields() {
-            match f.key {
-                "Code" => m.code = c.num(f.key, f.value)?,
-                "Description" => m.description = Some(f.value),
-                _ => m.stats.read(c.0, f.key, f.value)?,
+        let raw = frame.as_bytes();
+        for (k, start, end) in frame.raw_fields() {
+            let v = || crate::frame::text(raw.get(start..end).unwrap_or_default());
+            match k {
+                "Code" => m.code = c.num(k, v())?,
+                "Description" => m.description = Some(v()),
+                _ => m.stats.read(c.0, k, raw, start, end)?,
             }
         }
         Ok(m)
@@ -910,7 +977,7 @@ impl<'a> Query<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_u64;
+    use super::{number_in, parse_u64};
     use proptest::prelude::*;
 
     #[test]
@@ -953,6 +1020,18 @@ mod tests {
     }
 
     proptest! {
+        /// Numbers read in place (word loads ending at the value, the bytes before masked off)
+        /// equal numbers read from the value alone, whatever precedes the value.
+        #[test]
+        fn proptest_numbers_in_place_match(
+            before in proptest::collection::vec(any::<u8>(), 0..24),
+            value in "[0-9]{0,21}|[0-9a-z:/ +-]{0,20}",
+        ) {
+            let mut raw = before.clone();
+            raw.extend_from_slice(value.as_bytes());
+            prop_assert_eq!(number_in(&raw, before.len(), raw.len()), parse_u64(&value));
+        }
+
         #[test]
         fn proptest_numbers_parse_like_std(n in any::<u64>(), junk in "[0-9a-z:/ +-]{0,24}") {
             prop_assert_eq!(parse_u64(&n.to_string()), Some(n));

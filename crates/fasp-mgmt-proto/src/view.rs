@@ -1,0 +1,311 @@
+//! [`StatsView`]: a lazy typed view of the per-file messages (`STATS`, `STOP`, `SKIP`,
+//! `FILEERROR`), the bulk of what ascp sends during a transfer.
+
+use std::borrow::Cow;
+
+use crate::error::{FieldError, FieldErrorKind};
+use crate::escape::unescape_path;
+use crate::frame::{Frame, text};
+use crate::message::{FileStats, not_a_number, number_in};
+
+/// The keys the view knows, in slot order.
+const KEYS: [&str; 17] = [
+    "File",
+    "Size",
+    "Loss",
+    "Delay",
+    "Written",
+    "EndByte",
+    "UserStr",
+    "Bytescont",
+    "FileBytes",
+    "SessionId",
+    "StartByte",
+    "FaspFileID",
+    "Elapsedusec",
+    "FileChecksum",
+    "TransferBytes",
+    "FaspFileArgIndex",
+    "FileChecksumType",
+];
+
+/// No field for this slot.
+const ABSENT: u16 = u16::MAX;
+/// A field too far to note (more than 65,534 fields): search for it.
+const FAR: u16 = u16::MAX - 1;
+
+/// The slot of a key, from its length, first and last bytes alone (distinct for the seventeen
+/// keys). Another key may land on a slot too: a slot is checked against the real key when read.
+#[inline(always)]
+fn slot(key: &[u8]) -> Option<usize> {
+    let (first, last) = (*key.first()?, *key.last()?);
+    Some(match (key.len(), first, last) {
+        (4, b'F', b'e') => 0,
+        (4, b'S', b'e') => 1,
+        (4, b'L', b's') => 2,
+        (5, b'D', b'y') => 3,
+        (7, b'W', b'n') => 4,
+        (7, b'E', b'e') => 5,
+        (7, b'U', b'r') => 6,
+        (9, b'B', b't') => 7,
+        (9, b'F', b's') => 8,
+        (9, b'S', b'd') => 9,
+        (9, b'S', b'e') => 10,
+        (10, b'F', b'D') => 11,
+        (11, b'E', b'c') => 12,
+        (12, b'F', b'm') => 13,
+        (13, b'T', b's') => 14,
+        (16, b'F', b'x') => 15,
+        (16, b'F', b'e') => 16,
+        _ => return None,
+    })
+}
+
+/// A lazy, borrowed view of a `STATS`, `STOP`, `SKIP` or `FILEERROR` frame: the same figures
+/// as [`FileStats`], read when asked for.
+///
+/// Building the view notes where each known field is (one pass over the frame's index, keys
+/// told apart by their length and first and last bytes, nothing parsed); each accessor then
+/// reads its one field. A number that does not parse is a [`FieldError`] from its accessor
+/// (not from [`StatsView::from_frame`], which only checks the `Type`). As in [`FileStats`], a
+/// key sent twice gives its last value. Use it on the hot path (a manager reading a handful of
+/// figures from each `STATS`); [`crate::Message::from_frame`] gives every figure at once.
+///
+/// ```
+/// use fasp_mgmt_proto::{Frame, StatsView};
+///
+/// let frame = Frame::parse(b"FASPMGR 2\nType: STATS\nFile: /data/a.bin\nSize: 4096\nWritten: 1024\n\n")?;
+/// let stats = StatsView::from_frame(&frame)?;
+/// assert_eq!(stats.file().as_deref(), Some("/data/a.bin"));
+/// assert_eq!(stats.written()?, Some(1024));
+/// assert_eq!(stats.size()?, Some(4096));
+/// assert_eq!(stats.loss()?, None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy)]
+pub struct StatsView<'a> {
+    frame: &'a Frame,
+    message: &'static str,
+    /// Per known key, the index of the last field that may hold it (or `ABSENT`, `FAR`).
+    at: [u16; KEYS.len()],
+}
+
+impl std::fmt::Debug for StatsView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsView")
+            .field("message", &self.message)
+            .field("frame", self.frame)
+            .finish()
+    }
+}
+
+/// One number accessor per numeric field.
+macro_rules! numbers {
+    ($($(#[$m:meta])* $name:ident = $slot:expr;)+) => {
+        $(
+            $(#[$m])*
+            pub fn $name(&self) -> Result<Option<u64>, FieldError> {
+                self.number($slot)
+            }
+        )+
+    };
+}
+
+/// One text accessor per text field.
+macro_rules! texts {
+    ($($(#[$m:meta])* $name:ident = $slot:expr;)+) => {
+        $(
+            $(#[$m])*
+            pub fn $name(&self) -> Option<&'a str> {
+                self.find($slot).map(|(s, e)| self.text(s, e))
+            }
+        )+
+    };
+}
+
+impl<'a> StatsView<'a> {
+    /// View a `STATS`, `STOP`, `SKIP` or `FILEERROR` frame (any other `Type` is an error).
+    pub fn from_frame(frame: &'a Frame) -> Result<StatsView<'a>, FieldError> {
+        let message = match frame.type_name() {
+            Some("STATS") => "STATS",
+            Some("STOP") => "STOP",
+            Some("SKIP") => "SKIP",
+            Some("FILEERROR") => "FILEERROR",
+            other => {
+                return Err(FieldError {
+                    message: other.unwrap_or("").into(),
+                    key: "Type".into(),
+                    kind: FieldErrorKind::WrongType {
+                        expected: "STATS, STOP, SKIP or FILEERROR",
+                    },
+                });
+            }
+        };
+        let mut at = [ABSENT; KEYS.len()];
+        let raw = frame.as_bytes();
+        if let Some(spans) = frame.inline_spans() {
+            // At most `INLINE_FIELDS` fields: indexes fit.
+            for (i, &[a, b, _]) in spans.iter().enumerate() {
+                let key = raw.get(usize::from(a)..usize::from(b)).unwrap_or_default();
+                if let Some(s) = slot(key) {
+                    at[s] = i as u16;
+                }
+            }
+        } else {
+            for (i, (key, _, _)) in frame.raw_fields().enumerate() {
+                if let Some(s) = slot(key.as_bytes()) {
+                    at[s] = u16::try_from(i).map_or(FAR, |i| i.min(FAR));
+                }
+            }
+        }
+        Ok(StatsView { frame, message, at })
+    }
+
+    /// The frame viewed.
+    pub fn frame(&self) -> &'a Frame {
+        self.frame
+    }
+
+    /// The message type: `STATS`, `STOP`, `SKIP` or `FILEERROR`.
+    pub fn message(&self) -> &'static str {
+        self.message
+    }
+
+    /// Every figure at once, as [`FileStats::from_frame`] reads them.
+    pub fn to_file_stats(&self) -> Result<FileStats<'a>, FieldError> {
+        FileStats::from_frame(self.frame)
+    }
+
+    /// `File`, ESC-decoded.
+    pub fn file(&self) -> Option<Cow<'a, str>> {
+        self.find(0).map(|(s, e)| unescape_path(self.text(s, e)))
+    }
+
+    texts! {
+        /// `UserStr`
+        user_str = 6;
+        /// `SessionId`
+        session_id = 9;
+        /// `FaspFileID`
+        file_id = 11;
+        /// `FileChecksum` (STOP, with `--file-checksum`)
+        checksum = 13;
+        /// `FileChecksumType` (`md5`, `sha1`...)
+        checksum_type = 16;
+    }
+
+    numbers! {
+        /// `Size`: file size in bytes.
+        size = 1;
+        /// `Loss`: bytes lost in the session so far.
+        loss = 2;
+        /// `Delay`: last round-trip time measured, ms.
+        delay_ms = 3;
+        /// `Written`: bytes of this file written.
+        written = 4;
+        /// `EndByte`: last byte to transfer (range transfers).
+        end_byte = 5;
+        /// `Bytescont`: contiguous bytes at the destination.
+        bytes_contiguous = 7;
+        /// `FileBytes`: bytes written in the session so far.
+        file_bytes = 8;
+        /// `StartByte`: where the transfer of this file started (resume offset).
+        start_byte = 10;
+        /// `Elapsedusec`: session time elapsed, µs.
+        elapsed_usec = 12;
+        /// `TransferBytes`: bytes transferred in the session so far.
+        transfer_bytes = 14;
+        /// `FaspFileArgIndex`: the source argument this file came from.
+        arg_index = 15;
+    }
+
+    #[inline(always)]
+    fn text(&self, start: usize, end: usize) -> &'a str {
+        text(self.frame.as_bytes().get(start..end).unwrap_or_default())
+    }
+
+    #[inline(always)]
+    fn number(&self, slot: usize) -> Result<Option<u64>, FieldError> {
+        let Some((start, end)) = self.find(slot) else {
+            return Ok(None);
+        };
+        match number_in(self.frame.as_bytes(), start, end) {
+            Some(n) => Ok(Some(n)),
+            None => Err(not_a_number(
+                self.message,
+                KEYS[slot],
+                self.text(start, end),
+            )),
+        }
+    }
+
+    /// The value offsets of the last field named `KEYS[slot]`.
+    #[inline(always)]
+    fn find(&self, slot: usize) -> Option<(usize, usize)> {
+        let key = KEYS[slot];
+        let i = self.at[slot];
+        if i == ABSENT {
+            return None;
+        }
+        if i != FAR {
+            if let Some((k, s, e)) = self.frame.raw_field(usize::from(i)) {
+                if k == key {
+                    return Some((s, e));
+                }
+            }
+        }
+        self.search(key)
+    }
+
+    /// Another key on the same slot, or a field too far to note: look for the real one.
+    #[cold]
+    #[inline(never)]
+    fn search(&self, key: &str) -> Option<(usize, usize)> {
+        self.frame
+            .raw_fields()
+            .filter(|(k, _, _)| *k == key)
+            .last()
+            .map(|(_, s, e)| (s, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_distinct_and_match_their_keys() {
+        for (i, k) in KEYS.iter().enumerate() {
+            assert_eq!(slot(k.as_bytes()), Some(i), "{k}");
+        }
+        assert_eq!(slot(b""), None);
+        assert_eq!(slot(b"Type"), None);
+    }
+
+    #[test]
+    fn a_key_on_the_same_slot_is_not_taken_for_the_known_one() {
+        let frame = Frame::parse(
+            b"FASPMGR 2\nType: STATS\nWritten: 5\nWxxxxxn: 7\nSize: x\nFile: /a\x1bnb\n\n",
+        )
+        .unwrap();
+        let v = StatsView::from_frame(&frame).unwrap();
+        assert_eq!(v.written(), Ok(Some(5)));
+        assert_eq!(v.file().as_deref(), Some("/a\nb"));
+        assert_eq!(v.loss(), Ok(None));
+        let err = v.size().unwrap_err();
+        assert_eq!((err.message.as_str(), err.key.as_str()), ("STATS", "Size"));
+        let only_other = Frame::parse(b"FASPMGR 2\nType: STOP\nWxxxxxn: 7\n\n").unwrap();
+        let v = StatsView::from_frame(&only_other).unwrap();
+        assert_eq!((v.message(), v.written()), ("STOP", Ok(None)));
+        let init = Frame::parse(b"FASPMGR 2\nType: INIT\n\n").unwrap();
+        assert!(StatsView::from_frame(&init).is_err());
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_key_wins_as_in_file_stats() {
+        let frame = Frame::parse(b"FASPMGR 2\nType: STATS\nWritten: 1\nWritten: 2\n\n").unwrap();
+        let v = StatsView::from_frame(&frame).unwrap();
+        assert_eq!(v.written(), Ok(Some(2)));
+        assert_eq!(v.to_file_stats().unwrap().written, Some(2));
+    }
+}
