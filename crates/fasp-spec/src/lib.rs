@@ -17,6 +17,36 @@
 //! [`SpecError::Node`], never a spec. Real nodes send ports as numbers or numeric strings;
 //! both are accepted, negative numbers are not.
 //!
+//! # Node answers are hostile input
+//!
+//! A node's answer comes from outside the machine and must not steer the local side.
+//! [`NodeAnswerReader`] reads it with a bound on the number of specs (the element after the
+//! last allowed one is refused before it is read: [`SpecError::TooManySpecs`]) and restricts
+//! each spec to the keys a node may set ([`node_may_set`]: [`NODE_ANSWER_KEYS`], plus its own
+//! side's paths, `destination_root` and `paths[].destination` for an upload, `source_root` and
+//! `paths[].source` for a download). Every other known key (`remove_after_transfer`,
+//! `delete_before_transfer`, `ssh_private_key_path`, `file_manifest_path`, `proxy`, ...) is
+//! dropped before its value is read, and named in [`NodeSpec::dropped_keys`] so that a tool can
+//! warn: such settings can only come from the user. Unknown keys are kept in
+//! [`TransferSpec::extra`], which is never rendered.
+//!
+//! ```
+//! use fasp_spec::{Direction, NodeAnswerReader, RenderOptions, TransferPath};
+//!
+//! let answer = r#"{"transfer_specs": [{"transfer_spec": {
+//!     "direction": "send", "remote_host": "ats.example.com", "token": "ATM3_x",
+//!     "destination_root": "/incoming",
+//!     "remove_after_transfer": true, "ssh_private_key_path": "/etc/shadow"}}]}"#;
+//! let mut results = NodeAnswerReader::new(Direction::Send).with_max_specs(1).read(answer)?;
+//! let node = results.remove(0)?;
+//! assert_eq!(node.dropped_keys, ["remove_after_transfer", "ssh_private_key_path"]);
+//! let mut spec = node.spec;
+//! spec.paths = vec![TransferPath::new("report.pdf")];
+//! let command = spec.render(&RenderOptions::new())?;
+//! assert!(!command.args.iter().any(|a| a == "--remove-after-transfer" || a == "-i"));
+//! # Ok::<(), fasp_spec::SpecError>(())
+//! ```
+//!
 //! # Checking
 //!
 //! [`TransferSpec::validate`] applies the rules that would otherwise surface as an ascp exit
@@ -31,7 +61,10 @@
 //! [`TransferSpec::render`] validates, then maps each key to ascp 3.9's options. Secrets
 //! (token, cookie, SSH password or key passphrase, key content, content-protection passphrase,
 //! proxy password) go only into [`AscpCommand::env`], held as [`Secret`]s whose `Debug` and
-//! `Display` print `<redacted>`; the token is never passed with `-W`, which `ps` would show.
+//! `Display` print `<redacted>` and whose memory is wiped on drop; the token is never passed
+//! with `-W`, which `ps` would show. A proxy URL's user info runs to its last `@` (so a
+//! password may hold `#`, `/`, `?`, `@` or `:`, percent-encoded or not); only the URL without
+//! the password goes on argv, and errors show it as `user:<redacted>@host`.
 //! Positional paths always follow `--`, so a file named `-x` cannot be taken for an option.
 //! Several paths are written to a `--file-list` or `--file-pair-list` in the caller's work
 //! folder, mode 0600. Every option rendered was checked against the real ascp 3.9.0 binary; the

@@ -20,6 +20,20 @@
 //! "user_message"}}` of `transfer_specs`, or an `error` inside a `transfer_spec`. Both become
 //! [`Error::Node`]; a spec that carries an error is never returned as a spec.
 //!
+//! # Node answers are hostile input
+//!
+//! An answer is bounded before it is parsed: its body is read in chunks up to
+//! [`ClientConfig::max_body_bytes`] (4 MiB by default; [`Error::AnswerTooLarge`] past it), and
+//! an answer listing more specs than requests were sent is refused at the first extra element,
+//! before it is read ([`Error::TooManySpecs`]). Each spec then keeps only the keys a node may
+//! set (fasp-spec's [`node_may_set`](fasp_spec::node_may_set): host, ports, user, token,
+//! cookie, tags, rates and policy with their caps and locks, cipher, HTTP fallback, its own
+//! side's paths). Local-side keys (`remove_after_transfer`, `delete_before_transfer`,
+//! `ssh_private_key_path`, `file_manifest_path`, `proxy`, the local paths, ...) are dropped:
+//! [`NodeClient::upload_setup_detailed`] and [`NodeClient::download_setup_detailed`] name them
+//! in [`NodeSpec::dropped_keys`] so that a tool can warn; the plain calls drop them with a
+//! `tracing` warning.
+//!
 //! A node's spec describes its own side only: an upload answer names the destination folder
 //! but no source, so it does not validate yet. [`prepare_upload`] adds the local sources and
 //! [`prepare_download`] the local destination, giving a spec ready to render.
@@ -35,9 +49,14 @@
 //! [`RetryPolicy`] allows (3 retries from 500 ms by default; `Retry-After` is honoured); nothing
 //! else is: a 401 is final at once, and a timeout is not repeated (the server may still be
 //! working). The timeout of an attempt and of connecting are set in [`ClientConfig`]. TLS
-//! certificates are verified against the Mozilla roots (rustls, `webpki-roots`); the opt-out
-//! for lab servers is called [`ClientConfig::danger_accept_invalid_certs`] on purpose.
-//! Redirects are not followed, so credentials reach only the URL they were given for.
+//! certificates are verified against the Mozilla roots (rustls, `webpki-roots`), plus the
+//! certificates of PEM files given with [`NodeClientBuilder::add_root_certificate_pem`] (a
+//! private CA or a lab node's self-signed certificate; [`Error::Certificate`] names a file that
+//! cannot be used); the opt-out for lab servers is called
+//! [`ClientConfig::danger_accept_invalid_certs`] on purpose. Redirects are not followed, so
+//! credentials reach only the URL they were given for. [`NodeClient::sends_credentials_in_clear`]
+//! tells whether credentials would go over plain `http://`; each such call also emits a
+//! `tracing` warning.
 //!
 //! # IBM Cloud Object Storage
 //!
@@ -55,7 +74,16 @@
 //! Passwords, bearer tokens, API keys, access key secrets and IAM tokens are held as
 //! [`Secret`], whose `Debug` and `Display` print `<redacted>`; header values carrying them are
 //! marked sensitive. No `Debug` or `Display` of this crate's types shows one, errors included.
-//! The crate logs nothing. The specs returned hold the transfer token as a `Secret` too.
+//! Secrets, answer bodies (which hold the transfer token) and authorization values are wiped
+//! (`zeroize`) when dropped. The specs returned hold the transfer token as a `Secret` too.
+//!
+//! # Logging
+//!
+//! The crate emits `tracing` events (and installs no subscriber): each request with its URL
+//! and attempt (DEBUG), each answer's status, length and time (DEBUG), retries with their wait
+//! and reason (WARN), credentials over plain http and keys dropped from a node answer, by name
+//! (WARN). No event carries a token, password, API key, authorization header or setup answer
+//! body; a test captures everything at TRACE level during whole setup calls and finds none.
 //!
 //! # Example
 //!
