@@ -2,12 +2,13 @@
 //!
 //! The libraries (`fasp-manager` above all) emit `tracing` events; [`init_logging`] installs
 //! the subscriber that writes them, one line each, to stderr or to a new file in the log
-//! folder. The level is `warn` by default, `error` with `-q`, `info` with `-v`, `debug` with
-//! `-vv` and `trace` with `-vvv`; a non-empty `RUST_LOG` replaces it (`RUST_LOG=fasp_manager=
-//! debug`, ...). No secret reaches a log line: the libraries log the names of ascp's
-//! environment variables and never their values, and frames with their secret fields
-//! redacted; this module logs the subcommand's name, never the command line (which may hold
-//! `--password` or `--bearer`).
+//! folder. The level is `info` with `-v`, `debug` with `-vv` and `trace` with `-vvv`. Without
+//! `-v`, nothing is logged on stderr (fasp's own messages already say what failed, once) and
+//! `warn` (`error` with `-q`) in a `--log-dir` file. A non-empty `RUST_LOG` replaces the
+//! level (`RUST_LOG=fasp_manager=debug`, ...). No secret reaches a log line: the libraries log
+//! the names of ascp's environment variables and never their values, and frames with their
+//! secret fields redacted; this module logs the subcommand's name, never the command line
+//! (which may hold `--password` or `--bearer`).
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::ErrorKind;
@@ -36,10 +37,11 @@ pub fn quiet() -> bool {
 /// flatten them into a `clap::Parser` and give them to [`init_logging`].
 #[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
 pub struct GlobalArgs {
-    /// More log lines: -v info, -vv debug, -vvv trace (RUST_LOG, when set, decides instead).
+    /// Log lines: -v info, -vv debug, -vvv trace (RUST_LOG, when set, decides instead;
+    /// without either: none on stderr, warnings in a --log-dir file).
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Only errors: no progress bar, no human lines, log level error.
+    /// Only errors: no progress bar, no human lines (and only errors in a --log-dir file).
     #[arg(short = 'q', long = "quiet", global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Write the log lines to a new file in DIR (fasp-PID-TIMESTAMP.log, mode 0600; DIR is
@@ -49,16 +51,18 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
-    /// The level the flags ask for, as an `EnvFilter` directive.
+    /// The level the flags ask for, as an `EnvFilter` directive: `-v` info, `-vv` debug,
+    /// `-vvv` trace; otherwise nothing on stderr, and warnings (errors with `-q`) in a
+    /// `--log-dir` file.
     pub fn level(&self) -> &'static str {
-        if self.quiet {
-            return "error";
-        }
-        match self.verbose {
-            0 => "warn",
-            1 => "info",
-            2 => "debug",
-            _ => "trace",
+        let to_file = self.log_dir.is_some();
+        match (self.quiet, self.verbose) {
+            (true, _) if to_file => "error",
+            (false, 0) if to_file => "warn",
+            (true, _) | (false, 0) => "off",
+            (false, 1) => "info",
+            (false, 2) => "debug",
+            (false, _) => "trace",
         }
     }
 }
@@ -195,20 +199,24 @@ mod tests {
 
     #[test]
     fn levels_follow_the_flags() {
-        let level = |verbose, quiet| {
+        let level = |verbose, quiet, dir: bool| {
             GlobalArgs {
                 verbose,
                 quiet,
-                log_dir: None,
+                log_dir: dir.then(|| PathBuf::from("logs")),
             }
             .level()
         };
-        assert_eq!(level(0, false), "warn");
-        assert_eq!(level(1, false), "info");
-        assert_eq!(level(2, false), "debug");
-        assert_eq!(level(3, false), "trace");
-        assert_eq!(level(9, false), "trace");
-        assert_eq!(level(0, true), "error");
+        for dir in [false, true] {
+            assert_eq!(level(1, false, dir), "info");
+            assert_eq!(level(2, false, dir), "debug");
+            assert_eq!(level(3, false, dir), "trace");
+            assert_eq!(level(9, false, dir), "trace");
+        }
+        assert_eq!(level(0, false, false), "off");
+        assert_eq!(level(0, true, false), "off");
+        assert_eq!(level(0, false, true), "warn");
+        assert_eq!(level(0, true, true), "error");
     }
 
     #[test]

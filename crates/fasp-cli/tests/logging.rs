@@ -55,6 +55,23 @@ impl Transfer {
 
     /// `fasp <before...> transfer --json --spec ... --ascp SIM <after...>`.
     fn run(&self, before: &[&str], after: &[&str], rust_log: Option<&str>) -> Output {
+        self.command(before, after, rust_log, TOKEN)
+            .output()
+            .unwrap()
+    }
+
+    /// [`Transfer::run`] against a remote host that accepts only `token`.
+    fn run_with_expected_token(&self, before: &[&str], token: &str) -> Output {
+        self.command(before, &[], None, token).output().unwrap()
+    }
+
+    fn command(
+        &self,
+        before: &[&str],
+        after: &[&str],
+        rust_log: Option<&str>,
+        expected_token: &str,
+    ) -> Command {
         let mut cmd = fasp();
         cmd.args(before)
             .arg("transfer")
@@ -67,11 +84,11 @@ impl Transfer {
             .env("FASP_ASCP_ENV", "ASCP_SIM_*")
             .env("ASCP_SIM_ROOT", self.dir.path().join("remote"))
             .env("ASCP_SIM_STATS_INTERVAL_MS", "20")
-            .env("ASCP_SIM_EXPECT_TOKEN", TOKEN);
+            .env("ASCP_SIM_EXPECT_TOKEN", expected_token);
         if let Some(filter) = rust_log {
             cmd.env("RUST_LOG", filter);
         }
-        cmd.output().unwrap()
+        cmd
     }
 }
 
@@ -113,7 +130,11 @@ fn vvv_with_log_dir_writes_a_private_trace_log_without_secrets() {
     );
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&file), 0o600, "the log file is private");
-    assert_eq!(mode(&t.logs()), 0o700, "the log folder made for it is private");
+    assert_eq!(
+        mode(&t.logs()),
+        0o700,
+        "the log folder made for it is private"
+    );
     let log = std::fs::read_to_string(&file).unwrap();
     for needle in [
         "fasp started",
@@ -145,7 +166,10 @@ fn verbose_logs_go_to_stderr_and_rust_log_overrides_the_level() {
         stderr.contains(" INFO ") && stderr.contains("ascp started"),
         "-v logs at info on stderr:\n{stderr}"
     );
-    assert!(!stderr.contains("DEBUG"), "-v is info, not debug:\n{stderr}");
+    assert!(
+        !stderr.contains("DEBUG"),
+        "-v is info, not debug:\n{stderr}"
+    );
     assert_no_secret("stderr", &stderr);
 
     // RUST_LOG decides over -vvv: only warnings of fasp_manager, so nothing here.
@@ -178,6 +202,31 @@ fn without_v_nothing_is_logged_for_a_transfer_that_goes_well() {
     for level in ["TRACE", "DEBUG", " INFO "] {
         assert!(!stderr.contains(level), "{level} without -v:\n{stderr}");
     }
+}
+
+#[test]
+fn without_v_a_log_dir_file_gets_the_warnings_and_stderr_no_log_line() {
+    let Some(sim) = sim_path() else { return };
+    let t = Transfer::new(sim);
+    // The remote host accepts another token: the session fails (code 19), not retried.
+    let out = t.run_with_expected_token(
+        &["--log-dir", t.logs().to_str().unwrap()],
+        "ATM3_another-token",
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        !stderr.contains("WARN"),
+        "log lines on stderr without -v:\n{stderr}"
+    );
+    let log = std::fs::read_to_string(only_file(&t.logs())).unwrap();
+    assert!(
+        log.contains("WARN") && log.contains("transfer failed"),
+        "the file lacks the failure's warning:\n{log}"
+    );
+    assert!(!log.contains(" INFO "), "info without -v:\n{log}");
+    assert_no_secret("the log file", &log);
+    assert_no_secret("stderr", &stderr);
 }
 
 #[test]
@@ -218,7 +267,10 @@ fn bash_completions_name_every_subcommand() {
     let out = fasp().args(["completions", "bash"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let script = text(&out.stdout);
-    assert!(script.contains("complete -F"), "not a bash script:\n{script}");
+    assert!(
+        script.contains("complete -F"),
+        "not a bash script:\n{script}"
+    );
     for sub in [
         "decode",
         "render",
@@ -241,7 +293,11 @@ fn bash_completions_name_every_subcommand() {
         assert!(text(&out.stdout).contains("transfer"), "{shell}");
     }
     let out = fasp().args(["completions", "tcsh"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
 }
 
 /// The man pages in `docs/man/` are what `fasp manpage` writes now: same files, same bytes.
