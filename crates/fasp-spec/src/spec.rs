@@ -337,6 +337,10 @@ impl TransferSpec {
     ///
     /// The outer error covers text that is not JSON, an answer that is a node error as a whole,
     /// or an answer without `transfer_specs`.
+    ///
+    /// Every key is kept, as for a spec file the user wrote. For an answer that comes from a
+    /// node, use [`NodeAnswerReader`](crate::NodeAnswerReader): it bounds the number of specs
+    /// and drops the keys a node may not set.
     pub fn from_node_response(text: &str) -> Result<Vec<Result<Self, SpecError>>, SpecError> {
         let value: Value = serde_json::from_str(text).map_err(|e| SpecError::json(&e))?;
         crate::node::specs_from_answer(value)

@@ -7,5 +7,6 @@
 mod common;
 mod node;
 mod proptests;
+mod proxy;
 mod render;
 mod roundtrip;
