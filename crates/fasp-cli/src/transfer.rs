@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use fasp_manager::{
-    Controller, Event, EventKind, Manager, Policy, Progress, RetryPolicy, Summary, TransferError,
-    TransferOptions,
+    Controller, Event, EventKind, Manager, Progress, RatePolicy, RetryPolicy, Summary,
+    TransferError, TransferOptions,
 };
 use fasp_spec::{REDACTED, TransferSpec};
 use futures::StreamExt;
@@ -614,7 +614,7 @@ enum ControlLine {
     Rate {
         target: Option<u64>,
         min: Option<u64>,
-        policy: Option<Policy>,
+        policy: Option<RatePolicy>,
     },
     Pause,
     Resume,
@@ -641,7 +641,7 @@ fn parse_control(line: &str) -> Result<ControlLine, String> {
             let policy = match v.get("policy") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(p)) => Some(
-                    Policy::parse(p)
+                    parse_policy(p)
                         .ok_or_else(|| format!("unknown policy {p:?} (fixed, high, fair, low)"))?,
                 ),
                 Some(x) => return Err(format!("\"policy\" must be a string, not {x}")),
@@ -665,20 +665,9 @@ fn parse_control(line: &str) -> Result<ControlLine, String> {
     }
 }
 
-/// The spec's word for a policy ascp reports as `Adaptive` (`Fixed`, `Adaptive`, `Trickle`)
-/// and a priority (1 high, 2 regular): the word control lines and specs use.
-fn policy_word(adaptive: Option<&str>, priority: Option<u64>) -> Option<&'static str> {
-    match adaptive?.to_ascii_lowercase().as_str() {
-        "fixed" => Some("fixed"),
-        "trickle" | "low" => Some("low"),
-        "adaptive" | "fair" | "high" => Some(if priority == Some(1) { "high" } else { "fair" }),
-        _ => None,
-    }
-}
-
-/// `Send` / `Receive` as the spec's `send` / `receive`.
-fn direction_word(direction: Option<&str>) -> Option<String> {
-    direction.map(str::to_ascii_lowercase)
+/// A policy word of control lines and specs (`fixed`, `high`, `fair`, `low`, any case).
+fn parse_policy(word: &str) -> Option<RatePolicy> {
+    serde_json::from_value(Value::String(word.to_ascii_lowercase())).ok()
 }
 
 /// One event as a JSON line: `type` first, then the event's fields, then `session_id`,
@@ -690,7 +679,7 @@ pub fn event_json(event: &Event) -> Option<Value> {
     };
     let rates = |r: &fasp_manager::Rates| {
         json!({"target_kbps": r.target_kbps, "min_kbps": r.min_kbps,
-               "policy": policy_word(r.adaptive.as_deref(), r.priority)})
+               "policy": r.policy})
     };
     let (ty, body) = match &event.kind {
         EventKind::Queued => ("queued", json!({})),
@@ -705,10 +694,10 @@ pub fn event_json(event: &Event) -> Option<Value> {
             operation,
         } => (
             "session_init",
-            json!({"direction": direction_word(direction.as_deref()), "operation": operation}),
+            json!({"direction": direction, "operation": operation}),
         ),
         EventKind::SessionStarted(s) => {
-            let mut v = json!({"direction": direction_word(s.direction.as_deref()),
+            let mut v = json!({"direction": s.direction,
                    "host": s.host, "user": s.user, "tcp_port": s.tcp_port,
                    "udp_port": s.udp_port});
             if let (Some(obj), Value::Object(r)) = (v.as_object_mut(), rates(&s.rates)) {
@@ -1021,7 +1010,7 @@ mod tests {
             Ok(ControlLine::Rate {
                 target: Some(5000),
                 min: Some(10),
-                policy: Some(Policy::High)
+                policy: Some(RatePolicy::High)
             })
         );
         assert_eq!(
@@ -1057,15 +1046,20 @@ mod tests {
     }
 
     #[test]
-    fn policies_use_the_words_of_control_lines() {
-        assert_eq!(policy_word(Some("Fixed"), Some(1)), Some("fixed"));
-        assert_eq!(policy_word(Some("Adaptive"), Some(1)), Some("high"));
-        assert_eq!(policy_word(Some("Adaptive"), Some(2)), Some("fair"));
-        assert_eq!(policy_word(Some("Trickle"), None), Some("low"));
-        assert_eq!(policy_word(None, Some(1)), None);
-        for word in ["fixed", "high", "fair", "low"] {
-            assert!(Policy::parse(word).is_some(), "{word} is read back");
+    fn policies_use_the_words_of_specs() {
+        for p in RatePolicy::ALL {
+            assert_eq!(parse_policy(p.as_str()), Some(*p));
+            assert_eq!(parse_policy(&p.as_str().to_uppercase()), Some(*p));
+            let event = Event::new(EventKind::RateChanged(rates_with(*p)));
+            assert_eq!(event_json(&event).unwrap()["policy"], p.as_str());
         }
+        assert_eq!(parse_policy("turbo"), None);
+    }
+
+    fn rates_with(policy: RatePolicy) -> fasp_manager::Rates {
+        let mut r = fasp_manager::Rates::default();
+        r.policy = Some(policy);
+        r
     }
 
     #[test]

@@ -347,7 +347,12 @@ async fn follow(
             };
             // Before: the average so far; after: a short window once the change is in force.
             let before = p.bytes_done as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            if transfer.set_rate(RAISED_MBPS * 1000, 0).await.is_err() {
+            if transfer
+                .control()
+                .set_rate(RAISED_MBPS * 1000, 0)
+                .await
+                .is_err()
+            {
                 continue; // already finished: nothing left to steer
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -366,7 +371,7 @@ async fn follow(
             );
         } else if raised && !paused && done > 0.55 {
             paused = true;
-            if transfer.pause().await.is_err() {
+            if transfer.control().pause().await.is_err() {
                 continue;
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -380,7 +385,7 @@ async fn follow(
                 &format!("paused for a second: {moved} bytes moved meanwhile"),
                 json!({"moved_while_paused": moved}),
             );
-            let _ = transfer.resume().await;
+            let _ = transfer.control().resume().await;
             print_above(
                 &bar,
                 out,

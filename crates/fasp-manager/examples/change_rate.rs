@@ -77,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "session started: target {:?} Kbps, min {:?} Kbps, {:?}; rate locked: {:?}, cap {:?} Kbps",
                     s.rates.target_kbps,
                     s.rates.min_kbps,
-                    s.rates.adaptive,
+                    s.rates.policy,
                     s.rate_lock,
                     s.rate_cap_kbps,
                 ),
@@ -117,13 +117,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let steer = async {
         tokio::time::sleep(Duration::from_secs(2)).await;
         println!("-> target rate 200000 Kbps");
-        transfer.set_rate(200_000, 0).await?;
+        transfer.control().set_rate(200_000, 0).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         println!("-> pause");
-        transfer.pause().await?;
+        transfer.control().pause().await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         println!("-> resume");
-        transfer.resume().await?;
+        transfer.control().resume().await?;
         Ok::<(), fasp_manager::ControlError>(())
     };
     if let Err(e) = steer.await {

@@ -30,12 +30,13 @@ use fasp_mgmt_proto::{
     Control, DecodeError, DoneOperation, Frame, Message, QueryAnswer, RateChange, StartFile,
     StopFile, codes,
 };
+use fasp_spec::{Direction, RatePolicy};
 
 use crate::error::{FileFailure, TransferError};
 use crate::event::{Event, EventKind, FileInfo, Rates, SessionInfo, SessionTotals};
 use crate::options::RetryPolicy;
 use crate::progress::{Progress, Tracker, TransferState};
-use crate::transfer::{ControlError, Policy, SessionSummary, Summary};
+use crate::transfer::{ControlError, SessionSummary, Summary, policy_from_wire, rate_change};
 
 /// Time since the transfer was created.
 pub(crate) type Time = Duration;
@@ -79,7 +80,7 @@ pub(crate) enum Request {
     Rate {
         target: Option<u64>,
         min: Option<u64>,
-        policy: Option<Policy>,
+        policy: Option<RatePolicy>,
     },
     Pause,
     Resume,
@@ -756,7 +757,7 @@ impl Core {
                     }
                 }
                 EventKind::SessionInit {
-                    direction: init.direction.map(|d| d.to_string()),
+                    direction: init.direction.and_then(direction_from_wire),
                     operation: init.operation.map(|o| o.to_string()),
                 }
             }
@@ -768,11 +769,10 @@ impl Core {
                 let rates = Rates {
                     target_kbps: s.rate_kbps,
                     min_kbps: s.min_rate_kbps,
-                    adaptive: s.adaptive.map(|a| a.to_string()),
-                    priority: s.priority,
+                    policy: policy_from_wire(s.adaptive, s.priority),
                 };
                 EventKind::SessionStarted(Box::new(SessionInfo {
-                    direction: s.direction.map(|d| d.to_string()),
+                    direction: s.direction.and_then(direction_from_wire),
                     host: s.host.map(str::to_owned),
                     user: s.user.map(str::to_owned),
                     tcp_port: s.tcp_port,
@@ -798,8 +798,7 @@ impl Core {
                 None => EventKind::RateChanged(Rates {
                     target_kbps: n.rate_kbps,
                     min_kbps: n.min_rate_kbps,
-                    adaptive: n.adaptive.map(|a| a.to_string()),
-                    priority: n.priority,
+                    policy: policy_from_wire(n.adaptive, n.priority),
                 }),
             },
             Message::Stats(st) => {
@@ -1017,7 +1016,7 @@ impl Core {
         now: Time,
         target: Option<u64>,
         min: Option<u64>,
-        policy: Option<Policy>,
+        policy: Option<RatePolicy>,
     ) -> Result<(), ControlError> {
         if target.is_none() && min.is_none() && policy.is_none() {
             return Err(ControlError::Invalid {
@@ -1050,7 +1049,7 @@ impl Core {
         }
         let n = live.len();
         for (k, &i) in live.iter().enumerate() {
-            let mut change = policy.map(Policy::rate_change).unwrap_or_default();
+            let mut change = policy.map(rate_change).unwrap_or_default();
             if !self.paused {
                 change.rate_kbps = target.map(|t| share(t, k, n));
                 change.min_rate_kbps = min.map(|m| share(m, k, n));
@@ -1445,6 +1444,15 @@ fn validate(msg: &Control) -> Result<(), ControlError> {
 fn constant_time_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// ascp's `Send` / `Receive` in the spec's words.
+fn direction_from_wire(d: fasp_mgmt_proto::Direction<'_>) -> Option<Direction> {
+    match d {
+        fasp_mgmt_proto::Direction::Send => Some(Direction::Send),
+        fasp_mgmt_proto::Direction::Receive => Some(Direction::Receive),
+        _ => None,
+    }
 }
 
 fn file_info(st: &fasp_mgmt_proto::FileStats<'_>) -> FileInfo {

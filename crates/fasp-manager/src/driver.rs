@@ -768,7 +768,7 @@ fn log_event(e: &Event) {
             part,
             attempt,
             session,
-            direction = direction.as_deref(),
+            direction = direction.map(|d| d.as_str()),
             operation = operation.as_deref(),
             "session initiated"
         ),
@@ -781,7 +781,7 @@ fn log_event(e: &Event) {
             udp_port = info.udp_port,
             target_kbps = info.rates.target_kbps,
             min_kbps = info.rates.min_kbps,
-            policy = info.rates.adaptive.as_deref(),
+            policy = info.rates.policy.map(|p| p.as_str()),
             encryption = info.encryption,
             "session started"
         ),
@@ -790,8 +790,7 @@ fn log_event(e: &Event) {
             attempt,
             target_kbps = r.target_kbps,
             min_kbps = r.min_kbps,
-            policy = r.adaptive.as_deref(),
-            priority = r.priority,
+            policy = r.policy.map(|p| p.as_str()),
             "rates in force"
         ),
         EventKind::JobSize { files, bytes } => {
@@ -902,6 +901,8 @@ fn log_event(e: &Event) {
         EventKind::Finished { state, code } => {
             tracing::info!(part, attempt, ?state, code, "transfer finished")
         }
+        EventKind::Paused => tracing::info!(part, attempt, "paused"),
+        EventKind::Resumed => tracing::info!(part, attempt, "resumed"),
         EventKind::Lagged { missed } => {
             tracing::debug!(missed, "a subscriber fell behind and was cut off")
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use std::process::ExitStatus;
 
 use fasp_mgmt_proto::{Control, DecodeError, FieldError, Frame};
+use fasp_spec::{Direction, RatePolicy};
 
 use crate::progress::TransferState;
 
@@ -84,8 +85,8 @@ pub enum EventKind {
     },
     /// `INIT`: a session begins.
     SessionInit {
-        /// `Send` or `Receive`.
-        direction: Option<String>,
+        /// Which way this ascp moves files (ascp's `Send` / `Receive`), in the spec's words.
+        direction: Option<Direction>,
         /// `Transfer`, `BWMeasurement`...
         operation: Option<String>,
     },
@@ -208,8 +209,8 @@ pub enum EventKind {
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct SessionInfo {
-    /// `Send` or `Receive`.
-    pub direction: Option<String>,
+    /// Which way this ascp moves files (ascp's `Send` / `Receive`), in the spec's words.
+    pub direction: Option<Direction>,
     /// Remote host.
     pub host: Option<String>,
     /// Remote user.
@@ -251,10 +252,11 @@ pub struct Rates {
     pub target_kbps: Option<u64>,
     /// Minimum rate, Kbps.
     pub min_kbps: Option<u64>,
-    /// `Fixed`, `Adaptive` or `Trickle`.
-    pub adaptive: Option<String>,
-    /// 1 high, 2 regular.
-    pub priority: Option<u64>,
+    /// The policy in the words of specs and controls: ascp's `Adaptive: Fixed` is
+    /// [`RatePolicy::Fixed`], `Adaptive` with priority 1 [`RatePolicy::High`] and with
+    /// priority 2 [`RatePolicy::Fair`], `Trickle` [`RatePolicy::Low`]. `None` when ascp did
+    /// not say (or said a word this crate does not know).
+    pub policy: Option<RatePolicy>,
 }
 
 /// Per-file figures of `STATS`/`STOP`/`SKIP`/`FILEERROR`.

@@ -110,16 +110,14 @@ pub use fasp_mgmt_proto::{
     ByteRange, Control, DecodeError, DecodeErrorKind, DoneOperation, FieldError, Frame,
     QueryAnswer, RateChange, StartFile, StopFile,
 };
-pub use fasp_spec::{SpecError, TransferSpec, TransferSpecBuilder};
+pub use fasp_spec::{Direction, RatePolicy, SpecError, TransferSpec, TransferSpecBuilder};
 pub use manager::{Manager, ManagerBuilder};
 pub use options::{RetryPolicy, TransferOptions};
 pub use process::INHERITED_ENV;
 pub use progress::{Progress, TransferState};
-pub use transfer::{
-    ControlError, Controller, EventStream, Policy, SessionSummary, Summary, Transfer,
-};
+pub use transfer::{ControlError, Controller, EventStream, SessionSummary, Summary, Transfer};
 
 /// The variable ascp reads its cookie from. Every child gets one: the spec's cookie, or a
 /// fresh random one; ascp echoes it in `INIT`, which is how a connection the kernel can no
 /// longer attribute (a fast ascp that already exited) proves it comes from our child.
-pub const COOKIE_ENV: &str = "ASPERA_SCP_COOKIE";
+pub const COOKIE_ENV: &str = fasp_spec::ASPERA_SCP_COOKIE;

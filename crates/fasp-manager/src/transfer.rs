@@ -6,8 +6,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use fasp_mgmt_proto::{
-    ByteRange, DoneOperation, Priority, RateChange, RatePolicy, StartFile, StopFile,
+    Adaptive, ByteRange, DoneOperation, Priority, RateChange, RatePolicy as WirePolicy, StartFile,
+    StopFile,
 };
+use fasp_spec::RatePolicy;
 use futures::Stream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -19,45 +21,34 @@ use crate::event::{Event, SessionTotals};
 use crate::hub::Queue;
 use crate::progress::Progress;
 
-/// The rate policy words users know, mapped onto what ascp accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Policy {
-    /// `Adaptive: Fixed`: the target rate, whatever the network.
-    Fixed,
-    /// `Adaptive: Adaptive` + `Priority: 1`: adaptive, ahead of other traffic.
-    High,
-    /// `Adaptive: Adaptive` + `Priority: 2`: adaptive, sharing fairly.
-    Fair,
-    /// `Adaptive: Trickle`: only the bandwidth nobody else uses.
-    Low,
+/// The `RATE` fields for a policy: `fixed` is `Fixed`, `high` and `fair` are `Adaptive` with
+/// priority 1 and 2, `low` is `Trickle`.
+pub(crate) fn rate_change(policy: RatePolicy) -> RateChange {
+    let (wire, priority) = match policy {
+        RatePolicy::Fixed => (WirePolicy::Fixed, None),
+        RatePolicy::High => (WirePolicy::Adaptive, Some(Priority::High)),
+        RatePolicy::Low => (WirePolicy::Trickle, None),
+        // Fair, and any policy a later fasp-spec adds: adaptive at the regular priority.
+        _ => (WirePolicy::Adaptive, Some(Priority::Regular)),
+    };
+    RateChange {
+        policy: Some(wire),
+        priority,
+        ..RateChange::default()
+    }
 }
 
-impl Policy {
-    /// The `RATE` fields for this policy.
-    pub fn rate_change(self) -> RateChange {
-        let (policy, priority) = match self {
-            Policy::Fixed => (RatePolicy::Fixed, None),
-            Policy::High => (RatePolicy::Adaptive, Some(Priority::High)),
-            Policy::Fair => (RatePolicy::Adaptive, Some(Priority::Regular)),
-            Policy::Low => (RatePolicy::Trickle, None),
-        };
-        RateChange {
-            policy: Some(policy),
-            priority,
-            ..RateChange::default()
-        }
-    }
-
-    /// Read `fixed`, `high`, `fair` or `low` (any case).
-    pub fn parse(word: &str) -> Option<Policy> {
-        match word.to_ascii_lowercase().as_str() {
-            "fixed" => Some(Policy::Fixed),
-            "high" => Some(Policy::High),
-            "fair" => Some(Policy::Fair),
-            "low" => Some(Policy::Low),
-            _ => None,
-        }
+/// The policy ascp reports (`Adaptive` and `Priority`), in the words of specs and controls.
+pub(crate) fn policy_from_wire(
+    adaptive: Option<Adaptive<'_>>,
+    priority: Option<u64>,
+) -> Option<RatePolicy> {
+    match adaptive? {
+        Adaptive::Fixed => Some(RatePolicy::Fixed),
+        Adaptive::Adaptive if priority == Some(1) => Some(RatePolicy::High),
+        Adaptive::Adaptive => Some(RatePolicy::Fair),
+        Adaptive::Trickle => Some(RatePolicy::Low),
+        _ => None,
     }
 }
 
@@ -266,6 +257,11 @@ impl Transfer {
         self.controller.clone()
     }
 
+    /// This transfer's controller, borrowed: `transfer.control().pause().await`.
+    pub fn control(&self) -> &Controller {
+        &self.controller
+    }
+
     /// Wait for the outcome. Every ascp process has been reaped when this returns. The events
     /// from the start that [`Transfer::events`] was never asked for are dropped here.
     pub async fn wait(mut self) -> Result<Summary, TransferError> {
@@ -281,14 +277,6 @@ impl Transfer {
             },
             None => Err(TransferError::Cancelled { forced: false }),
         }
-    }
-}
-
-impl std::ops::Deref for Transfer {
-    type Target = Controller;
-
-    fn deref(&self) -> &Controller {
-        &self.controller
     }
 }
 
@@ -329,7 +317,7 @@ impl Controller {
         &self,
         target_kbps: Option<u64>,
         min_kbps: Option<u64>,
-        policy: Option<Policy>,
+        policy: Option<RatePolicy>,
     ) -> Result<(), ControlError> {
         self.request(Request::Rate {
             target: target_kbps,
@@ -339,7 +327,7 @@ impl Controller {
     }
 
     /// Change the policy (sent as the exact `Adaptive`/`Priority` words ascp accepts).
-    pub async fn set_policy(&self, policy: Policy) -> Result<(), ControlError> {
+    pub async fn set_policy(&self, policy: RatePolicy) -> Result<(), ControlError> {
         self.request(Request::Rate {
             target: None,
             min: None,
@@ -396,22 +384,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn policies_map_to_words_ascp_accepts() {
-        let words = |p: Policy| {
-            let r = p.rate_change();
-            (r.policy.map(RatePolicy::as_str), r.priority)
+    fn policies_map_to_words_ascp_accepts_and_back() {
+        let words = |p: RatePolicy| {
+            let r = rate_change(p);
+            (r.policy.map(WirePolicy::as_str), r.priority)
         };
-        assert_eq!(words(Policy::Fixed), (Some("Fixed"), None));
+        assert_eq!(words(RatePolicy::Fixed), (Some("Fixed"), None));
         assert_eq!(
-            words(Policy::High),
+            words(RatePolicy::High),
             (Some("Adaptive"), Some(Priority::High))
         );
         assert_eq!(
-            words(Policy::Fair),
+            words(RatePolicy::Fair),
             (Some("Adaptive"), Some(Priority::Regular))
         );
-        assert_eq!(words(Policy::Low), (Some("Trickle"), None));
-        assert_eq!(Policy::parse("HIGH"), Some(Policy::High));
-        assert_eq!(Policy::parse("turbo"), None);
+        assert_eq!(words(RatePolicy::Low), (Some("Trickle"), None));
+        // What ascp reports comes back as the word that was asked.
+        for p in RatePolicy::ALL {
+            let r = rate_change(*p);
+            let priority = r.priority.map(|p| if p == Priority::High { 1 } else { 2 });
+            let adaptive = r.policy.map(|w| Adaptive::parse(w.as_str()));
+            assert_eq!(policy_from_wire(adaptive, priority), Some(*p), "{p:?}");
+        }
+        assert_eq!(policy_from_wire(Some(Adaptive::parse("Turbo")), None), None);
+        assert_eq!(policy_from_wire(None, Some(1)), None);
     }
 }

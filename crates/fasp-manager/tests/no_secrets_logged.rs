@@ -69,7 +69,7 @@ async fn a_transfer_logged_at_trace_level_shows_no_secret() {
     let manager = Manager::with_ascp(&sim);
     let transfer = manager.start(&spec, w.options()).unwrap();
     // A control, so that controls are logged too.
-    transfer.set_rate(400_000, 0).await.unwrap();
+    transfer.control().set_rate(400_000, 0).await.unwrap();
     let summary = timeout(Duration::from_secs(30), transfer.wait())
         .await
         .expect("the transfer did not end within 30 s")

@@ -215,7 +215,7 @@ async fn token_and_cookie_are_in_the_environment_never_on_the_command_line() {
             "{name} reached ascp's environment"
         );
     }
-    t.cancel().await.unwrap();
+    t.control().cancel().await.unwrap();
     let result = t.wait().await;
     assert!(
         matches!(result, Err(TransferError::Cancelled { .. })),
@@ -403,7 +403,7 @@ async fn cancel_during_initiation_escalates_and_leaves_nothing() {
     wait_for_init(&mut events).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
-    t.cancel().await.unwrap();
+    t.control().cancel().await.unwrap();
     let result = t.wait().await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(5), "cancel took {took:?}");
@@ -685,7 +685,7 @@ async fn init_echoes_the_cookie_from_the_environment_or_the_specs_own() {
     assert!(!sa.in_environ.contains(&own_cookie.to_owned()));
 
     for t in [a, b, c] {
-        t.cancel().await.unwrap();
+        t.control().cancel().await.unwrap();
         let r = t.wait().await;
         assert!(matches!(r, Err(TransferError::Cancelled { .. })), "{r:?}");
     }

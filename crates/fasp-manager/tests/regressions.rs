@@ -235,7 +235,7 @@ async fn a_stalled_subscriber_slows_nothing_and_the_others_get_everything() {
     );
 
     for k in 0..70u64 {
-        timeout(Duration::from_secs(1), t.set_rate(50_000 + k, 0))
+        timeout(Duration::from_secs(1), t.control().set_rate(50_000 + k, 0))
             .await
             .unwrap_or_else(|_| panic!("set_rate #{k} did not return"))
             .unwrap();
@@ -261,7 +261,7 @@ async fn a_stalled_subscriber_slows_nothing_and_the_others_get_everything() {
     .await;
 
     let asked = Instant::now();
-    timeout(Duration::from_secs(1), t.cancel())
+    timeout(Duration::from_secs(1), t.control().cancel())
         .await
         .expect("cancel() did not return")
         .unwrap();
@@ -592,7 +592,7 @@ async fn queued_transfers_end_at_once_without_spawning() {
         .await;
     assert_eq!(queued.snapshot().state, TransferState::Queued);
     let asked = Instant::now();
-    timeout(Duration::from_millis(500), queued.cancel())
+    timeout(Duration::from_millis(500), queued.control().cancel())
         .await
         .expect("cancel() of a queued transfer waited")
         .unwrap();
@@ -899,7 +899,7 @@ async fn wrapper_scripts_that_fork_or_exec_work() {
             p.bytes_done >= 1000
         })
         .await;
-        t.cancel().await.unwrap();
+        t.control().cancel().await.unwrap();
         let r = timeout(Duration::from_secs(10), t.wait()).await.unwrap();
         assert!(is_cancelled(&r), "{name}: {r:?}");
         assert_no_leftover(&w.needle());
@@ -950,7 +950,7 @@ async fn a_forced_cancel_through_a_wrapper_leaves_nothing_running() {
                 matches!(e.kind, EventKind::SessionInit { .. })
             })
             .await;
-        t.cancel().await.unwrap();
+        t.control().cancel().await.unwrap();
         let r = timeout(Duration::from_secs(15), t.wait())
             .await
             .expect("wait() did not return");
@@ -1259,7 +1259,7 @@ async fn done_beats_a_later_cancel() {
                 matches!(e.kind, EventKind::SessionDone(_))
             })
             .await;
-        let c = t.cancel().await;
+        let c = t.control().cancel().await;
         assert!(matches!(c, Ok(()) | Err(ControlError::Ended)), "{c:?}");
         let r = timeout(Duration::from_secs(10), t.wait()).await.unwrap();
         assert!(matches!(&r, Ok(s) if s.files_done == 1), "run {run}: {r:?}");
@@ -1424,11 +1424,11 @@ async fn set_rate_while_paused_stays_paused_and_resume_applies_it() {
         .until(Duration::from_secs(10), "progress", |e| e.is_progress())
         .await;
 
-    t.pause().await.unwrap();
+    t.control().pause().await.unwrap();
     events
         .until(Duration::from_secs(5), "the pause acknowledged", is_ack(0))
         .await;
-    t.set_rate(20_000, 0).await.unwrap();
+    t.control().set_rate(20_000, 0).await.unwrap();
     assert_eq!(t.snapshot().state, TransferState::Paused);
     // STATS while paused: after the chunk that may have been under way, the same byte
     // count in each.
@@ -1452,7 +1452,7 @@ async fn set_rate_while_paused_stays_paused_and_resume_applies_it() {
         "only the pause was written"
     );
 
-    t.resume().await.unwrap();
+    t.control().resume().await.unwrap();
     events
         .until(
             Duration::from_secs(5),
@@ -1468,17 +1468,17 @@ async fn set_rate_while_paused_stays_paused_and_resume_applies_it() {
     .await;
 
     // set_rate(0, 0) is a pause.
-    t.set_rate(0, 0).await.unwrap();
+    t.control().set_rate(0, 0).await.unwrap();
     assert_eq!(t.snapshot().state, TransferState::Paused);
     events
         .until(Duration::from_secs(5), "the pause acknowledged", is_ack(0))
         .await;
-    t.resume().await.unwrap();
+    t.control().resume().await.unwrap();
     events
         .until(Duration::from_secs(5), "the rate restored", is_ack(20_000))
         .await;
     assert_eq!(t.snapshot().state, TransferState::Transferring);
-    t.cancel().await.unwrap();
+    t.control().cancel().await.unwrap();
     let r = t.wait().await;
     assert!(is_cancelled(&r), "{r:?}");
     assert_eq!(
@@ -1529,7 +1529,7 @@ async fn multi_session_rates_go_to_live_parts_only() {
     )
     .await;
 
-    t.set_rate(9_000, 0).await.unwrap();
+    t.control().set_rate(9_000, 0).await.unwrap();
     events
         .until(
             Duration::from_secs(5),
@@ -1550,7 +1550,7 @@ async fn multi_session_rates_go_to_live_parts_only() {
         p.target_rate_kbps == Some(9_000)
     })
     .await;
-    t.cancel().await.unwrap();
+    t.control().cancel().await.unwrap();
     let r = timeout(Duration::from_secs(10), t.wait()).await.unwrap();
     assert!(is_cancelled(&r), "{r:?}");
     assert_no_leftover(&w.needle());
@@ -1642,7 +1642,7 @@ async fn env_leak_helper() {
     let mut events = Reader::new(t.events());
     let pid = events.spawned(Duration::from_secs(10)).await;
     let env = environ(pid);
-    t.cancel().await.unwrap();
+    t.control().cancel().await.unwrap();
     let _ = t.wait().await;
     for (k, v) in &env {
         assert!(ALLOWED_ENV.contains(&k.as_str()), "{k} leaked to the child");
@@ -1686,7 +1686,7 @@ async fn the_child_gets_a_minimal_environment() {
     let pid = events.spawned(Duration::from_secs(10)).await;
     let env = environ(pid);
     let args = cmdline(pid);
-    t.cancel().await.unwrap();
+    t.control().cancel().await.unwrap();
     let _ = t.wait().await;
     let names: BTreeSet<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
     for k in &names {
@@ -1895,21 +1895,24 @@ async fn file_controls_need_a_persistent_session_and_rates_must_make_sense() {
     })
     .await;
     assert_eq!(
-        t.add_file(w.local("a.bin").to_str().unwrap(), "/x.bin", None)
+        t.control()
+            .add_file(w.local("a.bin").to_str().unwrap(), "/x.bin", None)
             .await,
         Err(ControlError::NotPersistent)
     );
     assert_eq!(
-        t.stop_file(w.local("a.bin").to_str().unwrap()).await,
+        t.control()
+            .stop_file(w.local("a.bin").to_str().unwrap())
+            .await,
         Err(ControlError::NotPersistent)
     );
     assert_eq!(
-        t.finish(DoneOperation::Linger).await,
+        t.control().finish(DoneOperation::Linger).await,
         Err(ControlError::NotPersistent)
     );
-    let r = t.set_rate(1_000, 5_000).await;
+    let r = t.control().set_rate(1_000, 5_000).await;
     assert!(matches!(r, Err(ControlError::Invalid { .. })), "{r:?}");
-    t.cancel().await.unwrap();
+    t.control().cancel().await.unwrap();
     let r = t.wait().await;
     assert!(is_cancelled(&r), "{r:?}");
     let sent: Vec<&'static str> = rec
@@ -1960,7 +1963,8 @@ async fn a_persistent_session_waiting_for_files_is_not_hung() {
         "the waiting session was stopped: {:#?}",
         summary_of(&so_far)
     );
-    t.add_file(w.local("one.bin").to_str().unwrap(), "/drop/one.bin", None)
+    t.control()
+        .add_file(w.local("one.bin").to_str().unwrap(), "/drop/one.bin", None)
         .await
         .unwrap();
     events
@@ -1968,7 +1972,7 @@ async fn a_persistent_session_waiting_for_files_is_not_hung() {
             matches!(e.kind, EventKind::FileDone(_))
         })
         .await;
-    t.finish(DoneOperation::Linger).await.unwrap();
+    t.control().finish(DoneOperation::Linger).await.unwrap();
     let r = timeout(Duration::from_secs(10), t.wait()).await.unwrap();
     assert!(matches!(&r, Ok(s) if s.files_done == 1), "{r:?}");
     assert_eq!(std::fs::read(w.remote("drop/one.bin")).unwrap(), data);
@@ -2034,7 +2038,7 @@ async fn cancel_all_and_cancel_end_a_transfer_alike() {
         if via_all {
             manager.cancel_all();
         } else {
-            t.cancel().await.unwrap();
+            t.control().cancel().await.unwrap();
         }
         let r = timeout(Duration::from_secs(10), t.wait()).await.unwrap();
         assert!(

@@ -10,7 +10,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use fasp_manager::{Event, EventKind, Manager, Policy, RetryPolicy, TransferError, TransferState};
+use fasp_manager::{
+    Direction, Event, EventKind, Manager, RatePolicy, RetryPolicy, TransferError, TransferState,
+};
 use fasp_mgmt_proto::DoneOperation;
 use fasp_spec::TransferSpec;
 use fasp_testkit::assert_no_leftover;
@@ -84,10 +86,10 @@ async fn upload_and_download_are_byte_exact_with_per_file_events_and_totals() {
     assert_eq!(std::fs::read(w.local("back/dir/sub/c.bin")).unwrap(), c);
     assert_eq!(summary.files_done, 3);
     let started = rec.events().iter().find_map(|e| match &e.kind {
-        EventKind::SessionStarted(s) => Some(s.direction.clone()),
+        EventKind::SessionStarted(s) => Some(s.direction),
         _ => None,
     });
-    assert_eq!(started.flatten().as_deref(), Some("Receive"));
+    assert_eq!(started.flatten(), Some(Direction::Receive));
     assert_no_leftover(&w.needle());
 }
 
@@ -122,7 +124,7 @@ async fn rate_policy_pause_and_resume_show_in_throughput_and_events() {
         "about 1 MB/s expected, saw {slow}"
     );
 
-    t.set_rate(24_000, 0).await.unwrap();
+    t.control().set_rate(24_000, 0).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let fast = throughput(&t, Duration::from_secs(1)).await;
     assert!(
@@ -131,13 +133,13 @@ async fn rate_policy_pause_and_resume_show_in_throughput_and_events() {
     );
     assert_eq!(t.snapshot().target_rate_kbps, Some(24_000));
 
-    t.set_policy(Policy::Low).await.unwrap();
-    t.pause().await.unwrap();
+    t.control().set_policy(RatePolicy::Low).await.unwrap();
+    t.control().pause().await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(t.snapshot().state, TransferState::Paused);
     let paused = throughput(&t, Duration::from_secs(1)).await;
     assert!(paused < 20_000.0, "moved {paused} B/s while paused");
-    t.resume().await.unwrap();
+    t.control().resume().await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(t.snapshot().state, TransferState::Transferring);
     let resumed = throughput(&t, Duration::from_secs(1)).await;
@@ -145,7 +147,7 @@ async fn rate_policy_pause_and_resume_show_in_throughput_and_events() {
         (resumed / 3e6 - 1.0).abs() < 0.25,
         "resume restores 3 MB/s, saw {resumed}"
     );
-    t.cancel().await.unwrap();
+    t.control().cancel().await.unwrap();
     let r = t.wait().await;
     assert!(
         matches!(r, Err(TransferError::Cancelled { forced: false })),
@@ -153,16 +155,16 @@ async fn rate_policy_pause_and_resume_show_in_throughput_and_events() {
     );
 
     let ev = rec.events();
-    let rates: Vec<(Option<u64>, Option<String>)> = ev
+    let rates: Vec<(Option<u64>, Option<RatePolicy>)> = ev
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::RateChanged(r) => Some((r.target_kbps, r.adaptive.clone())),
+            EventKind::RateChanged(r) => Some((r.target_kbps, r.policy)),
             _ => None,
         })
         .collect();
     assert!(rates.iter().any(|(t, _)| *t == Some(24_000)), "{rates:?}");
     assert!(
-        rates.iter().any(|(_, a)| a.as_deref() == Some("Trickle")),
+        rates.iter().any(|(_, p)| *p == Some(RatePolicy::Low)),
         "{rates:?}"
     );
     assert!(rates.iter().any(|(t, _)| *t == Some(0)), "{rates:?}");
@@ -188,7 +190,7 @@ async fn cancel_mid_transfer_ends_with_28_and_a_retry_resumes_after_a_crash() {
             break;
         }
     }
-    t.cancel().await.unwrap();
+    t.control().cancel().await.unwrap();
     let r = t.wait().await;
     assert!(
         matches!(r, Err(TransferError::Cancelled { forced: false })),
@@ -241,16 +243,18 @@ async fn persistent_session_takes_files_over_time_then_lingers_out() {
         }
         panic!("stream ended")
     };
-    t.add_file(w.local("one.bin").to_str().unwrap(), "/drop/one.bin", None)
+    t.control()
+        .add_file(w.local("one.bin").to_str().unwrap(), "/drop/one.bin", None)
         .await
         .unwrap();
     assert!(next_done(&mut events).await.ends_with("one.bin"));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    t.add_file(w.local("two.bin").to_str().unwrap(), "/drop/two.bin", None)
+    t.control()
+        .add_file(w.local("two.bin").to_str().unwrap(), "/drop/two.bin", None)
         .await
         .unwrap();
     assert!(next_done(&mut events).await.ends_with("two.bin"));
-    t.finish(DoneOperation::Linger).await.unwrap();
+    t.control().finish(DoneOperation::Linger).await.unwrap();
     let summary = t.wait().await.unwrap();
     assert_eq!(summary.files_done, 2);
     assert_eq!(std::fs::read(w.remote("drop/one.bin")).unwrap(), one);
@@ -515,13 +519,13 @@ async fn controls_keep_their_order_whichever_way_they_are_written() {
     for k in 0..60u64 {
         if k % 7 == 3 {
             // A rate set while paused is kept for resume: nothing is written until then.
-            t.pause().await.unwrap();
+            t.control().pause().await.unwrap();
             expected.push(0);
-            t.set_rate(20_000 + k, 0).await.unwrap();
+            t.control().set_rate(20_000 + k, 0).await.unwrap();
             assert_eq!(t.snapshot().state, TransferState::Paused);
-            t.resume().await.unwrap();
+            t.control().resume().await.unwrap();
         } else {
-            t.set_rate(20_000 + k, 0).await.unwrap();
+            t.control().set_rate(20_000 + k, 0).await.unwrap();
         }
         expected.push(20_000 + k);
     }
@@ -534,12 +538,12 @@ async fn controls_keep_their_order_whichever_way_they_are_written() {
         .unwrap();
     expected.push(30_000);
     // Requests that make no sense for this transfer are refused, and nothing is written.
-    let bad = t.add_file("x", "y", None).await;
+    let bad = t.control().add_file("x", "y", None).await;
     assert!(
         matches!(bad, Err(fasp_manager::ControlError::NotPersistent)),
         "{bad:?}"
     );
-    let bad = t.set_rate(1_000, 5_000).await;
+    let bad = t.control().set_rate(1_000, 5_000).await;
     assert!(
         matches!(bad, Err(fasp_manager::ControlError::Invalid { .. })),
         "{bad:?}"
@@ -558,7 +562,7 @@ async fn controls_keep_their_order_whichever_way_they_are_written() {
     while acked(&rec.events()).len() < expected.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    t.cancel().await.unwrap();
+    t.control().cancel().await.unwrap();
     let r = t.wait().await;
     assert!(matches!(r, Err(TransferError::Cancelled { .. })), "{r:?}");
     let ev = rec.events();
