@@ -1,0 +1,457 @@
+//! docs/cli.md is a contract the tests hold the command to:
+//! - every ```console block in it runs against the built `fasp` (trycmd), from the repository's
+//!   root, and must print what the block shows, with the exit status its `? N` line gives;
+//! - every JSON line the page shows (`{"type":...}` in any block) is valid against
+//!   docs/fasp-json.schema.json: an output line against the schema, a control line against
+//!   `$defs/control_line`;
+//! - the schema itself accepts the lines `fasp` makes for every event type (through the same
+//!   `event_json` the command uses) and refuses renamed, missing or mistyped fields.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fasp_manager::{Event, EventKind, FileInfo, Rates, SessionInfo, SessionTotals};
+use fasp_mgmt_proto::{Control, DecodeError, DecodeErrorKind, FieldError, FieldErrorKind};
+use serde_json::{Value, json};
+use support::{control_errors, json_line, json_lines, line_errors};
+
+/// The repository's root: docs/ and the examples' relative paths start there.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository's root")
+}
+
+/// The page, with every bare opening fence (```) given the language `text`: trycmd would
+/// otherwise read a bare block as commands to run. Lines keep their numbers.
+fn label_bare_fences(page: &str) -> String {
+    let mut out = String::with_capacity(page.len() + 64);
+    let mut open = false;
+    for line in page.split_inclusive('\n') {
+        let fence = line.trim_end();
+        if fence.starts_with("```") {
+            if !open && fence == "```" {
+                out.push_str("```text");
+                out.push_str(&line[fence.len()..]);
+            } else {
+                out.push_str(line);
+            }
+            open = !open;
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_console_examples_of_cli_md_run_as_shown() {
+    let root = repo_root();
+    let page = std::fs::read_to_string(root.join("docs/cli.md")).expect("docs/cli.md");
+    // trycmd runs a page's commands in the folder named like it with `.in`: a copy of the
+    // page beside a link to the root, so that `docs/examples/...` resolves as a user types it.
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let case = dir.path().join("cli.md");
+    std::fs::write(&case, label_bare_fences(&page)).expect("the page's copy");
+    std::os::unix::fs::symlink(&root, dir.path().join("cli.in")).expect("a link to the root");
+    trycmd::TestCases::new()
+        .register_bin("fasp", PathBuf::from(env!("CARGO_BIN_EXE_fasp")))
+        // The default log level, whatever the test's environment says.
+        .env("RUST_LOG", "")
+        .timeout(Duration::from_secs(60))
+        .case(&case)
+        .run();
+}
+
+/// The JSON lines docs/cli.md shows, with their line numbers: every `{"type"...` line of its
+/// ```json blocks, and the output of `fasp transfer|upload|download` in its ```console blocks
+/// (not `fasp decode`'s, whose lines are frames, another format).
+fn documented_json_lines() -> Vec<(usize, Value)> {
+    let page = std::fs::read_to_string(repo_root().join("docs/cli.md")).expect("docs/cli.md");
+    let mut block: Option<&str> = None;
+    let mut transfer_output = false;
+    let mut found = Vec::new();
+    for (n, line) in page.lines().enumerate() {
+        let text = line.trim();
+        if let Some(info) = text.strip_prefix("```") {
+            block = match block {
+                None => Some(info.trim()),
+                Some(_) => None,
+            };
+            transfer_output = false;
+            continue;
+        }
+        if let Some(command) = text.strip_prefix("$ ") {
+            transfer_output = ["fasp transfer", "fasp upload", "fasp download"]
+                .iter()
+                .any(|c| command.starts_with(c));
+            continue;
+        }
+        let wanted = match block {
+            Some("json") => true,
+            Some("console") => transfer_output,
+            _ => false,
+        };
+        // `[..]` is trycmd's wildcard: such a line is checked by the run, not here.
+        if wanted && text.starts_with("{\"type\"") && !text.contains("[..]") {
+            let value: Value = serde_json::from_str(text)
+                .unwrap_or_else(|e| panic!("docs/cli.md:{}: not JSON ({e}): {text}", n + 1));
+            found.push((n + 1, value));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_json_line_cli_md_shows_follows_the_schema() {
+    let lines = documented_json_lines();
+    let mut outputs = 0;
+    let mut controls = 0;
+    for (n, value) in lines {
+        let is_control = matches!(
+            value["type"].as_str(),
+            Some("rate" | "pause" | "resume" | "cancel")
+        );
+        let problem = if is_control {
+            controls += 1;
+            control_errors(&value)
+        } else {
+            outputs += 1;
+            json_line(&value.to_string());
+            None
+        };
+        if let Some(problem) = problem {
+            panic!("docs/cli.md:{n}: {value}\n{problem}");
+        }
+    }
+    assert!(outputs >= 5, "docs/cli.md shows {outputs} output lines");
+    assert!(controls >= 4, "docs/cli.md shows {controls} control lines");
+}
+
+/// A file's figures as ascp reports them.
+fn file(name: &str) -> FileInfo {
+    let mut f = FileInfo::default();
+    f.file = name.to_owned();
+    f.size = Some(1_000_000);
+    f.written = 250_000;
+    f.start_byte = Some(0);
+    f.session_bytes = Some(250_000);
+    f.arg_index = Some(0);
+    f
+}
+
+/// An event as the manager makes them: in session "s-1", attempt 1, part `part`.
+fn in_session(kind: EventKind, part: u32) -> Event {
+    let mut e = Event::new(kind);
+    e.session_id = Some(Arc::from("s-1"));
+    e.attempt = 1;
+    e.part = part;
+    e
+}
+
+/// One event of each kind `fasp --json` prints. (Directions and policies are left unset: the
+/// runs against ascp-sim check them, through `json_lines`.)
+fn every_event() -> Vec<Event> {
+    let mut rates = Rates::default();
+    rates.target_kbps = Some(100_000);
+    rates.min_kbps = Some(0);
+    let mut session = SessionInfo::default();
+    session.host = Some("node.example.com".into());
+    session.tcp_port = Some(33001);
+    session.rates = rates.clone();
+    session.sources = vec!["report.pdf".into()];
+    session.destination = Some("/incoming".into());
+    let mut totals = SessionTotals::default();
+    totals.file_bytes = Some(1_000_000);
+    totals.elapsed = Some(Duration::from_millis(1500));
+    let mut done = file("report.pdf");
+    done.checksum = Some(("SHA256".into(), "ab12".into()));
+    let mut progress = in_session(EventKind::FileProgress(file("report.pdf")), 0);
+    progress.coalesced = 3;
+    vec![
+        Event::new(EventKind::Queued),
+        in_session(EventKind::Spawned { pid: 4242 }, 0),
+        in_session(EventKind::Connected, 1),
+        Event::new(EventKind::ForeignConnectionRejected {
+            peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
+        }),
+        in_session(
+            EventKind::SessionInit {
+                direction: None,
+                operation: Some("Transfer".into()),
+            },
+            0,
+        ),
+        in_session(EventKind::SessionStarted(Box::new(session)), 0),
+        in_session(EventKind::RateChanged(rates), 0),
+        in_session(EventKind::RateChanged(Rates::default()), 0),
+        in_session(EventKind::Paused, 0),
+        in_session(EventKind::Resumed, 0),
+        in_session(
+            EventKind::JobSize {
+                files: Some(2),
+                bytes: None,
+            },
+            0,
+        ),
+        in_session(EventKind::FileStarted(file("report.pdf")), 0),
+        progress,
+        in_session(EventKind::FileDone(done), 0),
+        in_session(EventKind::FileDone(FileInfo::default()), 2),
+        in_session(EventKind::FileSkipped(file("old.txt")), 0),
+        in_session(
+            EventKind::FileFailed {
+                file: file("locked.txt"),
+                code: Some(19),
+                description: "Permission denied".into(),
+            },
+            0,
+        ),
+        in_session(
+            EventKind::ArgDone {
+                source: "photos".into(),
+                attempted: 3,
+                passed: 2,
+                skipped: 1,
+                failed: 0,
+            },
+            0,
+        ),
+        in_session(EventKind::SessionDone(totals), 0),
+        in_session(EventKind::SessionDone(SessionTotals::default()), 0),
+        in_session(
+            EventKind::SessionFailed {
+                code: 44,
+                description: "Failed to open TCP connection for SSH".into(),
+                retryable: true,
+            },
+            0,
+        ),
+        in_session(
+            EventKind::Query {
+                query: "overwrite?".into(),
+                allowed: false,
+            },
+            0,
+        ),
+        in_session(EventKind::Unknown, 0),
+        in_session(
+            EventKind::InvalidFrame(FieldError {
+                message: "STATS".into(),
+                key: "Bytescont".into(),
+                kind: FieldErrorKind::Missing,
+            }),
+            0,
+        ),
+        Event::new(EventKind::Malformed(DecodeError {
+            offset: 1234,
+            kind: DecodeErrorKind::MissingHeader,
+        })),
+        Event::new(EventKind::Retrying {
+            next_attempt: 2,
+            after: Duration::from_millis(2000),
+            reason: "code 44".into(),
+        }),
+        in_session(EventKind::ControlSent(Control::Cancel), 0),
+        Event::new(EventKind::Exited {
+            status: ExitStatus::from_raw(0),
+        }),
+        // Killed by SIGKILL: no code, a signal.
+        Event::new(EventKind::Exited {
+            status: ExitStatus::from_raw(9),
+        }),
+        Event::new(EventKind::Lagged { missed: 12 }),
+    ]
+}
+
+#[test]
+fn the_schema_accepts_the_line_of_every_event_type() {
+    let mut types = Vec::new();
+    for event in every_event() {
+        let value = fasp_cli::event_json(&event).expect("a JSON line");
+        json_line(&value.to_string());
+        types.push(value["type"].as_str().unwrap_or_default().to_owned());
+    }
+    // Every type the schema lists (but warning and outcome, checked below) is made above.
+    let schema = support::schema_value();
+    let listed: Vec<&str> = schema["properties"]["type"]["enum"]
+        .as_array()
+        .expect("the schema's type enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|t| !matches!(*t, "warning" | "outcome"))
+        .collect();
+    for t in listed {
+        assert!(types.iter().any(|m| m == t), "no event of type {t} tested");
+    }
+}
+
+/// A valid line with one change: the schema must refuse it.
+fn refused(line: &Value, change: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
+    let mut v = line.clone();
+    change(v.as_object_mut().expect("an object"));
+    line_errors(&v).unwrap_or_else(|| panic!("the schema accepts {v}"))
+}
+
+#[test]
+fn the_schema_refuses_renamed_missing_and_mistyped_fields() {
+    let progress =
+        fasp_cli::event_json(&in_session(EventKind::FileProgress(file("report.pdf")), 0))
+            .expect("a line");
+    assert!(line_errors(&progress).is_none());
+    refused(&progress, |m| {
+        let v = m.shift_remove("written").expect("written");
+        m.insert("writen".into(), v);
+    });
+    refused(&progress, |m| {
+        m.shift_remove("file");
+    });
+    refused(&progress, |m| {
+        m.insert("written".into(), json!("250000"));
+    });
+    refused(&progress, |m| {
+        m.insert("written".into(), json!(2.5));
+    });
+    refused(&progress, |m| {
+        m.insert("written".into(), json!(-1));
+    });
+    refused(&progress, |m| {
+        m.insert("type".into(), json!("file_progres"));
+    });
+    refused(&progress, |m| {
+        m.shift_remove("type");
+    });
+    refused(&progress, |m| {
+        m.insert("attempt".into(), Value::Null);
+    });
+    let rate = fasp_cli::event_json(&in_session(EventKind::RateChanged(Rates::default()), 0))
+        .expect("a line");
+    refused(&rate, |m| {
+        m.insert("policy".into(), json!("Adaptive"));
+    });
+    let warning = json!({"type": "warning", "message": "careful"});
+    assert!(line_errors(&warning).is_none());
+    refused(&warning, |m| {
+        m.insert("text".into(), json!("careful"));
+    });
+}
+
+/// `fasp` with these arguments: its exit status and stdout.
+fn fasp(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fasp"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("RUST_LOG", "")
+        .output()
+        .expect("fasp runs");
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).expect("UTF-8"),
+    )
+}
+
+#[test]
+fn outcome_lines_follow_the_schema_and_refuse_contradictions() {
+    // A bad spec (exit 2), a refused placeholder (exit 2), no ascp (exit 1, after a warning).
+    let runs = [
+        (
+            vec!["transfer", "--json", "--spec", "docs/examples/bad.json"],
+            2,
+        ),
+        (
+            vec![
+                "transfer",
+                "--json",
+                "--spec",
+                "docs/examples/redacted.json",
+            ],
+            2,
+        ),
+        (
+            vec![
+                "transfer",
+                "--json",
+                "--spec",
+                "docs/examples/typo.json",
+                "--ascp",
+                "/nonexistent/ascp",
+            ],
+            1,
+        ),
+    ];
+    let mut outcome = Value::Null;
+    for (args, exit) in runs {
+        let (code, stdout) = fasp(&args);
+        assert_eq!(code, Some(exit), "{args:?}: {stdout}");
+        let lines = json_lines(&stdout);
+        let last = lines.last().expect("an outcome line");
+        assert_eq!(last["type"], "outcome", "{stdout}");
+        assert_eq!(last["exit"], exit, "{stdout}");
+        outcome = last.clone();
+    }
+    refused(&outcome, |m| {
+        m.insert("ok".into(), json!(true));
+    });
+    refused(&outcome, |m| {
+        m.insert("exit".into(), json!(3));
+    });
+    refused(&outcome, |m| {
+        m.insert("interrupted".into(), json!(true));
+    });
+    refused(&outcome, |m| {
+        m.shift_remove("files");
+    });
+    refused(&outcome, |m| {
+        m.insert("files".into(), json!({"done": 0, "skipped": 0}));
+    });
+    refused(&outcome, |m| {
+        m.insert("files_done".into(), json!(0));
+    });
+    refused(&outcome, |m| {
+        m.insert("meaning".into(), json!("Cancelled"));
+    });
+    let mut interrupted = outcome.clone();
+    interrupted["exit"] = json!(130);
+    interrupted["interrupted"] = json!(true);
+    interrupted["code"] = json!(28);
+    assert_eq!(line_errors(&interrupted), None);
+    let mut fasp_error = outcome;
+    fasp_error["code"] = json!(44);
+    fasp_error["meaning"] = json!("SSH connection failed");
+    fasp_error["session_id"] = json!("s-1");
+    fasp_error["failed_files"] = json!([{"file": "a", "code": null, "description": "x"}]);
+    assert_eq!(line_errors(&fasp_error), None);
+}
+
+#[test]
+fn control_lines_follow_their_schema() {
+    for good in [
+        json!({"type": "rate", "target_kbps": 5000}),
+        json!({"type": "rate", "target_kbps": 5000, "min_kbps": 100, "policy": "fair"}),
+        json!({"type": "rate", "policy": "low"}),
+        json!({"type": "pause"}),
+        json!({"type": "resume"}),
+        json!({"type": "cancel"}),
+    ] {
+        assert_eq!(control_errors(&good), None, "{good}");
+    }
+    for bad in [
+        json!({"type": "rate"}),
+        json!({"type": "rate", "target_kbps": null}),
+        json!({"type": "rate", "target_kbps": -1}),
+        json!({"type": "rate", "target_rate": 5000}),
+        json!({"type": "rate", "policy": "turbo"}),
+        json!({"type": "pause", "now": true}),
+        json!({"type": "stop"}),
+        json!({"target_kbps": 5000}),
+    ] {
+        assert!(control_errors(&bad).is_some(), "accepted: {bad}");
+    }
+}
