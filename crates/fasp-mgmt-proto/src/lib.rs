@@ -18,13 +18,18 @@
 //! This crate gives you:
 //!
 //! * [`FrameParser`]: an incremental decoder that splits each complete [`Frame`] off your read
-//!   buffer without copying, indexes its fields by offset (no allocation per frame), accepts LF
+//!   buffer without copying, indexes its fields by offset (no allocation per frame; the index
+//!   of a frame of up to 24 fields lives in the frame itself), never rescans a partial frame
+//!   when the next read arrives, accepts LF
 //!   and CRLF, bounds memory with a maximum frame length, and reports damage as a
 //!   [`DecodeError`] with the stream offset before resynchronising at the next header;
 //! * [`Frame`]: borrowed access to the `Type`, any field by key, all fields in wire order, the
 //!   raw bytes; unknown keys and types are kept; secrets are redacted in `Debug`/`Display`;
 //! * [`Message`]: typed views of everything ascp sends (`INIT`, `SESSION`, `NOTIFICATION`,
-//!   `STATS`, `STOP`, `SKIP`, `FILEERROR`, `ARGSTOP`, `DONE`, `ERROR`, `QUERY`);
+//!   `STATS`, `STOP`, `SKIP`, `FILEERROR`, `ARGSTOP`, `DONE`, `ERROR`, `QUERY`), every field
+//!   read at once;
+//! * [`StatsView`]: the lazy view of the per-file messages (`STATS`, `STOP`, `SKIP`,
+//!   `FILEERROR`) for the hot path: building it parses nothing, each figure is read when asked;
 //! * [`Control`]: what a manager sends (`RATE`, `CANCEL`, `DONE`, `START`, `STOP`,
 //!   `QUERYRSP`), with paths ESC-escaped and line breaks elsewhere refused;
 //! * [`MgmtCodec`] (feature `codec`, off by default): the `tokio_util::codec` wrapper;

@@ -215,7 +215,9 @@ impl FrameParser {
 
     /// A header line of `len` bytes starts `buf`: index the frame's fields from there.
     fn start_body(&mut self, len: usize) {
-        self.reset_frame(State::Body);
+        // Every way into `Header` went through `reset_frame`: the frame state is clean.
+        debug_assert!(self.fields == 0 && self.suspicious == NONE && self.key_end == NONE);
+        self.state = State::Body;
         self.scanned = len;
         self.line_start = len;
     }
