@@ -164,6 +164,7 @@ mod tests {
             &["release", "0.2.0"],
             &["release", "0.2.0", "--dry-run"],
             &["release", "0.2.0", "--preflight"],
+            &["release", "0.2.0", "--package-check"],
             &["release", "0.2.0", "--execute", "--skip-preflight"],
             &["semver-checks"],
             &[
@@ -195,6 +196,7 @@ mod tests {
         assert!(rejects(&["release", "0.2"]).contains("0.2"));
         assert!(rejects(&["release", "--preflight", "--skip-preflight"]).contains("--preflight"));
         assert!(rejects(&["release", "0.2.0", "0.3.0"]).contains("0.3.0"));
+        assert!(rejects(&["release", "--execute", "--package-check"]).contains("--execute"));
         assert!(rejects(&["nosuch"]).contains("nosuch"));
     }
 

@@ -70,6 +70,8 @@ fn xtask(root: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
         .env("XTASK_ROOT", root)
+        // What cargo writes stays in the repository's own (ignored) target folder.
+        .env_remove("CARGO_TARGET_DIR")
         .current_dir(root)
         .output()
         .expect("xtask runs")
@@ -251,6 +253,14 @@ fn a_small_workspace_from_cargo_metadata() {
          [dependencies]\nbase = { path = \"../base\", version = \"1.4.2\" }\n",
     );
     write(ws, "crates/tool/src/lib.rs", "//! tool\n");
+    write(ws, ".gitignore", "/target\n");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let lock = Command::new(cargo)
+        .args(["generate-lockfile", "--offline"])
+        .current_dir(ws)
+        .output()
+        .unwrap();
+    assert!(lock.status.success(), "{lock:?}");
     git(ws, &["init", "--quiet"]);
     git(ws, &["add", "."]);
     git(ws, &["commit", "--quiet", "-m", "base: first"]);
@@ -298,6 +308,19 @@ fn a_small_workspace_from_cargo_metadata() {
         ),
         "{log}"
     );
+    assert_eq!(git(ws, &["status", "--porcelain"]), "");
+
+    // --package-check packages the published crates (nothing built), offline, and changes no
+    // tracked file.
+    let stdout = ok(xtask(ws, &["release", "--package-check"]));
+    assert!(
+        stdout.contains("package check passed (not verified by a build)"),
+        "{stdout}"
+    );
+    for krate in ["base-1.4.2.crate", "app-1.4.2.crate"] {
+        assert!(ws.join("target/package").join(krate).is_file(), "{krate}");
+    }
+    assert!(!ws.join("target/package/tool-1.4.2.crate").exists());
     assert_eq!(git(ws, &["status", "--porcelain"]), "");
 
     // A tag is the baseline of the changelog and of cargo-semver-checks.

@@ -40,6 +40,11 @@ pub(crate) struct ReleaseArgs {
     /// Skip the preflight checks (the clean-tree check stays)
     #[arg(long)]
     skip_preflight: bool,
+    /// In a dry run, also package the published crates without building them
+    /// (`cargo package --no-verify --offline --locked`): manifests, versions of the
+    /// dependencies, file lists as crates.io would get them; needs the crates in cargo's cache
+    #[arg(long, conflicts_with = "execute")]
+    package_check: bool,
     /// The default; accepted for symmetry with --execute
     #[arg(long, hide = true, conflicts_with = "execute")]
     dry_run: bool,
@@ -170,6 +175,23 @@ impl Plan {
     fn package_command(&self) -> Command {
         let mut cmd = cargo_in(&self.root);
         cmd.args(["package", "--locked"]);
+        for name in &self.order {
+            cmd.args(["-p", name]);
+        }
+        cmd
+    }
+
+    /// `--package-check`: the packages without their verification build, offline, from the
+    /// tree as it is.
+    fn package_check_command(&self) -> Command {
+        let mut cmd = cargo_in(&self.root);
+        cmd.args([
+            "package",
+            "--no-verify",
+            "--offline",
+            "--locked",
+            "--allow-dirty",
+        ]);
         for name in &self.order {
             cmd.args(["-p", name]);
         }
@@ -441,6 +463,14 @@ pub(crate) fn run(args: &ReleaseArgs) -> Result<(), String> {
     if !args.execute {
         println!("\n== package (in the preflight)");
         println!("   would run: {}", display(&plan.package_command()));
+        if args.package_check {
+            if blocked {
+                println!("   package check skipped: the blockers above make it fail");
+            } else if !plan.order.is_empty() {
+                crate::util::run(&mut plan.package_check_command())?;
+                println!("   package check passed (not verified by a build)");
+            }
+        }
         println!("\n== publish");
         println!("   would run: {}", display(&publish));
         println!(
