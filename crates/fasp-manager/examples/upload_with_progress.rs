@@ -23,7 +23,8 @@
 //!     --ascp target/debug/ascp-sim
 //! ```
 //!
-//! The manager passes its own environment on to ascp, so `ASCP_SIM_ROOT` reaches ascp-sim.
+//! ascp gets a minimal environment; this example passes `ASCP_SIM_*` on, so `ASCP_SIM_ROOT`
+//! reaches ascp-sim.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,7 +67,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => Manager::with_ascp(path),
         None => Manager::new(),
     };
-    let mut transfer = manager.start(&spec, TransferOptions::default())?;
+    let mut transfer = manager.start(
+        &spec,
+        TransferOptions::default().with_inherited_env("ASCP_SIM_*"),
+    )?;
 
     // Events: print the milestones (every event also carries its raw frame, if any).
     let mut events = transfer.events();

@@ -113,6 +113,11 @@ impl Manager {
     /// Start a transfer (must be called within a tokio runtime). The spec is validated and
     /// ascp located before anything starts; everything after is reported through the
     /// returned [`Transfer`].
+    ///
+    /// The transfer belongs to this manager: dropping the last clone of the manager cancels
+    /// every transfer it started, handles kept or not (so nothing outlives it). Keep the
+    /// manager in a variable: `Manager::new().start(..)` drops it at the end of the
+    /// statement, and the transfer ends [`TransferError::Cancelled`] at once.
     pub fn start(
         &self,
         spec: &TransferSpec,
