@@ -268,7 +268,9 @@ impl FrameParser {
             let cr = m.cr || data[pos - 1] == b'\r';
             let limit_near = pos + 64 > self.max_frame_len;
             let mut nls = m.nl & valid;
-            while nls != 0 {
+            // A line begun in an earlier block ends at the first line feed of this one: what is
+            // known of its key comes from there.
+            if line_start < pos && nls != 0 {
                 let i = nls.trailing_zeros() as usize;
                 nls &= nls - 1;
                 let p = pos + i;
@@ -276,8 +278,6 @@ impl FrameParser {
                 if limit_near && next > self.max_frame_len {
                     return Err(self.too_large(buf, next, false));
                 }
-                // The header line precedes, so `p >= 1`; for an empty line `data[p - 1]` is
-                // the previous line feed.
                 let end = if cr && data[p - 1] == b'\r' { p - 1 } else { p };
                 if end == line_start {
                     return self.complete(buf, next);
@@ -285,12 +285,11 @@ impl FrameParser {
                 if key_end == NONE {
                     let c = colons.trailing_zeros() as usize;
                     if c >= i {
-                        return Err(self.line_error(buf, line_start, end, next));
+                                return Err(self.line_error(buf, line_start, end, next));
                     }
                     key_bad |= bad & ((1u64 << c) - 1) != 0;
                     key_end = pos + c;
                 }
-                // A key of printable ASCII, then `": "` or the end of the line.
                 if key_bad
                     || key_end == line_start
                     || (key_end + 1 < end && data[key_end + 1] != b' ')
@@ -305,11 +304,41 @@ impl FrameParser {
                 colons &= rest;
                 bad &= rest;
             }
+            // Lines that start in this block: each one's key ends at the lowest colon left,
+            // and its bytes are the bad-byte bits below it.
+            while nls != 0 {
+                let i = nls.trailing_zeros() as usize;
+                nls &= nls - 1;
+                let p = pos + i;
+                let next = p + 1;
+                if limit_near && next > self.max_frame_len {
+                    return Err(self.too_large(buf, next, false));
+                }
+                let end = if cr && data[p - 1] == b'\r' { p - 1 } else { p };
+                if end == line_start {
+                    return self.complete(buf, next);
+                }
+                let c = colons.trailing_zeros() as usize;
+                let k = pos + c;
+                // A key of printable ASCII, then `": "` or the end of the line.
+                if c >= i
+                    || bad & ((1u64 << c) - 1) != 0
+                    || k == line_start
+                    || (k + 1 < end && data[k + 1] != b' ')
+                {
+                    return Err(self.line_error(buf, line_start, end, next));
+                }
+                self.push([line_start as u32, k as u32, end as u32]);
+                line_start = next;
+                let rest = (u64::MAX << i) << 1;
+                colons &= rest;
+                bad &= rest;
+            }
             if !full {
                 break;
             }
             // The line still open: its first colon and bad key bytes in this block.
-            if key_end == NONE {
+            if key_end == NONE && line_start < pos + 64 {
                 let c = colons.trailing_zeros() as usize;
                 if c < 64 {
                     key_bad |= bad & ((1u64 << c) - 1) != 0;
