@@ -479,7 +479,7 @@ fn write_pattern(path: &PathBuf, len: u64, seed: u64) -> std::io::Result<String>
         left -= n as u64;
     }
     f.flush()?;
-    Ok(hex(&hasher.finalize()))
+    Ok(hex::encode(hasher.finalize()))
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
@@ -493,9 +493,5 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(hex::encode(hasher.finalize()))
 }

@@ -42,24 +42,14 @@ impl Hasher {
 
     /// Lower-case hexadecimal digest.
     pub(crate) fn hex(self) -> String {
-        let bytes: Vec<u8> = match self {
-            Hasher::Md5(h) => h.finalize().to_vec(),
-            Hasher::Sha1(h) => h.finalize().to_vec(),
-            Hasher::Sha256(h) => h.finalize().to_vec(),
-            Hasher::Sha384(h) => h.finalize().to_vec(),
-            Hasher::Sha512(h) => h.finalize().to_vec(),
-        };
-        hex(&bytes)
+        match self {
+            Hasher::Md5(h) => hex::encode(h.finalize()),
+            Hasher::Sha1(h) => hex::encode(h.finalize()),
+            Hasher::Sha256(h) => hex::encode(h.finalize()),
+            Hasher::Sha384(h) => hex::encode(h.finalize()),
+            Hasher::Sha512(h) => hex::encode(h.finalize()),
+        }
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 /// Feed the first `len` bytes of `path` to `hasher`.
@@ -84,7 +74,7 @@ pub(crate) fn file_id(arg_index: u64, source: &str, destination: &str) -> String
     h.update(source.as_bytes());
     h.update([0]);
     h.update(destination.as_bytes());
-    let d = hex(&h.finalize());
+    let d = hex::encode(h.finalize());
     let groups: Vec<&str> = (0..5).map(|i| &d[i * 8..i * 8 + 8]).collect();
     groups.join("-")
 }

@@ -911,33 +911,19 @@ fn tags_json(v: &str) -> Result<String, UsageError> {
     }
 }
 
-/// Standard base64 (padding optional). `None` when malformed.
+/// Standard base64 (padding optional, any number of trailing `=`, bits past the last whole
+/// byte ignored). `None` when malformed.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if bits >= 6 {
-        return None;
-    }
-    Some(out)
+    use base64::Engine as _;
+    use base64::alphabet::STANDARD;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
+    LENIENT.decode(s.trim_end_matches('=')).ok()
 }
 
 /// `ascp -h`, shortened to what the emulator honours (every ascp option is accepted).
@@ -1115,6 +1101,15 @@ mod tests {
         assert_eq!(base64_decode("Zm9vYmE=").unwrap(), b"fooba");
         assert_eq!(base64_decode("Zm9vYg").unwrap(), b"foob");
         assert!(base64_decode("Z").is_none());
+        // What the hand-written decoder accepted before the base64 crate took over: any
+        // number of trailing `=`, no padding, bits past the last byte, the empty string.
+        assert_eq!(base64_decode("Zm9v====").unwrap(), b"foo");
+        assert_eq!(base64_decode("Zm9vYh").unwrap(), b"foob");
+        assert_eq!(base64_decode("").unwrap(), b"");
+        assert_eq!(base64_decode("+/+/").unwrap(), [0xfb, 0xff, 0xbf]);
+        for bad in ["Zm=v", "Zm9v Yg", "Zm9vY", "Zm9v-_", "Zm9v\n"] {
+            assert!(base64_decode(bad).is_none(), "{bad:?}");
+        }
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(4090));
         assert_eq!(
             err(&[&format!("--tags={big}")]),

@@ -166,8 +166,7 @@ struct Sim {
 /// A new session id, uuid-shaped (version 4 layout).
 fn session_id() -> String {
     let mut b = [0u8; 16];
-    let ok = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
-    if ok.is_err() {
+    if getrandom::fill(&mut b).is_err() {
         let seed = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
@@ -176,7 +175,7 @@ fn session_id() -> String {
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = crate::checksum::hex(&b);
+    let h = hex::encode(b);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
@@ -1477,5 +1476,32 @@ fn remove_empty_dirs(dir: &Path, this_too: bool) {
     }
     if this_too {
         let _ = fs::remove_dir(dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_id;
+
+    #[test]
+    fn session_ids_are_random_version_4_uuids() {
+        let a = session_id();
+        let groups: Vec<&str> = a.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12],
+            "{a}"
+        );
+        assert!(
+            a.bytes()
+                .all(|c| c == b'-' || matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+            "{a}"
+        );
+        assert!(groups[2].starts_with('4'), "version 4: {a}");
+        assert!(
+            matches!(groups[3].as_bytes()[0], b'8'..=b'9' | b'a'..=b'b'),
+            "variant: {a}"
+        );
+        assert_ne!(a, session_id());
     }
 }
