@@ -4,7 +4,8 @@
 use bytes::BytesMut;
 
 use crate::{
-    ByteRange, Control, DoneOperation, Frame, FrameParser, Message, Priority, QueryAnswer,
+    ByteRange, Control, DoneOperation, FileStats, Frame, FrameParser, Message, Priority,
+    QueryAnswer, StatsView,
 };
 use crate::{RateChange, RatePolicy, StartFile, StopFile};
 
@@ -17,7 +18,7 @@ use crate::{RateChange, RatePolicy, StartFile, StopFile};
 /// * the frames (and errors) equal those of decoding the same bytes in one piece, and those of
 ///   the `tokio_util` codec;
 /// * every frame re-encodes to bytes that decode to an equal frame;
-/// * typed views never panic.
+/// * typed views never panic, and the lazy [`StatsView`] reads what [`FileStats`] reads.
 ///
 /// Byte 0 sets the maximum frame length (`64 + 8 * byte`), byte 1 the chunk size
 /// (`1 + byte % 97`); the stream is `data[2..]`.
@@ -39,8 +40,41 @@ pub fn stream(data: &[u8]) {
         let again = Frame::parse(frame.as_bytes()).expect("a decoded frame re-decodes");
         assert_eq!(&again, frame);
         let _ = Message::from_frame(frame);
+        stats_view_agrees(frame);
         let _ = Control::from_frame(frame);
         let _ = format!("{frame:?}{frame}");
+    }
+}
+
+/// Wherever the eager view reads the frame, the lazy one reads the same figures.
+fn stats_view_agrees(frame: &Frame) {
+    let Ok(view) = StatsView::from_frame(frame) else {
+        return;
+    };
+    let _ = format!("{view:?}");
+    let Ok(s) = FileStats::from_frame(frame) else {
+        return;
+    };
+    assert_eq!(view.file(), s.file);
+    assert_eq!(view.session_id(), s.session_id);
+    assert_eq!(view.user_str(), s.user_str);
+    assert_eq!(view.file_id(), s.file_id);
+    assert_eq!(view.checksum(), s.checksum);
+    assert_eq!(view.checksum_type(), s.checksum_type);
+    for (lazy, eager) in [
+        (view.size(), s.size),
+        (view.loss(), s.loss),
+        (view.delay_ms(), s.delay_ms),
+        (view.written(), s.written),
+        (view.end_byte(), s.end_byte),
+        (view.bytes_contiguous(), s.bytes_contiguous),
+        (view.file_bytes(), s.file_bytes),
+        (view.start_byte(), s.start_byte),
+        (view.elapsed_usec(), s.elapsed_usec),
+        (view.transfer_bytes(), s.transfer_bytes),
+        (view.arg_index(), s.arg_index),
+    ] {
+        assert_eq!(lazy, Ok(eager), "{frame:?}");
     }
 }
 

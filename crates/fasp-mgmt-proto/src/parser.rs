@@ -285,7 +285,7 @@ impl FrameParser {
                 if key_end == NONE {
                     let c = colons.trailing_zeros() as usize;
                     if c >= i {
-                                return Err(self.line_error(buf, line_start, end, next));
+                        return Err(self.line_error(buf, line_start, end, next));
                     }
                     key_bad |= bad & ((1u64 << c) - 1) != 0;
                     key_end = pos + c;
@@ -635,5 +635,43 @@ impl Frame {
                 kind: DecodeErrorKind::TruncatedAtEof,
             })),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fed one byte at a time, the parser resumes where it stopped: at most the last 64-byte
+    /// block (the one holding the incomplete line) is looked at again, never the frame from its
+    /// start, whatever the line lengths.
+    #[test]
+    fn a_partial_frame_is_not_rescanned() {
+        let mut frame = b"FASPMGR 2\nType: STATS\n".to_vec();
+        frame.extend(format!("File: /{}\n", "p".repeat(3000)).as_bytes());
+        for i in 0..200 {
+            frame.extend(format!("Key{i}: {i}\r\n").as_bytes());
+        }
+        frame.extend(format!("{}: long key\n\n", "K".repeat(500)).as_bytes());
+        let mut parser = FrameParser::new();
+        let mut buf = BytesMut::new();
+        for (n, &b) in frame.iter().enumerate() {
+            buf.extend_from_slice(&[b]);
+            match parser.parse(&mut buf).unwrap() {
+                None => {
+                    if parser.state == State::Body {
+                        assert!(parser.scanned + 64 > buf.len(), "rescan from {n}");
+                        assert!(parser.line_start <= parser.scanned);
+                    }
+                }
+                Some(f) => {
+                    assert_eq!(n + 1, frame.len());
+                    assert_eq!(f.field_count(), 203);
+                    assert_eq!(f.get("Key199"), Some("199"));
+                    assert_eq!(f.fields().last().unwrap().value, "long key");
+                }
+            }
+        }
+        assert!(parser.is_idle() && buf.is_empty());
     }
 }
