@@ -62,6 +62,15 @@ const TARGETS: &[Target] = &[
         max_len: 4096,
         dict: "fuzz/faspmgr.dict",
     },
+    Target {
+        // Transfer spec files and node API answers: what comes from outside the machine.
+        name: "spec_answer",
+        seeds: &["fuzz/seeds/spec_answer"],
+        // Byte 0 sets the node answer reader's bound on the number of specs (byte % 4).
+        prefixes: &[&[1], &[2]],
+        max_len: 16384,
+        dict: "fuzz/spec_answer.dict",
+    },
 ];
 
 /// Seconds per target in a smoke run.
