@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fasp_spec::{Secret, TransferSpec};
+use fasp_spec::{NodeSpec, Secret, TransferSpec};
 use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderName};
 use serde::Deserialize;
@@ -328,6 +328,30 @@ impl CosClient {
         requests: &[TransferRequest],
     ) -> Result<Vec<Result<TransferSpec, Error>>, Error> {
         self.node_client().await?.download_setup(requests).await
+    }
+
+    /// `upload_setup` on the bucket's ATS node API, with the keys dropped from each answer;
+    /// see [`NodeClient::upload_setup_detailed`].
+    pub async fn upload_setup_detailed(
+        &self,
+        requests: &[TransferRequest],
+    ) -> Result<Vec<Result<NodeSpec, Error>>, Error> {
+        self.node_client()
+            .await?
+            .upload_setup_detailed(requests)
+            .await
+    }
+
+    /// `download_setup` on the bucket's ATS node API, with the keys dropped from each answer;
+    /// see [`NodeClient::download_setup_detailed`].
+    pub async fn download_setup_detailed(
+        &self,
+        requests: &[TransferRequest],
+    ) -> Result<Vec<Result<NodeSpec, Error>>, Error> {
+        self.node_client()
+            .await?
+            .download_setup_detailed(requests)
+            .await
     }
 
     /// One IAM grant with the API key; `delegated` asks for a delegated refresh token for ATS.

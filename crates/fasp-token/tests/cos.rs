@@ -274,3 +274,36 @@ async fn secrets_stay_out_of_debug() {
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
 }
+
+#[tokio::test]
+async fn cos_answers_are_restricted_like_node_answers() {
+    let settings = CosSettings::default();
+    let mut config = StandinConfig::default();
+    config
+        .spec
+        .extra
+        .insert("remove_after_transfer".into(), json!(true));
+    config
+        .spec
+        .extra
+        .insert("file_manifest_path".into(), json!("/etc"));
+    let node = NodeStandin::start(config).await.unwrap();
+    let cos = cos_client(&node, &settings.api_key, &settings.bucket);
+    let results = cos
+        .download_setup_detailed(&[TransferRequest::download_from(["/a"])])
+        .await
+        .unwrap();
+    let answer = results.into_iter().next().unwrap().unwrap();
+    assert_eq!(
+        answer.dropped_keys,
+        ["remove_after_transfer", "file_manifest_path"]
+    );
+    assert_eq!(answer.spec.remove_after_transfer, None);
+    let spec = cos
+        .upload_setup(&[TransferRequest::upload_to(["/"])])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert_eq!(spec.file_manifest_path, None);
+}
