@@ -215,17 +215,6 @@ impl Frame {
         }
     }
 
-    /// Field `i` as its key and the offsets of its value in [`Frame::as_bytes`].
-    #[inline]
-    pub(crate) fn raw_field(&self, i: usize) -> Option<(&str, usize, usize)> {
-        let [a, b, c] = self.index.get(i)?.map(|n| n as usize);
-        Some((
-            text(self.raw.get(a..b).unwrap_or_default()),
-            (b + 2).min(c),
-            c,
-        ))
-    }
-
     /// Number of fields (the `Type` field included).
     pub fn field_count(&self) -> usize {
         self.index.len()

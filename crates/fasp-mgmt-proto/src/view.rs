@@ -30,33 +30,31 @@ const KEYS: [&str; 17] = [
 ];
 
 /// No field for this slot.
-const ABSENT: u16 = u16::MAX;
-/// A field too far to note (more than 65,534 fields): search for it.
-const FAR: u16 = u16::MAX - 1;
+const ABSENT: u32 = u32::MAX;
 
-/// The slot of a key, from its length, first and last bytes alone (distinct for the seventeen
-/// keys). Another key may land on a slot too: a slot is checked against the real key when read.
+/// The slot of a key: dispatched on its length, first and last bytes (distinct for the
+/// seventeen keys), then the whole key compared with the one literal left.
 #[inline(always)]
 fn slot(key: &[u8]) -> Option<usize> {
     let (first, last) = (*key.first()?, *key.last()?);
     Some(match (key.len(), first, last) {
-        (4, b'F', b'e') => 0,
-        (4, b'S', b'e') => 1,
-        (4, b'L', b's') => 2,
-        (5, b'D', b'y') => 3,
-        (7, b'W', b'n') => 4,
-        (7, b'E', b'e') => 5,
-        (7, b'U', b'r') => 6,
-        (9, b'B', b't') => 7,
-        (9, b'F', b's') => 8,
-        (9, b'S', b'd') => 9,
-        (9, b'S', b'e') => 10,
-        (10, b'F', b'D') => 11,
-        (11, b'E', b'c') => 12,
-        (12, b'F', b'm') => 13,
-        (13, b'T', b's') => 14,
-        (16, b'F', b'x') => 15,
-        (16, b'F', b'e') => 16,
+        (4, b'F', b'e') if key == b"File" => 0,
+        (4, b'S', b'e') if key == b"Size" => 1,
+        (4, b'L', b's') if key == b"Loss" => 2,
+        (5, b'D', b'y') if key == b"Delay" => 3,
+        (7, b'W', b'n') if key == b"Written" => 4,
+        (7, b'E', b'e') if key == b"EndByte" => 5,
+        (7, b'U', b'r') if key == b"UserStr" => 6,
+        (9, b'B', b't') if key == b"Bytescont" => 7,
+        (9, b'F', b's') if key == b"FileBytes" => 8,
+        (9, b'S', b'd') if key == b"SessionId" => 9,
+        (9, b'S', b'e') if key == b"StartByte" => 10,
+        (10, b'F', b'D') if key == b"FaspFileID" => 11,
+        (11, b'E', b'c') if key == b"Elapsedusec" => 12,
+        (12, b'F', b'm') if key == b"FileChecksum" => 13,
+        (13, b'T', b's') if key == b"TransferBytes" => 14,
+        (16, b'F', b'x') if key == b"FaspFileArgIndex" => 15,
+        (16, b'F', b'e') if key == b"FileChecksumType" => 16,
         _ => return None,
     })
 }
@@ -64,9 +62,9 @@ fn slot(key: &[u8]) -> Option<usize> {
 /// A lazy, borrowed view of a `STATS`, `STOP`, `SKIP` or `FILEERROR` frame: the same figures
 /// as [`FileStats`], read when asked for.
 ///
-/// Building the view notes where each known field is (one pass over the frame's index, keys
-/// told apart by their length and first and last bytes, nothing parsed); each accessor then
-/// reads its one field. A number that does not parse is a [`FieldError`] from its accessor
+/// Building the view notes where the value of each known field is (one pass over the frame's
+/// index, keys dispatched on their length and first and last bytes, nothing parsed); each
+/// accessor then reads its one value. A number that does not parse is a [`FieldError`] from its accessor
 /// (not from [`StatsView::from_frame`], which only checks the `Type`). As in [`FileStats`], a
 /// key sent twice gives its last value. Use it on the hot path (a manager reading a handful of
 /// figures from each `STATS`); [`crate::Message::from_frame`] gives every figure at once.
@@ -86,8 +84,8 @@ fn slot(key: &[u8]) -> Option<usize> {
 pub struct StatsView<'a> {
     frame: &'a Frame,
     message: &'static str,
-    /// Per known key, the index of the last field that may hold it (or `ABSENT`, `FAR`).
-    at: [u16; KEYS.len()],
+    /// Per known key, the offsets of the last value given (`ABSENT` when none).
+    at: [(u32, u32); KEYS.len()],
 }
 
 impl std::fmt::Debug for StatsView<'_> {
@@ -141,20 +139,19 @@ impl<'a> StatsView<'a> {
                 });
             }
         };
-        let mut at = [ABSENT; KEYS.len()];
+        let mut at = [(ABSENT, ABSENT); KEYS.len()];
         let raw = frame.as_bytes();
         if let Some(spans) = frame.inline_spans() {
-            // At most `INLINE_FIELDS` fields: indexes fit.
-            for (i, &[a, b, _]) in spans.iter().enumerate() {
+            for &[a, b, c] in spans {
                 let key = raw.get(usize::from(a)..usize::from(b)).unwrap_or_default();
                 if let Some(s) = slot(key) {
-                    at[s] = i as u16;
+                    at[s] = (u32::from((b + 2).min(c)), u32::from(c));
                 }
             }
         } else {
-            for (i, (key, _, _)) in frame.raw_fields().enumerate() {
+            for (key, start, end) in frame.raw_fields() {
                 if let Some(s) = slot(key.as_bytes()) {
-                    at[s] = u16::try_from(i).map_or(FAR, |i| i.min(FAR));
+                    at[s] = (start as u32, end as u32);
                 }
             }
         }
@@ -242,30 +239,8 @@ impl<'a> StatsView<'a> {
     /// The value offsets of the last field named `KEYS[slot]`.
     #[inline(always)]
     fn find(&self, slot: usize) -> Option<(usize, usize)> {
-        let key = KEYS[slot];
-        let i = self.at[slot];
-        if i == ABSENT {
-            return None;
-        }
-        if i != FAR {
-            if let Some((k, s, e)) = self.frame.raw_field(usize::from(i)) {
-                if k == key {
-                    return Some((s, e));
-                }
-            }
-        }
-        self.search(key)
-    }
-
-    /// Another key on the same slot, or a field too far to note: look for the real one.
-    #[cold]
-    #[inline(never)]
-    fn search(&self, key: &str) -> Option<(usize, usize)> {
-        self.frame
-            .raw_fields()
-            .filter(|(k, _, _)| *k == key)
-            .last()
-            .map(|(_, s, e)| (s, e))
+        let (start, end) = self.at[slot];
+        (start != ABSENT).then_some((start as usize, end as usize))
     }
 }
 
@@ -280,6 +255,7 @@ mod tests {
         }
         assert_eq!(slot(b""), None);
         assert_eq!(slot(b"Type"), None);
+        assert_eq!(slot(b"Wxxxxxn"), None);
     }
 
     #[test]
