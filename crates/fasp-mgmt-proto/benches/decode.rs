@@ -11,6 +11,7 @@
 //!   buffer (the baseline of every ratio);
 //! * `httparse/64K`: httparse fed in 64 KiB reads; it is not incremental, so a frame cut by a
 //!   read is parsed again from its start once the next read arrives;
+//! * `copy/64K`, `copy/2K`: the reads alone, nothing decoded (the floor of every chunked row);
 //! * `naive`: `String` + `HashMap`, what a hand-written client does.
 //!
 //! Run with `cargo xtask bench` (or `cargo bench -p fasp-mgmt-proto --bench decode`). After the
@@ -84,8 +85,10 @@ fn consume<const USE: u8>(frame: &Frame) -> usize {
             Some("STATS" | "STOP") => {
                 let s = StatsView::from_frame(frame).expect("a STATS view");
                 let file = s.file().map_or(0, |f| f.len());
-                let session = s.transfer_bytes().expect("a number");
-                let session = session.or(s.file_bytes().expect("a number"));
+                let session = match s.transfer_bytes().expect("a number") {
+                    Some(n) => Some(n),
+                    None => s.file_bytes().expect("a number"),
+                };
                 let size = s.size().expect("a number");
                 let start = s.start_byte().expect("a number");
                 let arg = s.arg_index().expect("a number");
@@ -177,6 +180,21 @@ fn httparse_chunked<const CHUNK: usize>(src: BytesMut) -> (usize, BytesMut) {
     (n, src)
 }
 
+/// The reads alone, nothing decoded: what feeding a buffer costs every chunked decoder (a
+/// socket read is such a copy).
+fn copy_chunked<const CHUNK: usize>(src: BytesMut) -> (usize, BytesMut) {
+    let mut buf = BytesMut::with_capacity(CHUNK.max(8 * 1024));
+    for read in src.chunks(CHUNK) {
+        buf.reserve(read.len());
+        buf.extend_from_slice(read);
+        black_box(&buf);
+        // Keep a partial frame's worth, as the decoders do.
+        let keep = buf.len().min(200);
+        buf.advance(buf.len() - keep);
+    }
+    (0, src)
+}
+
 fn naive(buf: BytesMut) -> (usize, BytesMut) {
     let text = std::str::from_utf8(&buf).expect("utf-8");
     let mut n = 0;
@@ -197,7 +215,7 @@ fn naive(buf: BytesMut) -> (usize, BytesMut) {
 /// (filled before the clock starts) and hands it back, so that freeing it is not timed.
 type Decoder = fn(BytesMut) -> (usize, BytesMut);
 
-const DECODERS: [(&str, Decoder); 11] = [
+const DECODERS: [(&str, Decoder); 13] = [
     ("fasp/index", fasp_whole::<INDEX>),
     ("fasp/typed-stats", fasp_whole::<STATS>),
     ("fasp/message", fasp_whole::<MESSAGE>),
@@ -208,6 +226,8 @@ const DECODERS: [(&str, Decoder); 11] = [
     ("httparse", httparse_all),
     ("httparse/64K", httparse_chunked::<65_536>),
     ("httparse/2K", httparse_chunked::<2_048>),
+    ("copy/64K", copy_chunked::<65_536>),
+    ("copy/2K", copy_chunked::<2_048>),
     ("naive", naive),
 ];
 
@@ -233,6 +253,8 @@ fn summary(label: &str, data: &[u8]) {
     for (i, (name, _)) in DECODERS.iter().enumerate() {
         let want = if name.starts_with("fasp/typed") || name.starts_with("fasp/message") {
             count(decoder("fasp/message"))
+        } else if name.starts_with("copy") {
+            0
         } else {
             count(decoder("httparse"))
         };
