@@ -455,3 +455,142 @@ fn control_lines_follow_their_schema() {
         assert!(control_errors(&bad).is_some(), "accepted: {bad}");
     }
 }
+
+/// `fasp transfer --json` against ascp-sim, with `stdin` lines sent as events come: every
+/// line it prints, each checked by `json_line` as it arrives, and its exit status.
+fn run_sim(
+    sim: &Path,
+    spec: &Value,
+    extra: &[&str],
+    remote: &Path,
+    mut on_line: impl FnMut(&Value) -> Option<String>,
+) -> (Option<i32>, Vec<Value>) {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let spec_path = dir.path().join("spec.json");
+    std::fs::write(&spec_path, spec.to_string()).expect("the spec");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fasp"))
+        .arg("transfer")
+        .arg("--json")
+        .arg("--spec")
+        .arg(&spec_path)
+        .arg("--ascp")
+        .arg(sim)
+        .args(extra)
+        .env("FASP_ASCP_ENV", "ASCP_SIM_*")
+        .env("ASCP_SIM_ROOT", remote)
+        .env("ASCP_SIM_STATS_INTERVAL_MS", "20")
+        .env("RUST_LOG", "")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("fasp runs");
+    let mut stdin = child.stdin.take().expect("its stdin");
+    let stdout = BufReader::new(child.stdout.take().expect("its stdout"));
+    let mut lines = Vec::new();
+    for line in stdout.lines() {
+        let value = json_line(&line.expect("a line"));
+        if let Some(control) = on_line(&value) {
+            assert_eq!(control_errors(&json_line_unchecked(&control)), None);
+            let _ = writeln!(stdin, "{control}").and_then(|()| stdin.flush());
+        }
+        lines.push(value);
+    }
+    drop(stdin);
+    (child.wait().expect("fasp ends").code(), lines)
+}
+
+fn json_line_unchecked(text: &str) -> Value {
+    serde_json::from_str(text).expect("JSON")
+}
+
+/// Bytes that differ from file to file.
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[test]
+fn real_runs_against_ascp_sim_follow_the_schema_line_by_line() {
+    let Some(sim) = support::sim_path() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (local, remote) = (dir.path().join("local"), dir.path().join("remote"));
+    std::fs::create_dir_all(local.join("photos")).expect("local folders");
+    std::fs::create_dir_all(&remote).expect("the remote folder");
+    std::fs::write(local.join("report.pdf"), pattern(1, 600_000)).expect("a file");
+    std::fs::write(local.join("photos/a.jpg"), pattern(2, 300_000)).expect("a file");
+    let source = |name: &str| local.join(name).to_str().expect("UTF-8").to_owned();
+
+    // Two sessions, checksums, and every control line while the first file moves.
+    let spec = json!({
+        "direction": "send", "remote_host": "127.0.0.1", "remote_user": "xfer",
+        "paths": [{"source": source("report.pdf")}, {"source": source("photos")}],
+        "destination_root": "/incoming", "create_dir": true,
+    });
+    let mut controls = vec![
+        r#"{"type":"pause"}"#,
+        r#"{"type":"resume"}"#,
+        r#"{"type":"rate","target_kbps":200000,"min_kbps":0,"policy":"fixed"}"#,
+    ]
+    .into_iter();
+    let (code, lines) = run_sim(
+        &sim,
+        &spec,
+        &[
+            "--multi-session",
+            "2",
+            "--checksum",
+            "sha256",
+            "--target-rate",
+            "20",
+        ],
+        &remote,
+        |line| {
+            (line["type"] == "file_progress")
+                .then(|| controls.next().map(str::to_owned))
+                .flatten()
+        },
+    );
+    let types: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
+    assert_eq!(code, Some(0), "{lines:#?}");
+    for wanted in [
+        "spawned",
+        "session_init",
+        "file_done",
+        "control_sent",
+        "paused",
+        "resumed",
+        "exited",
+    ] {
+        assert!(types.contains(&wanted), "no {wanted} in {types:?}");
+    }
+    assert!(lines.iter().any(|l| l["part"] == 1), "no second session");
+    assert!(
+        lines
+            .iter()
+            // As ascp names it: "sha-256".
+            .any(|l| l["type"] == "file_done"
+                && l["checksum_type"]
+                    .as_str()
+                    .is_some_and(|t| t.replace('-', "") == "sha256")),
+        "no checksum in {lines:#?}"
+    );
+    let outcome = lines.last().expect("an outcome");
+    assert_eq!(outcome["type"], "outcome");
+    assert_eq!(outcome["sessions"], 2, "{outcome}");
+
+    // A failure: a source that does not exist.
+    let missing = json!({
+        "direction": "send", "remote_host": "127.0.0.1", "remote_user": "xfer",
+        "paths": [{"source": source("not-there.bin")}], "destination_root": "/incoming",
+    });
+    let (code, lines) = run_sim(&sim, &missing, &[], &remote, |_| None);
+    assert_eq!(code, Some(1), "{lines:#?}");
+    let outcome = lines.last().expect("an outcome");
+    assert_eq!(outcome["ok"], false, "{outcome}");
+    assert!(outcome["code"].is_u64(), "{outcome}");
+}
