@@ -32,7 +32,7 @@ use bytes::BytesMut;
 use fasp_mgmt_proto::{Frame, FrameParser, Message};
 use fasp_spec::{AscpCommand, RenderOptions, SpecError, TagsEncoding, TransferSpec};
 use fasp_testkit::{
-    AscpCommand as KitCommand, AscpRun, HttpCapture, assert_no_leftover, require_real_ascp,
+    AscpInvocation, AscpRun, HttpCapture, assert_no_leftover, require_real_ascp,
 };
 use serde_json::{Value, json};
 
@@ -92,8 +92,8 @@ impl ClosedPort {
 }
 
 /// The rendered command, run as is (program, args, env) with `-M <port>` added by the kit.
-fn kit_command(rendered: &AscpCommand) -> KitCommand {
-    let mut cmd = KitCommand::new(&rendered.program);
+fn kit_command(rendered: &AscpCommand) -> AscpInvocation {
+    let mut cmd = AscpInvocation::new(&rendered.program);
     cmd.args(&rendered.args).timeout(TIMEOUT);
     for (name, value) in &rendered.env {
         cmd.env(name, value.expose());

@@ -15,7 +15,7 @@ use nix::sys::signal::Signal;
 
 use crate::procs;
 
-/// Timeout of [`AscpCommand`] when none is given.
+/// Timeout of [`AscpInvocation`] when none is given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long the capture waits for the management socket to reach end-of-file once ascp
@@ -58,7 +58,7 @@ impl MgmtCapture {
     }
 
     /// Start `cmd` with `-M <port>` placed before its own arguments.
-    pub fn spawn(self, cmd: &AscpCommand) -> io::Result<AscpProcess> {
+    pub fn spawn(self, cmd: &AscpInvocation) -> io::Result<AscpProcess> {
         let mut argv: Vec<OsString> = vec!["-M".into(), self.port.to_string().into()];
         argv.extend(cmd.args.iter().cloned());
 
@@ -116,7 +116,7 @@ impl MgmtCapture {
     }
 
     /// Start `cmd`, capture it to the end (or its timeout) and reap it.
-    pub fn run(self, cmd: &AscpCommand) -> io::Result<AscpRun> {
+    pub fn run(self, cmd: &AscpInvocation) -> io::Result<AscpRun> {
         self.spawn(cmd)?.wait()
     }
 }
@@ -203,10 +203,14 @@ fn drain_pipe<R: Read + Send + 'static>(mut pipe: R) -> JoinHandle<Vec<u8>> {
 /// How to start an ascp: program, arguments, extra environment, timeout.
 ///
 /// The child gets a clean environment: only `PATH` and `HOME` are passed through from the
-/// test, plus what [`AscpCommand::env`] adds. Standard input is `/dev/null`. `-M <port>` is
+/// test, plus what [`AscpInvocation::env`] adds. Standard input is `/dev/null`. `-M <port>` is
 /// put first on the command line, so positional arguments stay last.
+///
+/// This is the kit's way to run a program and watch it, not `fasp_spec::AscpCommand` (what a
+/// transfer spec renders to: argv, secrets, file lists); a test that runs a rendered command
+/// copies its program, arguments and environment into one of these.
 #[derive(Debug, Clone)]
-pub struct AscpCommand {
+pub struct AscpInvocation {
     program: PathBuf,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
@@ -214,7 +218,7 @@ pub struct AscpCommand {
     timeout: Duration,
 }
 
-impl AscpCommand {
+impl AscpInvocation {
     /// A command for the ascp at `program`, with no arguments yet.
     pub fn new(program: impl Into<PathBuf>) -> Self {
         Self {
@@ -274,14 +278,14 @@ impl AscpCommand {
 }
 
 /// Run `ascp` with `-M <port>` prepended to `args`, a clean environment plus `env`, and
-/// capture its exit status, output and management bytes. See [`AscpCommand`].
+/// capture its exit status, output and management bytes. See [`AscpInvocation`].
 pub fn run_ascp(
     ascp: &Path,
     args: &[OsString],
     env: &[(String, String)],
     timeout: Duration,
 ) -> io::Result<AscpRun> {
-    let mut cmd = AscpCommand::new(ascp);
+    let mut cmd = AscpInvocation::new(ascp);
     cmd.args(args).timeout(timeout);
     for (k, v) in env {
         cmd.env(k, v);

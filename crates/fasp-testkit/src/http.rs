@@ -24,8 +24,54 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// How many header lines one request may have (ascp sends about ten).
+const MAX_HEADERS: usize = 64;
+
+/// The head of a request as `httparse` reads it, borrowing from the raw bytes.
+struct Head<'a> {
+    /// Bytes of the request line and header lines, blank line included.
+    len: usize,
+    method: &'a str,
+    target: &'a str,
+    headers: Vec<(&'a str, &'a [u8])>,
+}
+
+impl Head<'_> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|&(_, v)| v)
+    }
+
+    /// The announced `Content-Length`, or 0 (absent or not a number).
+    fn content_length(&self) -> usize {
+        self.header("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Parse the head at the start of `raw`: `Ok(None)` while it is incomplete, an error when
+/// `httparse` refuses it.
+fn parse_head(raw: &[u8]) -> Result<Option<Head<'_>>, httparse::Error> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let httparse::Status::Complete(len) = req.parse(raw)? else {
+        return Ok(None);
+    };
+    Ok(Some(Head {
+        len,
+        method: req.method.unwrap_or_default(),
+        target: req.path.unwrap_or_default(),
+        headers: req.headers.iter().map(|h| (h.name, h.value)).collect(),
+    }))
+}
+
 /// One request as received: the raw bytes of the head and of the body (as far as
-/// `Content-Length` announced, capped at 1 MiB).
+/// `Content-Length` announced, capped at 1 MiB). The head is read by `httparse`; a head it
+/// refuses is kept as it arrived, with no body and no headers.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     /// Everything read from the connection, head and body.
@@ -33,8 +79,12 @@ pub struct HttpRequest {
 }
 
 impl HttpRequest {
+    fn parsed(&self) -> Option<Head<'_>> {
+        parse_head(&self.raw).ok().flatten()
+    }
+
     fn head_len(&self) -> usize {
-        find(&self.raw, b"\r\n\r\n").map_or(self.raw.len(), |i| i + 4)
+        self.parsed().map_or(self.raw.len(), |h| h.len)
     }
 
     /// The head (request line and header lines) as text.
@@ -47,14 +97,22 @@ impl HttpRequest {
         self.head().lines().next().unwrap_or_default().to_owned()
     }
 
+    /// The method (`POST`), when the head could be parsed.
+    pub fn method(&self) -> Option<String> {
+        self.parsed().map(|h| h.method.to_owned())
+    }
+
+    /// The request target as sent (ascp sends the absolute form,
+    /// `http://127.0.0.1:<port>/aspera/http/...`), when the head could be parsed.
+    pub fn target(&self) -> Option<String> {
+        self.parsed().map(|h| h.target.to_owned())
+    }
+
     /// The value of the first header with this name (case-insensitive), trimmed.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.head().lines().skip(1).find_map(|line| {
-            let (k, v) = line.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
+        let head = self.parsed()?;
+        let value = head.header(name)?;
+        Some(String::from_utf8_lossy(value).trim().to_owned())
     }
 
     /// The body bytes received.
@@ -79,24 +137,6 @@ impl fmt::Debug for HttpRequest {
             .field("raw", &String::from_utf8_lossy(&self.raw))
             .finish()
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The `Content-Length` of a head, or 0.
-fn content_length(head: &[u8]) -> usize {
-    String::from_utf8_lossy(head)
-        .lines()
-        .skip(1)
-        .find_map(|line| {
-            let (k, v) = line.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0)
 }
 
 #[derive(Default)]
@@ -264,17 +304,25 @@ fn handle(mut conn: TcpStream, state: &State, response: &[u8]) {
     let _ = conn.shutdown(Shutdown::Both);
 }
 
-/// Read one request: the head, then as much body as `Content-Length` says (capped).
+/// Read one request: the head (until `httparse` has all of it, or refuses it), then as much
+/// body as `Content-Length` says, capped at [`MAX_REQUEST`].
 fn read_request(conn: &mut TcpStream) -> Vec<u8> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
-        if let Some(i) = find(&raw, b"\r\n\r\n") {
-            let want = (i + 4).saturating_add(content_length(&raw[..i]));
-            if raw.len() >= want.min(MAX_REQUEST) {
-                raw.truncate(want.min(MAX_REQUEST));
-                return raw;
+        match parse_head(&raw) {
+            Ok(Some(head)) => {
+                let want = head
+                    .len
+                    .saturating_add(head.content_length())
+                    .min(MAX_REQUEST);
+                if raw.len() >= want {
+                    raw.truncate(want);
+                    return raw;
+                }
             }
+            Ok(None) => {}
+            Err(_) => return raw,
         }
         if raw.len() >= MAX_REQUEST {
             return raw;

@@ -7,16 +7,18 @@
 //! # What is here
 //! - [`real_ascp`] / [`require_real_ascp!`]: the binary named by `FASP_ASCP`, or a skip
 //!   (outside CI) / a panic (with `CI=true` or `CI=1`: that tier must run in CI).
-//! - [`AscpCommand`], [`MgmtCapture`], [`run_ascp`]: run ascp with `-M <port>` pointing at
+//! - [`AscpInvocation`], [`MgmtCapture`], [`run_ascp`]: run ascp with `-M <port>` pointing at
 //!   a loopback listener bound before the spawn, a clean environment, a timeout, and get
 //!   back an [`AscpRun`] (exit status, stdout, stderr, raw management bytes). Or
-//!   [`AscpCommand::spawn`] an [`AscpProcess`] and look at it while it runs
+//!   [`AscpInvocation::spawn`] an [`AscpProcess`] and look at it while it runs
 //!   (`/proc/<pid>/cmdline`, `/proc/<pid>/environ`, management bytes so far, signals).
 //!   Frames are not parsed here: that is `fasp-mgmt-proto`'s job.
 //! - [`SshServer`] / [`require_ssh_server!`]: a private OpenSSH server on loopback that the
 //!   real ascp can log in to with a generated PEM key.
 //! - [`HttpCapture`]: a loopback HTTP listener recording what ascp's HTTP fallback sends.
 //! - [`assert_no_leftover`]: no process left behind.
+//! - [`sim`] and [`require_sim!`]: ascp-sim, the emulator, for the test crates that drive it
+//!   (finding the binary, a work folder with `local/` and `remote/`, STATS series).
 //!
 //! # What the real ascp 3.9.0 does (observed with this kit)
 //! All of these finish in well under a second on loopback.
@@ -58,13 +60,14 @@
 mod ascp;
 mod http;
 mod procs;
+pub mod sim;
 mod sshd;
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-pub use ascp::{AscpCommand, AscpProcess, AscpRun, DEFAULT_TIMEOUT, MgmtCapture, run_ascp};
+pub use ascp::{AscpInvocation, AscpProcess, AscpRun, DEFAULT_TIMEOUT, MgmtCapture, run_ascp};
 pub use http::{FORBIDDEN, HttpCapture, HttpRequest};
 pub use nix::sys::signal::Signal;
 pub use procs::{

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fasp_testkit::{AscpCommand, HttpCapture, MgmtCapture, assert_no_leftover, leftover_processes};
+use fasp_testkit::{
+    AscpInvocation, HttpCapture, MgmtCapture, assert_no_leftover, leftover_processes,
+};
 
 /// Write an executable bash script; `$2` is the management port (`-M <port>` comes first).
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -38,7 +40,7 @@ echo "out:$FAKE_VAR:${SECRET_FROM_PARENT:-unset}"
 echo err >&2
 exit 3"#,
     );
-    let mut cmd = AscpCommand::new(&fake);
+    let mut cmd = AscpInvocation::new(&fake);
     cmd.arg("nonce-1").env("FAKE_VAR", "v");
     let run = cmd.run().unwrap();
     assert_eq!(run.code(), Some(3), "{run:#?}");
@@ -58,7 +60,7 @@ exit 3"#,
 fn the_environment_is_clean() {
     let dir = tempdir();
     let fake = script(dir.path(), "fake-env", "env | sort");
-    let run = AscpCommand::new(&fake).run().unwrap();
+    let run = AscpInvocation::new(&fake).run().unwrap();
     let names: Vec<&str> = run
         .stdout
         .lines()
@@ -82,7 +84,7 @@ fn a_child_that_never_connects_is_noticed_at_once() {
         "echo \"unrecognized option \\`--x'\" >&2; exit 1",
     );
     let started = Instant::now();
-    let mut cmd = AscpCommand::new(&fake);
+    let mut cmd = AscpInvocation::new(&fake);
     cmd.timeout(Duration::from_secs(30));
     let run = cmd.run().unwrap();
     assert!(started.elapsed() < Duration::from_secs(10), "{run:#?}");
@@ -100,7 +102,7 @@ fn a_child_that_outlives_its_timeout_is_killed_and_reaped() {
         "fake-hang",
         "exec 3<>/dev/tcp/127.0.0.1/$2\nprintf 'FASPMGR 2\\nType: INIT\\n\\n' >&3\nexec sleep 60",
     );
-    let mut cmd = AscpCommand::new(&fake);
+    let mut cmd = AscpInvocation::new(&fake);
     cmd.timeout(Duration::from_millis(500));
     let run = cmd.run().unwrap();
     assert!(run.timed_out, "{run:#?}");
@@ -123,7 +125,7 @@ exit 0"#,
     );
     let capture = MgmtCapture::bind().unwrap();
     assert_ne!(capture.port(), 0);
-    let mut cmd = AscpCommand::new(&fake);
+    let mut cmd = AscpInvocation::new(&fake);
     cmd.arg("visible-arg").env("HIDDEN_VALUE", "in-env-only");
     let mut proc = capture.spawn(&cmd).unwrap();
     assert!(proc.wait_for_mgmt("Type: INIT", Duration::from_secs(10)));
@@ -143,7 +145,7 @@ exit 0"#,
 fn dropping_a_process_kills_it() {
     let dir = tempdir();
     let fake = script(dir.path(), "fake-sleeper", "exec sleep 60");
-    let mut proc = AscpCommand::new(&fake).spawn().unwrap();
+    let mut proc = AscpInvocation::new(&fake).spawn().unwrap();
     let pid = proc.pid();
     assert!(Path::new(&format!("/proc/{pid}")).exists());
     proc.terminate().unwrap();
@@ -192,6 +194,55 @@ fn http_capture_records_and_answers() {
     // Only Content-Length bytes of body are kept.
     assert_eq!(r.body_text(), "<token>t</t");
     assert!(r.contains("<token>t"));
+}
+
+#[test]
+fn http_capture_reads_heads_and_bodies_that_come_in_pieces() {
+    let http = HttpCapture::start().unwrap();
+    let mut conn = TcpStream::connect(("127.0.0.1", http.port())).unwrap();
+    conn.set_nodelay(true).unwrap();
+    for piece in [
+        &b"POST http://127.0.0.1:1/aspera/http/s/session_start/OOB/u.ashttp HTTP/1.1\r\n"[..],
+        b"User-Agent:   Aspera FASP HTTP Client  \r\nContent-Le",
+        b"ngth: 9\r\n\r",
+        b"\n<a>&\"</",
+        b"a>",
+    ] {
+        conn.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let reqs = http.wait_for_requests(1, Duration::from_secs(5));
+    let r = &reqs[0];
+    assert_eq!(r.method().as_deref(), Some("POST"));
+    assert_eq!(
+        r.target().as_deref(),
+        Some("http://127.0.0.1:1/aspera/http/s/session_start/OOB/u.ashttp")
+    );
+    assert_eq!(
+        r.header("user-agent").as_deref(),
+        Some("Aspera FASP HTTP Client")
+    );
+    assert_eq!(r.header("x-missing"), None);
+    assert_eq!(r.body_text(), "<a>&\"</a>");
+    assert!(r.head().ends_with("\r\n\r\n"));
+}
+
+#[test]
+fn http_capture_keeps_a_request_it_cannot_parse_as_it_came() {
+    let http = HttpCapture::start().unwrap();
+    let mut conn = TcpStream::connect(("127.0.0.1", http.port())).unwrap();
+    conn.write_all(b"NOT\x01HTTP\r\n\r\nrest").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let reqs = http.wait_for_requests(1, Duration::from_secs(5));
+    let r = &reqs[0];
+    assert!(r.raw.starts_with(b"NOT\x01HTTP"), "{r:?}");
+    assert_eq!(r.method(), None);
+    assert_eq!(r.header("host"), None);
+    assert!(r.body().is_empty());
 }
 
 #[test]

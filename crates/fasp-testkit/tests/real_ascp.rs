@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fasp_testkit::{
-    AscpCommand, AscpRun, HttpCapture, assert_no_leftover, free_port, require_real_ascp,
+    AscpInvocation, AscpRun, HttpCapture, assert_no_leftover, free_port, require_real_ascp,
     require_ssh_server, run_ascp,
 };
 
@@ -141,7 +141,7 @@ fn login_reaches_license_abort_code_38() {
     let ascp = require_real_ascp!();
     let server = require_ssh_server!();
     let (_dir, file) = source_file();
-    let mut cmd = AscpCommand::new(&ascp);
+    let mut cmd = AscpInvocation::new(&ascp);
     // This capture was taken without `-u`.
     cmd.args(server.ascp_args(Some(&ascp)))
         .arg("--mode=send")
@@ -190,7 +190,7 @@ fn wrong_key_reports_code_19() {
     let server = require_ssh_server!();
     let stranger = server.unauthorized_key().expect("second key");
     let (_dir, file) = source_file();
-    let mut cmd = AscpCommand::new(&ascp);
+    let mut cmd = AscpInvocation::new(&ascp);
     cmd.args(["-P", &server.port().to_string(), "-i"])
         .arg(&stranger)
         .arg("-S")
@@ -222,7 +222,7 @@ fn token_from_env_reaches_http_fallback_but_not_argv() {
     let token = "Bearer fasp-testkit-<secret>&\"42\"";
     let http = HttpCapture::holding().expect("http capture");
     let (_dir, file) = source_file();
-    let mut cmd = AscpCommand::new(&ascp);
+    let mut cmd = AscpInvocation::new(&ascp);
     cmd.args(["-y", "F", "-t", &http.port().to_string(), "-T"])
         .args(["--host=127.0.0.1", "--user=xfer", "--mode=send"])
         .arg(&file)
@@ -292,7 +292,7 @@ fn timeout_kills_and_reaps() {
     let ascp = require_real_ascp!();
     let http = HttpCapture::holding().expect("http capture");
     let (dir, file) = source_file();
-    let mut cmd = AscpCommand::new(&ascp);
+    let mut cmd = AscpInvocation::new(&ascp);
     cmd.args(["-y", "F", "-t", &http.port().to_string(), "-T"])
         .args(["--host=127.0.0.1", "--user=xfer", "--mode=send"])
         .arg(&file)
@@ -315,7 +315,7 @@ fn remote_script_holds_initiation_and_everything_is_cleaned_up() {
         .expect("script");
     let needle = remote.to_string_lossy().into_owned();
     let (_dir, file) = source_file();
-    let mut cmd = AscpCommand::new(&ascp);
+    let mut cmd = AscpInvocation::new(&ascp);
     cmd.args(server.ascp_args(Some(&remote)))
         .arg("--mode=send")
         .arg(&file)

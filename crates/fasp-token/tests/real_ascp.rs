@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fasp_node_standin::{NODE_PASSWORD, NODE_USER, NodeStandin, StandinConfig};
 use fasp_spec::RenderOptions;
-use fasp_testkit::{AscpCommand as KitCommand, HttpCapture, assert_no_leftover, real_ascp};
+use fasp_testkit::{AscpInvocation, HttpCapture, assert_no_leftover, real_ascp};
 use fasp_token::{NodeClient, TransferRequest, prepare_upload};
 use serde_json::json;
 
@@ -97,7 +97,7 @@ fn the_setup_token_reaches_ascp_by_environment_and_the_fallback_server_verbatim(
     assert!(!args.iter().any(|a| a.contains(&token)), "{args:?}");
     assert_eq!(args.last().map(String::as_str), Some("/inbox"));
 
-    let mut command = KitCommand::new(&rendered.program);
+    let mut command = AscpInvocation::new(&rendered.program);
     command.args(&rendered.args).timeout(TIMEOUT);
     for (name, value) in &rendered.env {
         command.env(name, value.expose());
