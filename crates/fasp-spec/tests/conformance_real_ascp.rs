@@ -31,9 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use fasp_mgmt_proto::{Frame, FrameParser, Message};
 use fasp_spec::{AscpCommand, RenderOptions, SpecError, TagsEncoding, TransferSpec};
-use fasp_testkit::{
-    AscpInvocation, AscpRun, HttpCapture, assert_no_leftover, require_real_ascp,
-};
+use fasp_testkit::{AscpInvocation, AscpRun, HttpCapture, assert_no_leftover, require_real_ascp};
 use serde_json::{Value, json};
 
 /// Longest one ascp run may take before the kit kills it (a closed port answers at once).
