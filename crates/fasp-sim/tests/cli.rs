@@ -251,10 +251,10 @@ fn usage_version_help_and_log_folder() {
     );
     // With a log folder, the session is logged there.
     let w = Work::new();
-    let a = w.file(&w.local("a.bin"), 10);
+    let a = w.local_file("a.bin", 10);
     let logs = w.path().join("logs");
     fs::create_dir(&logs).unwrap();
-    let run = Spawn::new(&["-L", &w.s(&logs), "--host=h", &w.s(&a), "/"])
+    let run = Spawn::new(&["-L", &w.arg(&logs), "--host=h", &w.arg(&a), "/"])
         .root(&w)
         .run();
     assert_eq!(run.code, Some(0));

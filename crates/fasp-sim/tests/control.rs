@@ -7,23 +7,22 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use fasp_mgmt_proto::{ByteRange, Control, DoneOperation, RateChange, StartFile, StopFile};
-use support::{Spawn, Work, num};
+use support::{Spawn, Work, num, stats_bytes};
 
 const SEC: Duration = Duration::from_secs(1);
 
 /// Bytes moved so far, from the last STATS.
 fn progress(sim: &support::Sim) -> u64 {
-    sim.snapshot()
-        .iter()
-        .rev()
-        .find(|f| f.type_name() == Some("STATS"))
-        .map_or(0, |f| num(f, "TransferBytes"))
+    let frames = sim.snapshot();
+    stats_bytes(frames.iter().map(|f| ((), f)))
+        .last()
+        .map_or(0, |&((), b)| b)
 }
 
 #[test]
 fn rate_change_pause_resume_and_cancel_then_resume_with_k() {
     let w = Work::new();
-    let a = w.file(&w.local("big.bin"), 8_000_000);
+    let a = w.local_file("big.bin", 8_000_000);
     fs::create_dir(w.remote("in")).unwrap();
     // 8000 kbit/s = 1 MB/s.
     let sim = Spawn::new(&[
@@ -34,7 +33,7 @@ fn rate_change_pause_resume_and_cancel_then_resume_with_k() {
         "8000",
         "-k",
         "1",
-        &w.s(&a),
+        &w.arg(&a),
         "/in",
     ])
     .root(&w)
@@ -93,7 +92,7 @@ fn rate_change_pause_resume_and_cancel_then_resume_with_k() {
     assert_eq!(err.get("Description"), Some("Cancelled by user"));
     let partial = fs::metadata(w.remote("in/big.bin")).unwrap().len();
     assert!(partial > 0 && partial < 8_000_000, "partial {partial}");
-    fasp_testkit::assert_no_leftover(&w.s(w.path()));
+    fasp_testkit::assert_no_leftover(&w.arg(w.path()));
 
     // A second run with -k 1 resumes where the first stopped.
     let run = Spawn::new(&[
@@ -104,7 +103,7 @@ fn rate_change_pause_resume_and_cancel_then_resume_with_k() {
         "1000000",
         "-k",
         "1",
-        &w.s(&a),
+        &w.arg(&a),
         "/in",
     ])
     .root(&w)
@@ -122,9 +121,9 @@ fn rate_change_pause_resume_and_cancel_then_resume_with_k() {
 #[test]
 fn persistent_session_start_stop_linger_and_shutdown() {
     let w = Work::new();
-    let small = w.file(&w.local("small.bin"), 10_000);
-    let slow = w.file(&w.local("slow.bin"), 5_000_000);
-    let ranged = w.file(&w.local("ranged.bin"), 100_000);
+    let small = w.local_file("small.bin", 10_000);
+    let slow = w.local_file("slow.bin", 5_000_000);
+    let ranged = w.local_file("ranged.bin", 100_000);
     fs::create_dir(w.remote("in")).unwrap();
     let sim = Spawn::new(&[
         "--mode=send",
@@ -141,12 +140,12 @@ fn persistent_session_start_stop_linger_and_shutdown() {
     assert_eq!(session.get("Keepalive"), Some("Yes"));
     assert_eq!(session.get("Source"), None);
 
-    sim.send(&Control::Start(StartFile::new(w.s(&small), "small.bin")));
+    sim.send(&Control::Start(StartFile::new(w.arg(&small), "small.bin")));
     let stop = sim.wait_type("STOP", 5 * SEC);
     assert_eq!(stop.get("File"), Some("/in/small.bin"));
     assert_eq!(num(&stop, "FaspFileArgIndex"), 0);
     // The slow file: stopped by the manager half-way.
-    sim.send(&Control::Start(StartFile::new(w.s(&slow), "slow.bin")));
+    sim.send(&Control::Start(StartFile::new(w.arg(&slow), "slow.bin")));
     sim.wait_for(5 * SEC, |f| {
         f.type_name() == Some("STATS") && f.get("File") == Some("/in/slow.bin")
     })
@@ -160,7 +159,7 @@ fn persistent_session_start_stop_linger_and_shutdown() {
     assert!(num(&stopped, "Written") < 5_000_000);
     // A range, then Linger: the queue drains, then DONE.
     sim.send(&Control::Start(
-        StartFile::new(w.s(&ranged), "ranged.bin").with_range(ByteRange {
+        StartFile::new(w.arg(&ranged), "ranged.bin").with_range(ByteRange {
             start: 1_000,
             end: 51_000,
         }),
@@ -200,7 +199,7 @@ fn persistent_session_start_stop_linger_and_shutdown() {
     .root(&w)
     .spawn();
     sim.wait_type("SESSION", 5 * SEC);
-    sim.send(&Control::Start(StartFile::new(w.s(&slow), "slow2.bin")));
+    sim.send(&Control::Start(StartFile::new(w.arg(&slow), "slow2.bin")));
     sim.wait_type("STATS", 5 * SEC);
     sim.send(&Control::Done(DoneOperation::Shutdown));
     let t = Instant::now();
@@ -208,7 +207,7 @@ fn persistent_session_start_stop_linger_and_shutdown() {
     assert!(t.elapsed() < SEC);
     assert_eq!(run.code, Some(0));
     assert_eq!(run.last().type_name(), Some("DONE"));
-    fasp_testkit::assert_no_leftover(&w.s(w.path()));
+    fasp_testkit::assert_no_leftover(&w.arg(w.path()));
 }
 
 #[test]
@@ -233,10 +232,10 @@ fn keepalive_refuses_sources_and_needs_m() {
 #[test]
 fn authentication_against_expected_values() {
     let w = Work::new();
-    let a = w.file(&w.local("a.bin"), 1_000);
+    let a = w.local_file("a.bin", 1_000);
     let base = ["--mode=send", "--user=alice", "--host=127.0.0.1"];
     let mut args: Vec<&str> = base.to_vec();
-    let s = w.s(&a);
+    let s = w.arg(&a);
     args.extend([s.as_str(), "/"]);
     let ok = Spawn::new(&args)
         .root(&w)
@@ -276,8 +275,8 @@ fn authentication_against_expected_values() {
 #[test]
 fn secrets_from_the_environment() {
     let w = Work::new();
-    let a = w.file(&w.local("a.bin"), 100);
-    let s = w.s(&a);
+    let a = w.local_file("a.bin", 100);
+    let s = w.arg(&a);
     let args = ["--mode=send", "--host=h", "-u", "nonce-7", s.as_str(), "/"];
     let run = Spawn::new(&args)
         .root(&w)
@@ -301,8 +300,8 @@ fn secrets_from_the_environment() {
 #[test]
 fn a_manager_that_hangs_up_stops_the_transfer() {
     let w = Work::new();
-    let a = w.file(&w.local("a.bin"), 3_000_000);
-    let sim = Spawn::new(&["--mode=send", "--host=h", "-l", "8000", &w.s(&a), "/"])
+    let a = w.local_file("a.bin", 3_000_000);
+    let sim = Spawn::new(&["--mode=send", "--host=h", "-l", "8000", &w.arg(&a), "/"])
         .root(&w)
         .spawn();
     sim.wait_type("STATS", 5 * SEC);
@@ -320,15 +319,15 @@ fn a_manager_that_hangs_up_stops_the_transfer() {
 #[test]
 fn sigterm_exits_1_at_once() {
     let w = Work::new();
-    let a = w.file(&w.local("a.bin"), 3_000_000);
-    let mut sim = Spawn::new(&["--mode=send", "--host=h", "-l", "8000", &w.s(&a), "/"])
+    let a = w.local_file("a.bin", 3_000_000);
+    let mut sim = Spawn::new(&["--mode=send", "--host=h", "-l", "8000", &w.arg(&a), "/"])
         .root(&w)
         .spawn();
     sim.wait_type("STATS", 5 * SEC);
     sim.terminate();
     let run = sim.wait(5 * SEC);
     assert_eq!(run.code, Some(1));
-    fasp_testkit::assert_no_leftover(&w.s(w.path()));
+    fasp_testkit::assert_no_leftover(&w.arg(w.path()));
 }
 
 /// `ASCP_SIM_TIMESTAMPS=1`: every frame ends with `SimSentUsec` (the shared monotonic clock,
@@ -339,7 +338,7 @@ fn sigterm_exits_1_at_once() {
 #[test]
 fn timestamps_for_latency_measurements() {
     let w = Work::new();
-    let a = w.file(&w.local("a.bin"), 2_000_000);
+    let a = w.local_file("a.bin", 2_000_000);
     fs::create_dir(w.remote("in")).unwrap();
     let args = [
         "--mode=send",
@@ -347,7 +346,7 @@ fn timestamps_for_latency_measurements() {
         "--host=h",
         "-l",
         "8000",
-        &w.s(&a),
+        &w.arg(&a),
         "/in",
     ];
     let before = fasp_sim::monotonic_usec();

@@ -6,19 +6,19 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use fasp_mgmt_proto::{Control, QueryAnswer};
-use support::{Spawn, Work, num};
+use support::{Spawn, Work, num, stats_bytes};
 
 const SEC: Duration = Duration::from_secs(1);
 
 /// A workspace with one 2 MB source and the send arguments at 16000 kbit/s (2 MB/s).
 fn setup() -> (Work, Vec<String>) {
     let w = Work::new();
-    let a = w.file(&w.local("a.bin"), 2_000_000);
+    let a = w.local_file("a.bin", 2_000_000);
     fs::create_dir(w.remote("in")).unwrap();
     let args = ["--mode=send", "--user=u", "--host=h", "-l", "16000"]
         .iter()
         .map(|s| s.to_string())
-        .chain([w.s(&a), "/in".into()])
+        .chain([w.arg(&a), "/in".into()])
         .collect();
     (w, args)
 }
@@ -54,7 +54,7 @@ fn hang_before_init() {
     let run = sim.wait(5 * SEC);
     assert_eq!(run.code, Some(1));
     assert!(run.frames.is_empty());
-    fasp_testkit::assert_no_leftover(&w.s(w.path()));
+    fasp_testkit::assert_no_leftover(&w.arg(w.path()));
 }
 
 #[test]
@@ -152,13 +152,7 @@ fn stall() {
     let run = sim.wait(20 * SEC);
     assert_eq!(run.code, Some(0), "{run:#?}");
     // Find the longest time the byte count stood still while STATS flowed.
-    let stats: Vec<(Instant, u64)> = run
-        .frames
-        .iter()
-        .zip(&run.times)
-        .filter(|(f, _)| f.type_name() == Some("STATS"))
-        .map(|(f, t)| (*t, num(f, "TransferBytes")))
-        .collect();
+    let stats = stats_bytes(run.times.iter().copied().zip(&run.frames));
     let mut longest = Duration::ZERO;
     let mut since = stats[0];
     for &(t, b) in &stats {

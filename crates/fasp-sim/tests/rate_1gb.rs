@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use fasp_mgmt_proto::{Control, RateChange};
-use support::{Spawn, Work, num};
+use support::{Spawn, Work, num, series, stats_bytes};
 
 const FILES: usize = 4;
 const FILE_LEN: usize = 250_000_000;
@@ -33,7 +33,7 @@ fn make_set(w: &Work) {
 }
 
 fn block(i: usize) -> Vec<u8> {
-    support::pattern(1 << 20, i as u8 + 1)
+    fasp_testkit::sim::pattern(1 << 20, i as u8 + 1)
 }
 
 /// The destination copy of part `i` holds exactly its pattern (compared, not hashed: this
@@ -60,12 +60,13 @@ fn check_part(w: &Work, i: usize) {
 
 /// TransferBytes of the latest STATS/STOP, and when it arrived.
 fn latest(sim: &support::Sim) -> (Instant, u64) {
-    sim.timed()
-        .iter()
-        .rev()
-        .find(|(_, f)| matches!(f.type_name(), Some("STATS" | "STOP")))
-        .map(|(t, f)| (*t, num(f, "TransferBytes")))
-        .unwrap_or((Instant::now(), 0))
+    let timed = sim.timed();
+    let progress = series(
+        timed.iter().map(|(t, f)| (*t, f)),
+        &["STATS", "STOP"],
+        "TransferBytes",
+    );
+    progress.last().copied().unwrap_or((Instant::now(), 0))
 }
 
 /// The two 1 GB runs take turns: on a 2-core machine, side by side, each one's pacing would
@@ -84,7 +85,7 @@ fn one_gigabyte_at_200_mbps() {
         "--host=h",
         "-l",
         "200000",
-        &w.s(&w.local("set")),
+        &w.arg(&w.local("set")),
         "/in",
     ])
     .root(&w)
@@ -111,24 +112,17 @@ fn one_gigabyte_at_200_mbps() {
     // STATS: about one a second, never going back.
     let stats = run.of("STATS");
     assert!(stats.len() >= 38, "{} STATS", stats.len());
-    let mut last = 0;
-    for f in run
-        .frames
-        .iter()
-        .filter(|f| matches!(f.type_name(), Some("STATS" | "STOP")))
-    {
-        let b = num(f, "TransferBytes");
-        assert!(b >= last, "TransferBytes went back");
-        last = b;
-    }
+    let bytes = series(
+        run.frames.iter().map(|f| ((), f)),
+        &["STATS", "STOP"],
+        "TransferBytes",
+    );
+    assert!(
+        bytes.windows(2).all(|p| p[0].1 <= p[1].1),
+        "TransferBytes went back"
+    );
     // Every second's progress is close to 25 MB (the pace is even, not bursty).
-    let timed: Vec<(Instant, u64)> = run
-        .frames
-        .iter()
-        .zip(&run.times)
-        .filter(|(f, _)| f.type_name() == Some("STATS"))
-        .map(|(f, t)| (*t, num(f, "TransferBytes")))
-        .collect();
+    let timed = stats_bytes(run.times.iter().copied().zip(&run.frames));
     for pair in timed.windows(5).step_by(5) {
         let (a, b) = (pair[0], pair[4]);
         let rate = (b.1 - a.1) as f64 * 8.0 / (b.0 - a.0).as_secs_f64() / 1e6;
@@ -142,7 +136,7 @@ fn one_gigabyte_at_200_mbps() {
     for i in 0..FILES {
         check_part(&w, i);
     }
-    fasp_testkit::assert_no_leftover(&w.s(w.path()));
+    fasp_testkit::assert_no_leftover(&w.arg(w.path()));
 }
 
 #[test]
@@ -160,7 +154,7 @@ fn one_gigabyte_rate_change_cancel_and_resume() {
             rate.into(),
             "-k".into(),
             "2".into(),
-            w.s(&w.local("set")),
+            w.arg(&w.local("set")),
             "/in".into(),
         ]
     };
@@ -215,7 +209,7 @@ fn one_gigabyte_rate_change_cancel_and_resume() {
     assert_eq!(num(run.last(), "Code"), 28);
     let moved = num(run.last(), "FileBytes");
     assert!(moved > 0 && moved < TOTAL);
-    fasp_testkit::assert_no_leftover(&w.s(w.path()));
+    fasp_testkit::assert_no_leftover(&w.arg(w.path()));
 
     // -k 2 completes the set: whole files are skipped, the partial one is resumed.
     let a = args("100000000");

@@ -75,13 +75,13 @@ fn cases() -> Vec<Case> {
         Case {
             name: "send one file into an existing folder",
             run: |w| {
-                let a = w.file(&w.local("a.bin"), 100_000);
+                let a = w.local_file("a.bin", 100_000);
                 fs::create_dir(w.remote("inbox")).unwrap();
                 Spawn::new(&args(&[
                     "--mode=send",
                     "--file-checksum=md5",
                     "--",
-                    &w.s(&a),
+                    &w.arg(&a),
                     "/inbox",
                 ]))
                 .root(w)
@@ -117,9 +117,9 @@ fn cases() -> Vec<Case> {
         Case {
             name: "one file to a new name",
             run: |w| {
-                let a = w.file(&w.local("a.bin"), 10_000);
+                let a = w.local_file("a.bin", 10_000);
                 fs::create_dir(w.remote("inbox")).unwrap();
-                Spawn::new(&args(&["--mode=send", &w.s(&a), "/inbox/renamed.bin"]))
+                Spawn::new(&args(&["--mode=send", &w.arg(&a), "/inbox/renamed.bin"]))
                     .root(w)
                     .run()
             },
@@ -131,15 +131,15 @@ fn cases() -> Vec<Case> {
         Case {
             name: "several sources and a directory, recursively, with -d",
             run: |w| {
-                let a = w.file(&w.local("a.bin"), 5_000);
+                let a = w.local_file("a.bin", 5_000);
                 w.file(&w.local("tree/x/1.bin"), 3_000);
                 w.file(&w.local("tree/x/2.bin"), 0);
                 w.file(&w.local("tree/y.bin"), 7_000);
                 Spawn::new(&args(&[
                     "--mode=send",
                     "-d",
-                    &w.s(&a),
-                    &w.s(&w.local("tree")),
+                    &w.arg(&a),
+                    &w.arg(&w.local("tree")),
                     "/new/dir",
                 ]))
                 .root(w)
@@ -169,9 +169,14 @@ fn cases() -> Vec<Case> {
                 w.file(&w.remote("out/d/s.bin"), 2_000);
                 let dest = w.local("down");
                 fs::create_dir(&dest).unwrap();
-                Spawn::new(&args(&["--mode=recv", "/out/r.bin", "/out/d", &w.s(&dest)]))
-                    .root(w)
-                    .run()
+                Spawn::new(&args(&[
+                    "--mode=recv",
+                    "/out/r.bin",
+                    "/out/d",
+                    &w.arg(&dest),
+                ]))
+                .root(w)
+                .run()
             },
             check: |w, r| {
                 same(&w.remote("out/r.bin"), &w.local("down/r.bin"));
@@ -179,20 +184,20 @@ fn cases() -> Vec<Case> {
                 assert_eq!(r.frames[0].get("Direction"), Some("Receive"));
                 assert_eq!(
                     r.of("STOP")[0].get("File"),
-                    Some(w.s(&w.local("down/r.bin")).as_str())
+                    Some(w.arg(&w.local("down/r.bin")).as_str())
                 );
             },
         },
         Case {
             name: "file list (a missing destination folder is created)",
             run: |w| {
-                let a = w.file(&w.local("a.bin"), 1_000);
-                let b = w.file(&w.local("b.bin"), 2_000);
+                let a = w.local_file("a.bin", 1_000);
+                let b = w.local_file("b.bin", 2_000);
                 let list = w.path().join("list.txt");
-                fs::write(&list, format!("{}\n{}\n", w.s(&a), w.s(&b))).unwrap();
+                fs::write(&list, format!("{}\n{}\n", w.arg(&a), w.arg(&b))).unwrap();
                 Spawn::new(&args(&[
                     "--mode=send",
-                    &format!("--file-list={}", w.s(&list)),
+                    &format!("--file-list={}", w.arg(&list)),
                     "/in",
                 ]))
                 .root(w)
@@ -209,17 +214,17 @@ fn cases() -> Vec<Case> {
         Case {
             name: "file pair list: exact destinations",
             run: |w| {
-                let a = w.file(&w.local("a.bin"), 1_000);
-                let b = w.file(&w.local("b.bin"), 2_000);
+                let a = w.local_file("a.bin", 1_000);
+                let b = w.local_file("b.bin", 2_000);
                 let list = w.path().join("pairs.txt");
                 fs::write(
                     &list,
-                    format!("{}\nx/one.bin\n{}\ntwo.bin\n", w.s(&a), w.s(&b)),
+                    format!("{}\nx/one.bin\n{}\ntwo.bin\n", w.arg(&a), w.arg(&b)),
                 )
                 .unwrap();
                 Spawn::new(&args(&[
                     "--mode=send",
-                    &format!("--file-pair-list={}", w.s(&list)),
+                    &format!("--file-pair-list={}", w.arg(&list)),
                     "/in",
                 ]))
                 .root(w)
@@ -234,13 +239,13 @@ fn cases() -> Vec<Case> {
         Case {
             name: "overwrite never: SKIP, destination untouched",
             run: |w| {
-                let a = w.file(&w.local("a.bin"), 1_000);
+                let a = w.local_file("a.bin", 1_000);
                 fs::create_dir(w.remote("in")).unwrap();
                 fs::write(w.remote("in/a.bin"), b"old").unwrap();
                 Spawn::new(&args(&[
                     "--mode=send",
                     "--overwrite=never",
-                    &w.s(&a),
+                    &w.arg(&a),
                     "/in",
                 ]))
                 .root(w)
@@ -260,13 +265,13 @@ fn cases() -> Vec<Case> {
         Case {
             name: "overwrite always replaces",
             run: |w| {
-                let a = w.file(&w.local("a.bin"), 1_000);
+                let a = w.local_file("a.bin", 1_000);
                 fs::create_dir(w.remote("in")).unwrap();
                 fs::write(w.remote("in/a.bin"), b"old content longer").unwrap();
                 Spawn::new(&args(&[
                     "--mode=send",
                     "--overwrite=always",
-                    &w.s(&a),
+                    &w.arg(&a),
                     "/in",
                 ]))
                 .root(w)
@@ -277,10 +282,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "overwrite diff with -k 2: an identical file is skipped",
             run: |w| {
-                let a = w.file(&w.local("a.bin"), 4_000);
+                let a = w.local_file("a.bin", 4_000);
                 fs::create_dir(w.remote("in")).unwrap();
                 fs::copy(&a, w.remote("in/a.bin")).unwrap();
-                Spawn::new(&args(&["--mode=send", "-k", "2", &w.s(&a), "/in"]))
+                Spawn::new(&args(&["--mode=send", "-k", "2", &w.arg(&a), "/in"]))
                     .root(w)
                     .run()
             },
@@ -292,7 +297,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "resume with -k 1 from a partial destination",
             run: |w| {
-                let a = w.file(&w.local("a.bin"), 300_000);
+                let a = w.local_file("a.bin", 300_000);
                 fs::create_dir(w.remote("in")).unwrap();
                 fs::write(w.remote("in/a.bin"), &fs::read(&a).unwrap()[..100_000]).unwrap();
                 Spawn::new(&args(&[
@@ -300,7 +305,7 @@ fn cases() -> Vec<Case> {
                     "-k",
                     "1",
                     "--file-checksum=sha256",
-                    &w.s(&a),
+                    &w.arg(&a),
                     "/in",
                 ]))
                 .root(w)
@@ -328,8 +333,8 @@ fn cases() -> Vec<Case> {
                 w.file(&w.local("base/x/y.bin"), 1_500);
                 Spawn::new(&args(&[
                     "--mode=send",
-                    &format!("--src-base={}", w.s(&w.local("base"))),
-                    &w.s(&w.local("base/x/y.bin")),
+                    &format!("--src-base={}", w.arg(&w.local("base"))),
+                    &w.arg(&w.local("base/x/y.bin")),
                     "/in",
                 ]))
                 .root(w)
@@ -348,7 +353,7 @@ fn cases() -> Vec<Case> {
                 Spawn::new(&args(&[
                     "--mode=send",
                     "--remove-after-transfer",
-                    &format!("--source-prefix={}", w.s(&w.local(""))),
+                    &format!("--source-prefix={}", w.arg(&w.local(""))),
                     "gone.bin",
                     "/in",
                 ]))
@@ -359,7 +364,7 @@ fn cases() -> Vec<Case> {
                 assert!(!w.local("gone.bin").exists());
                 assert_eq!(fs::read(w.remote("in/gone.bin")).unwrap().len(), 2_000);
                 let s = r.one("SESSION");
-                assert_eq!(s.get("Source"), Some(w.s(&w.local("gone.bin")).as_str()));
+                assert_eq!(s.get("Source"), Some(w.arg(&w.local("gone.bin")).as_str()));
                 assert_eq!(num(s, "XoptFlags") & 65_536, 65_536);
             },
         },
@@ -375,7 +380,7 @@ fn cases() -> Vec<Case> {
                     let r = Spawn::new(&args(&[
                         "--mode=send",
                         &format!("--file-checksum={kind}"),
-                        &w.s(&w.local(&format!("{n}.bin"))),
+                        &w.arg(&w.local(&format!("{n}.bin"))),
                         "/in",
                     ]))
                     .root(w)
@@ -398,7 +403,7 @@ fn cases() -> Vec<Case> {
                 Spawn::new(&args(&[
                     "--mode=send",
                     "--file-checksum=sha-512",
-                    &w.s(&w.local("s512.bin")),
+                    &w.arg(&w.local("s512.bin")),
                     "/in",
                 ]))
                 .root(w)
@@ -418,12 +423,12 @@ fn cases() -> Vec<Case> {
         Case {
             name: "one missing source among two: FILEERROR, the other moves, ERROR 27",
             run: |w| {
-                let a = w.file(&w.local("a.bin"), 1_000);
+                let a = w.local_file("a.bin", 1_000);
                 fs::create_dir(w.remote("in")).unwrap();
                 Spawn::new(&args(&[
                     "--mode=send",
-                    &w.s(&w.local("missing")),
-                    &w.s(&a),
+                    &w.arg(&w.local("missing")),
+                    &w.arg(&a),
                     "/in",
                 ]))
                 .root(w)
@@ -446,7 +451,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "a single missing source ends the session with code 43 (as the real capture)",
             run: |w| {
-                Spawn::new(&args(&["--mode=send", &w.s(&w.local("missing")), "/in"]))
+                Spawn::new(&args(&["--mode=send", &w.arg(&w.local("missing")), "/in"]))
                     .root(w)
                     .run()
             },
@@ -471,7 +476,7 @@ fn cases() -> Vec<Case> {
                 Spawn::new(&args(&[
                     "--mode=send",
                     "--precalculate-job-size",
-                    &w.s(&w.local("t")),
+                    &w.arg(&w.local("t")),
                     "/in",
                 ]))
                 .root(w)
@@ -506,7 +511,7 @@ fn cases() -> Vec<Case> {
                     "*.tmp",
                     "--partial-file-suffix=.partial",
                     "-p",
-                    &w.s(&w.local("t")),
+                    &w.arg(&w.local("t")),
                     "/in",
                 ]))
                 .root(w)
@@ -535,7 +540,7 @@ fn cases() -> Vec<Case> {
                 w.file(&w.local("t/ok.bin"), 1_000);
                 w.file(&w.local("t/secret.bin"), 1_000);
                 fs::create_dir(w.remote("in")).unwrap();
-                Spawn::new(&args(&["--mode=send", &w.s(&w.local("t")), "/in"]))
+                Spawn::new(&args(&["--mode=send", &w.arg(&w.local("t")), "/in"]))
                     .root(w)
                     .env("ASCP_SIM_FAULT", "deny-file:secret.bin")
                     .run()
@@ -572,7 +577,7 @@ fn table_of_transfers() {
                 .unwrap_or_default();
             failures.push(format!("{}: {msg}", case.name));
         }
-        fasp_testkit::assert_no_leftover(&w.s(w.path()));
+        fasp_testkit::assert_no_leftover(&w.arg(w.path()));
     }
     assert!(
         failures.is_empty(),
@@ -585,9 +590,9 @@ fn table_of_transfers() {
 #[test]
 fn without_a_management_port_it_still_copies() {
     let w = Work::new();
-    let a = w.file(&w.local("a.bin"), 50_000);
+    let a = w.local_file("a.bin", 50_000);
     fs::create_dir(w.remote("in")).unwrap();
-    let r = Spawn::new(&args(&["--mode=send", &w.s(&a), "/in"]))
+    let r = Spawn::new(&args(&["--mode=send", &w.arg(&a), "/in"]))
         .root(&w)
         .no_mgmt()
         .run();
@@ -600,9 +605,9 @@ fn without_a_management_port_it_still_copies() {
 #[test]
 fn quiet_prints_nothing() {
     let w = Work::new();
-    let a = w.file(&w.local("a.bin"), 5_000);
+    let a = w.local_file("a.bin", 5_000);
     fs::create_dir(w.remote("in")).unwrap();
-    let r = Spawn::new(&args(&["--mode=send", "-q", &w.s(&a), "/in"]))
+    let r = Spawn::new(&args(&["--mode=send", "-q", &w.arg(&a), "/in"]))
         .root(&w)
         .run();
     assert_eq!((r.code, r.stdout.as_str()), (Some(0), ""), "{r:#?}");

@@ -1,6 +1,7 @@
 //! A small manager for driving `ascp-sim` as a child process: a loopback listener bound
 //! before the spawn, a reader thread that timestamps every frame, control frames written
-//! back, and the child's exit status and output.
+//! back, and the child's exit status and output. The work folder, file patterns and STATS
+//! series come from `fasp_testkit::sim`, shared with the other crates' tests.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -18,49 +19,9 @@ use fasp_mgmt_proto::{Control, Frame, FrameParser};
 
 pub const SIM: &str = env!("CARGO_BIN_EXE_ascp-sim");
 
-/// A temporary workspace: `local/` (this machine) and `remote/` (`ASCP_SIM_ROOT`).
-pub struct Work {
-    pub dir: tempfile::TempDir,
-}
-
-impl Work {
-    pub fn new() -> Work {
-        let dir = tempfile::Builder::new()
-            .prefix("fasp-sim-test.")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir(dir.path().join("local")).unwrap();
-        std::fs::create_dir(dir.path().join("remote")).unwrap();
-        Work { dir }
-    }
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    pub fn local(&self, rel: &str) -> PathBuf {
-        self.dir.path().join("local").join(rel)
-    }
-    pub fn remote(&self, rel: &str) -> PathBuf {
-        self.dir.path().join("remote").join(rel)
-    }
-    pub fn root(&self) -> String {
-        self.dir.path().join("remote").display().to_string()
-    }
-    /// Write a file (parents created) with `len` bytes of a position-dependent pattern.
-    pub fn file(&self, path: &Path, len: usize) -> PathBuf {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, pattern(len, path.to_string_lossy().len() as u8)).unwrap();
-        path.to_owned()
-    }
-    pub fn s(&self, p: &Path) -> String {
-        p.display().to_string()
-    }
-}
-
-pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed)
-        .collect()
-}
+// Each test file uses part of these.
+#[allow(unused_imports)]
+pub use fasp_testkit::sim::{ROOT_ENV, STATS_INTERVAL_ENV, Work, num, series, stats_bytes};
 
 /// One run of ascp-sim under a test manager.
 pub struct Sim {
@@ -128,7 +89,7 @@ impl<'a> Spawn<'a> {
         Spawn {
             program: PathBuf::from(SIM),
             args: args.iter().map(|s| s.to_string()).collect(),
-            env: vec![("ASCP_SIM_STATS_INTERVAL_MS".into(), "50".into())],
+            env: vec![(STATS_INTERVAL_ENV.into(), "50".into())],
             cwd: None,
             mgmt: true,
         }
@@ -140,7 +101,7 @@ impl<'a> Spawn<'a> {
     }
     pub fn root(self, w: &Work) -> Self {
         let r = w.root();
-        self.env("ASCP_SIM_ROOT", &r)
+        self.env(ROOT_ENV, &r)
     }
     /// Run another binary (the real ascp) with the same arguments.
     pub fn program(mut self, p: &Path) -> Self {
@@ -383,14 +344,6 @@ fn nix_kill(pid: u32, sig: &str) -> std::io::Result<std::process::ExitStatus> {
         .arg(format!("-{sig}"))
         .arg(pid.to_string())
         .status()
-}
-
-/// A numeric field.
-pub fn num(f: &Frame, k: &str) -> u64 {
-    f.get(k)
-        .unwrap_or_else(|| panic!("no {k} in {f:?}"))
-        .parse()
-        .unwrap()
 }
 
 /// A loopback port where nothing listens, kept so for the life of the value: the local end
