@@ -19,7 +19,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use fasp_spec::{REDACTED, TransferSpec};
+use fasp_spec::TransferSpec;
 use fasp_token::{Error, NodeClient, TransferRequest};
 use serde_json::Value;
 
@@ -246,73 +246,19 @@ fn save_private(path: &std::path::Path, spec: &TransferSpec) -> io::Result<()> {
     file.sync_all()
 }
 
-/// Spec keys whose values are secrets (fasp-spec holds them as `Secret`).
-const SECRET_KEYS: &[&str] = &[
-    "token",
-    "cookie",
-    "remote_password",
-    "ssh_private_key",
-    "ssh_private_key_passphrase",
-    "content_protection_password",
-    "content_protection_passphrase",
-];
-
-/// The spec as JSON, secrets redacted unless `show_secrets`: the known secret keys, the
-/// password inside `proxy`, and unknown keys whose names say they hold a secret.
+/// The spec as JSON, secrets redacted (fasp-spec's rule) unless `show_secrets`.
 fn printable(spec: &TransferSpec, show_secrets: bool) -> Value {
-    let mut value = spec.to_json_value();
     if show_secrets {
-        return value;
+        spec.to_json_value()
+    } else {
+        spec.to_redacted_json_value()
     }
-    if let Value::Object(map) = &mut value {
-        for (key, item) in map.iter_mut() {
-            if item.is_null() {
-                continue;
-            }
-            if SECRET_KEYS.contains(&key.as_str()) || looks_secret(key) {
-                *item = Value::from(REDACTED);
-            } else if key == "proxy" {
-                if let Value::String(url) = item {
-                    *url = redact_url_password(url);
-                }
-            }
-        }
-    }
-    value
-}
-
-fn looks_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["token", "password", "passphrase", "secret", "cookie"]
-        .iter()
-        .any(|word| key.contains(word))
-}
-
-/// `scheme://user:password@host` with the password replaced.
-fn redact_url_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let authority_start = scheme_end + 3;
-    let rest = &url[authority_start..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    let Some(colon) = rest[..at].find(':') else {
-        return url.to_owned();
-    };
-    format!(
-        "{}{}{REDACTED}{}",
-        &url[..authority_start],
-        &rest[..=colon],
-        &rest[at..]
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fasp_spec::REDACTED;
 
     #[test]
     fn secrets_are_redacted() {
@@ -331,16 +277,6 @@ mod tests {
         let clear = printable(&spec, true);
         assert_eq!(clear["token"], "ATM3_x");
         assert_eq!(clear["proxy"], "dnats://u:pw@proxy:9091");
-    }
-
-    #[test]
-    fn proxy_urls() {
-        assert_eq!(redact_url_password("dnat://h:1"), "dnat://h:1");
-        assert_eq!(redact_url_password("dnat://u@h:1"), "dnat://u@h:1");
-        assert_eq!(
-            redact_url_password("dnat://u:p@ss@h:1"),
-            "dnat://u:<redacted>@h:1"
-        );
     }
 
     #[test]

@@ -151,7 +151,7 @@ pub enum SpecError {
     Node(NodeError),
 
     /// The text is not JSON, or not the JSON shape of a transfer spec or node answer.
-    #[error("invalid transfer spec: JSON error at line {line}, column {column}: {message}")]
+    #[error("invalid transfer spec: {}{message}", json_position(*line, *column))]
     Json {
         /// Line of the error (1-based; 0 when unknown).
         line: usize,
@@ -302,6 +302,16 @@ impl fmt::Display for NodeError {
                 None => Ok(()),
             },
         }
+    }
+}
+
+/// `JSON error at line L, column C: ` (1-based, as editors count), or nothing when the error
+/// concerns the document as a whole (a value of the wrong shape has no single position).
+fn json_position(line: usize, column: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!("JSON error at line {line}, column {column}: ")
     }
 }
 

@@ -359,6 +359,28 @@ impl TransferSpec {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
+    /// The spec as JSON for showing: every secret (the token, cookie, passwords, keys, and
+    /// any unknown key whose name says it holds one: `token`, `cookie`, `password`,
+    /// `passphrase`, `secret`) as `<redacted>`, and the proxy URL without its password.
+    pub fn to_redacted_json_value(&self) -> Value {
+        let mut value = self.to_json_value();
+        if let Value::Object(map) = &mut value {
+            for (key, item) in map.iter_mut() {
+                if item.is_null() {
+                    continue;
+                }
+                if is_secret_key(key) || crate::secret::looks_secret(key) {
+                    *item = Value::from(REDACTED);
+                } else if key == "proxy" {
+                    if let Value::String(url) = item {
+                        *url = crate::proxy::redacted_url(url);
+                    }
+                }
+            }
+        }
+        value
+    }
+
     /// The keys this crate did not recognise, kept in [`TransferSpec::extra`] (and in the
     /// paths' `extra`, reported as `paths[i].key`). They are written back on serialisation
     /// and not rendered.
@@ -747,6 +769,48 @@ fn prefix_key(err: SpecError, prefix: &str) -> SpecError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacted_json_hides_every_secret_and_the_proxy_password() {
+        let spec = TransferSpec::from_json(
+            r#"{"remote_host": "h", "token": "ATM3_x", "cookie": "c", "remote_password": "pw",
+                "ssh_private_key": "-----BEGIN", "proxy": "dnats://u:p%23w@proxy:9091",
+                "x_api_token": "t", "ssh_port": 33001}"#,
+        )
+        .unwrap();
+        let shown = spec.to_redacted_json_value();
+        for key in [
+            "token",
+            "cookie",
+            "remote_password",
+            "ssh_private_key",
+            "x_api_token",
+        ] {
+            assert_eq!(shown[key], REDACTED, "{key}");
+        }
+        let proxy = shown["proxy"].as_str().unwrap();
+        assert!(
+            !proxy.contains("p%23w") && proxy.contains("proxy:9091"),
+            "{proxy}"
+        );
+        assert_eq!(shown["remote_host"], "h");
+        assert_eq!(shown["ssh_port"], 33001);
+        let text = shown.to_string();
+        for secret in ["ATM3_x", "\"c\"", "pw", "BEGIN", "p%23w", "\"t\""] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+
+    #[test]
+    fn a_document_of_the_wrong_shape_gives_no_position() {
+        let e = TransferSpec::from_document("[1]").unwrap_err().to_string();
+        assert!(!e.contains("line 0"), "{e}");
+        assert!(e.contains("found an array"), "{e}");
+        let e = TransferSpec::from_document("{\n  \"remote_host\": ,\n}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2, column"), "{e}");
+    }
     use serde_json::json;
 
     fn spec(value: Value) -> Result<TransferSpec, SpecError> {
