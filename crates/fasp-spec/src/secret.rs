@@ -85,6 +85,15 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Whether a key of unknown meaning names a secret: it contains `token`, `cookie`,
+/// `password`, `passphrase` or `secret`, in any case (the rule fasp-mgmt-proto applies to
+/// frame fields).
+pub(crate) fn looks_secret(key: &str) -> bool {
+    const WORDS: [&str; 5] = ["token", "cookie", "password", "passphrase", "secret"];
+    let key = key.to_ascii_lowercase();
+    WORDS.iter().any(|w| key.contains(w))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,13 +122,4 @@ mod tests {
         assert_eq!(secret.expose(), "abc");
         assert_eq!(serde_json::to_string(&secret).unwrap(), "\"abc\"");
     }
-}
-
-/// Whether a key of unknown meaning names a secret: it contains `token`, `cookie`,
-/// `password`, `passphrase` or `secret`, in any case (the rule fasp-mgmt-proto applies to
-/// frame fields).
-pub(crate) fn looks_secret(key: &str) -> bool {
-    const WORDS: [&str; 5] = ["token", "cookie", "password", "passphrase", "secret"];
-    let key = key.to_ascii_lowercase();
-    WORDS.iter().any(|w| key.contains(w))
 }
