@@ -1,0 +1,578 @@
+//! [`Worker`]: claims jobs, runs them through fasp-manager, keeps their leases alive, persists
+//! their progress at a bounded rate and records their outcome, fenced by the lease's epoch.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use fasp_manager::{EventKind, Manager, TransferError, TransferOptions};
+use fasp_spec::{ResumePolicy, TransferSpec};
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::error::JobError;
+use crate::model::{
+    Claim, Controls, FileOutcome, FileResult, JobPayload, JobProgress, NodeDirection, NodeRequest,
+};
+use crate::store::JobStore;
+
+/// The FASP code of an authentication failure: for a node job, the token may have expired,
+/// and the retry fetches a fresh one.
+const AUTH_FAILED: u64 = 19;
+
+/// Settings of a [`Worker`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WorkerConfig {
+    /// This worker's name in leases (default: host name, pid and a random suffix). Two live
+    /// workers must never share one.
+    pub id: String,
+    /// Jobs (ascp processes) at once on this worker. Default 4.
+    pub max_concurrent: usize,
+    /// Jobs at once per remote host on this worker. Default 2.
+    pub per_host: usize,
+    /// Least time between two starts on one host. Default 1 s.
+    pub stagger: Duration,
+    /// How long a lease lasts without a heartbeat. Default 30 s.
+    pub lease: Duration,
+    /// Heartbeat interval, which is also the interval at which progress and file results are
+    /// persisted (never more often). Default 2 s; keep it well under `lease`.
+    pub heartbeat: Duration,
+    /// How often to look for work when idle. Default 500 ms.
+    pub poll: Duration,
+    /// Options of every transfer (environment passed on to ascp, timeouts...). The retry
+    /// policy is the job's own: these options' is replaced by a single attempt.
+    pub transfer: TransferOptions,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> WorkerConfig {
+        WorkerConfig {
+            id: default_worker_id(),
+            max_concurrent: 4,
+            per_host: 2,
+            stagger: Duration::from_secs(1),
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(2),
+            poll: Duration::from_millis(500),
+            transfer: TransferOptions::default(),
+        }
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
+
+impl WorkerConfig {
+    /// The name of this worker in leases.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
+    /// Jobs at once on this worker (at least 1).
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.max_concurrent = n.max(1);
+        self
+    }
+
+    /// Jobs at once per remote host (at least 1).
+    pub fn per_host(mut self, n: usize) -> Self {
+        self.per_host = n.max(1);
+        self
+    }
+
+    /// Least time between two starts on one host.
+    pub fn stagger(mut self, d: Duration) -> Self {
+        self.stagger = d;
+        self
+    }
+
+    /// Lease duration and heartbeat interval (the heartbeat is kept under a third of the
+    /// lease).
+    pub fn lease(mut self, lease: Duration, heartbeat: Duration) -> Self {
+        self.lease = lease;
+        self.heartbeat = heartbeat.min(lease / 3).max(Duration::from_millis(10));
+        self
+    }
+
+    /// Idle polling interval.
+    pub fn poll(mut self, d: Duration) -> Self {
+        self.poll = d.max(Duration::from_millis(5));
+        self
+    }
+
+    /// Options of every transfer.
+    pub fn transfer_options(mut self, options: TransferOptions) -> Self {
+        self.transfer = options;
+        self
+    }
+}
+
+/// Runs jobs of a [`JobStore`]: claims them (lease and epoch), heartbeats, runs them through a
+/// [`Manager`], applies the pause, resume, rate and cancel requests found at each heartbeat,
+/// persists progress and per-file results at the heartbeat's pace, and records the outcome,
+/// every write fenced by the lease. A lease found lost stops the transfer and records
+/// nothing. Failed attempts are retried with backoff by the store (resume policy
+/// `sparse_csum` unless the spec sets one, so a retry or a rescue resumes the files).
+///
+/// Admission control: at most [`WorkerConfig::max_concurrent`] jobs, at most
+/// [`WorkerConfig::per_host`] per remote host, and starts on one host at least
+/// [`WorkerConfig::stagger`] apart.
+#[derive(Debug)]
+pub struct Worker {
+    store: JobStore,
+    manager: Manager,
+    config: WorkerConfig,
+}
+
+/// What a job's task reports back to the loop.
+struct Ended {
+    host: String,
+}
+
+impl Worker {
+    /// A worker of `store` that starts ascp through `manager`.
+    pub fn new(store: JobStore, manager: Manager, config: WorkerConfig) -> Worker {
+        Worker {
+            store,
+            manager,
+            config,
+        }
+    }
+
+    /// This worker's id.
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// Run until `shutdown` completes; then stop the running transfers, give their jobs back
+    /// (`queued`, claimable at once, no failure counted) and return.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), JobError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks: JoinSet<Ended> = JoinSet::new();
+        let mut per_host: HashMap<String, usize> = HashMap::new();
+        let mut last_start: HashMap<String, Instant> = HashMap::new();
+        let mut last_sweep = Instant::now() - self.config.lease;
+        tokio::pin!(shutdown);
+        tracing::info!(worker = %self.config.id, "worker started");
+        loop {
+            while let Some(done) = tasks.try_join_next() {
+                if let Ok(ended) = done {
+                    release_host(&mut per_host, &ended.host);
+                }
+            }
+            if last_sweep.elapsed() >= self.config.lease / 2 {
+                last_sweep = Instant::now();
+                if let Err(e) = self.store.sweep().await {
+                    tracing::warn!(error = %e, "cannot sweep cancelled jobs");
+                }
+            }
+            let mut claimed_any = false;
+            while tasks.len() < self.config.max_concurrent {
+                let now = Instant::now();
+                let skip: Vec<String> = per_host
+                    .iter()
+                    .filter(|(_, n)| **n >= self.config.per_host)
+                    .map(|(h, _)| h.clone())
+                    .chain(
+                        last_start
+                            .iter()
+                            .filter(|(_, t)| now.duration_since(**t) < self.config.stagger)
+                            .map(|(h, _)| h.clone()),
+                    )
+                    .collect();
+                let claim = match self
+                    .store
+                    .claim(&self.config.id, self.config.lease, &skip)
+                    .await
+                {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim a job");
+                        break;
+                    }
+                };
+                claimed_any = true;
+                *per_host.entry(claim.host.clone()).or_default() += 1;
+                last_start.insert(claim.host.clone(), now);
+                let job = JobRun {
+                    store: self.store.clone(),
+                    manager: self.manager.clone(),
+                    config: self.config.clone(),
+                    stop: stop_rx.clone(),
+                };
+                tasks.spawn(async move {
+                    let host = claim.host.clone();
+                    job.run(claim).await;
+                    Ended { host }
+                });
+            }
+            last_start.retain(|_, t| t.elapsed() < self.config.stagger);
+            if claimed_any {
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok(ended) = done {
+                        release_host(&mut per_host, &ended.host);
+                    }
+                }
+                () = tokio::time::sleep(self.config.poll) => {}
+            }
+        }
+        tracing::info!(worker = %self.config.id, running = tasks.len(), "worker stopping");
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+fn release_host(per_host: &mut HashMap<String, usize>, host: &str) {
+    if let Some(n) = per_host.get_mut(host) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            per_host.remove(host);
+        }
+    }
+}
+
+/// One job's run on this worker.
+struct JobRun {
+    store: JobStore,
+    manager: Manager,
+    config: WorkerConfig,
+    stop: watch::Receiver<bool>,
+}
+
+/// Why an attempt could not start, and whether a retry may help.
+struct StartFailure {
+    error: String,
+    retryable: bool,
+}
+
+impl JobRun {
+    async fn run(self, claim: Claim) {
+        let lease = claim.lease.clone();
+        let result = self.attempt(&claim).await;
+        if let Err(e) = result {
+            if e.is_lease_lost() {
+                tracing::warn!(job = %lease.job_id, epoch = lease.epoch, "lease lost: the job is left to its new holder");
+            } else {
+                tracing::warn!(job = %lease.job_id, error = %e, "cannot record the job's outcome; its lease will expire and another claim will run it");
+            }
+        }
+    }
+
+    async fn attempt(&self, claim: &Claim) -> Result<(), JobError> {
+        let lease = &claim.lease;
+        let spec = match self.resolve(claim).await {
+            Ok(spec) => spec,
+            Err(f) => return self.failed_attempt(claim, &f.error, f.retryable, &[]).await,
+        };
+        let mut options = self.config.transfer.clone();
+        options.retry = fasp_manager::RetryPolicy::attempts(1);
+        let mut transfer = match self.manager.start(&spec, options) {
+            Ok(t) => t,
+            Err(e) => {
+                let retryable = e.is_retryable();
+                return self
+                    .failed_attempt(claim, &e.to_string(), retryable, &[])
+                    .await;
+            }
+        };
+        let ctl = transfer.controller();
+        let mut paused = false;
+        if claim.paused {
+            let _ = ctl.pause().await;
+            paused = true;
+        }
+        let mut rates = (claim.target_rate_kbps, claim.min_rate_kbps);
+        let mut events = transfer.events();
+        let progress = transfer.progress();
+        let wait = transfer.wait();
+        tokio::pin!(wait);
+        let mut results: HashMap<String, FileResult> = HashMap::new();
+        let mut pending: Vec<FileResult> = Vec::new();
+        let mut tick = tokio::time::interval(self.config.heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let mut last_ok = Instant::now();
+        let mut lost = false;
+        let mut cancel_asked = false;
+        let mut stopping = false;
+        let mut stop = self.stop.clone();
+        let mut events_open = true;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut wait => break outcome,
+                ev = events.next(), if events_open => match ev {
+                    Some(ev) => {
+                        if let Some(f) = file_result(&ev.kind) {
+                            results.insert(f.path.clone(), f.clone());
+                            pending.push(f);
+                        }
+                    }
+                    None => events_open = false,
+                },
+                _ = tick.tick(), if !lost => {
+                    let p = job_progress(&progress.borrow());
+                    match self.store.heartbeat(lease, self.config.lease, &p).await {
+                        Ok(controls) => {
+                            last_ok = Instant::now();
+                            if !pending.is_empty() {
+                                match self.store.record_files(lease, &pending).await {
+                                    Ok(()) => pending.clear(),
+                                    Err(e) if e.is_lease_lost() => {
+                                        lost = true;
+                                        let _ = ctl.cancel().await;
+                                        continue;
+                                    }
+                                    Err(e) => tracing::warn!(job = %lease.job_id, error = %e, "cannot record file results yet"),
+                                }
+                            }
+                            cancel_asked |= apply(&ctl, &controls, &mut paused, &mut rates).await;
+                        }
+                        Err(e) if e.is_lease_lost() => {
+                            lost = true;
+                            let _ = ctl.cancel().await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(job = %lease.job_id, error = %e, "heartbeat failed");
+                            // Past most of the lease without a heartbeat, another worker may
+                            // take the job over: stop, and record nothing.
+                            if last_ok.elapsed() > self.config.lease.mul_f32(0.8) {
+                                lost = true;
+                                let _ = ctl.cancel().await;
+                            }
+                        }
+                    }
+                }
+                changed = stop.changed(), if !stopping => {
+                    if changed.is_err() || *stop.borrow() {
+                        stopping = true;
+                        let _ = ctl.cancel().await;
+                    }
+                }
+            }
+        };
+        // The stream ends with the transfer: collect the last file results.
+        if events_open {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.next()).await {
+                if let Some(f) = file_result(&ev.kind) {
+                    results.insert(f.path.clone(), f.clone());
+                }
+            }
+        }
+        if lost {
+            return Err(JobError::LeaseLost {
+                id: lease.job_id.clone(),
+                epoch: lease.epoch,
+            });
+        }
+        let mut files: Vec<FileResult> = results.into_values().collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let p = job_progress(&progress.borrow());
+        match outcome {
+            Ok(_summary) => self.store.complete(lease, &files, &p).await,
+            Err(TransferError::Cancelled { .. }) if cancel_asked => {
+                self.store.mark_cancelled(lease, &files).await
+            }
+            Err(TransferError::Cancelled { .. }) if stopping => {
+                self.store.release(lease, &files).await
+            }
+            Err(e) => {
+                let node = matches!(claim.payload, JobPayload::Node(_));
+                let retryable = e.is_retryable() || (node && e.code() == Some(AUTH_FAILED));
+                self.failed_attempt(claim, &e.to_string(), retryable, &files)
+                    .await
+            }
+        }
+    }
+
+    async fn failed_attempt(
+        &self,
+        claim: &Claim,
+        error: &str,
+        retryable: bool,
+        files: &[FileResult],
+    ) -> Result<(), JobError> {
+        let failures = claim.failures.saturating_add(1);
+        if retryable && failures < claim.retry.max_attempts {
+            let backoff = claim.retry.backoff(failures);
+            self.store
+                .retry_later(&claim.lease, error, backoff, files)
+                .await
+        } else {
+            self.store.fail_with_files(&claim.lease, error, files).await
+        }
+    }
+
+    /// The spec to run: the stored one with its secrets from the environment, or a fresh one
+    /// from the node.
+    async fn resolve(&self, claim: &Claim) -> Result<TransferSpec, StartFailure> {
+        let mut spec = match &claim.payload {
+            JobPayload::Spec { spec, secret_env } => {
+                let mut value = spec.clone();
+                for (key, var) in secret_env {
+                    let secret = std::env::var(var).map_err(|_| StartFailure {
+                        error: format!(
+                            "the environment variable {var} (for the spec's {key}) is not set on worker {}",
+                            self.config.id
+                        ),
+                        retryable: false,
+                    })?;
+                    if let Some(o) = value.as_object_mut() {
+                        o.insert(key.clone(), Value::String(secret));
+                    }
+                }
+                TransferSpec::from_json_value(value).map_err(|e| StartFailure {
+                    error: format!("the stored spec is invalid: {e}"),
+                    retryable: false,
+                })?
+            }
+            JobPayload::Node(node) => self.node_spec(node).await?,
+        };
+        if let Some(t) = claim.target_rate_kbps {
+            spec.target_rate_kbps = Some(t);
+        }
+        if let Some(m) = claim.min_rate_kbps {
+            spec.min_rate_kbps = Some(m);
+        }
+        if spec.resume_policy.is_none() {
+            spec.resume_policy = Some(ResumePolicy::SparseChecksum);
+        }
+        Ok(spec)
+    }
+
+    async fn node_spec(&self, node: &NodeRequest) -> Result<TransferSpec, StartFailure> {
+        let password = std::env::var(&node.password_env).map_err(|_| StartFailure {
+            error: format!(
+                "the environment variable {} (the node password) is not set on worker {}",
+                node.password_env, self.config.id
+            ),
+            retryable: false,
+        })?;
+        let client = fasp_token::NodeClient::builder(node.url.clone())
+            .basic_auth(node.user.clone(), password)
+            .danger_accept_invalid_certs(node.insecure)
+            .build()
+            .map_err(|e| StartFailure {
+                error: format!("node client for {}: {e}", node.url),
+                retryable: false,
+            })?;
+        let mut request = fasp_token::TransferRequest::new();
+        if let Some(o) = node.request.as_object() {
+            for (k, v) in o {
+                if k == "paths" {
+                    let spec = TransferSpec::from_json_value(serde_json::json!({ "paths": v }))
+                        .map_err(|e| StartFailure {
+                            error: format!("the stored node request's paths: {e}"),
+                            retryable: false,
+                        })?;
+                    request.paths = spec.paths;
+                } else {
+                    request.extra.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let transient = |e: fasp_token::Error| StartFailure {
+            retryable: e.is_transient(),
+            error: format!("node {}: {e}", node.url),
+        };
+        let bad = |e: fasp_spec::SpecError| StartFailure {
+            error: format!("the node's answer ({}): {e}", node.url),
+            retryable: false,
+        };
+        match node.direction {
+            NodeDirection::Upload => {
+                let answer = client
+                    .upload_setup_one_detailed(&request)
+                    .await
+                    .map_err(transient)?;
+                fasp_token::prepare_upload(answer.spec, node.sources.clone()).map_err(bad)
+            }
+            NodeDirection::Download => {
+                let answer = client
+                    .download_setup_one_detailed(&request)
+                    .await
+                    .map_err(transient)?;
+                let dest = node.destination.clone().unwrap_or_else(|| ".".into());
+                fasp_token::prepare_download(answer.spec, dest).map_err(bad)
+            }
+        }
+    }
+}
+
+/// Apply what the store asks; returns whether a cancel was asked.
+async fn apply(
+    ctl: &fasp_manager::Controller,
+    controls: &Controls,
+    paused: &mut bool,
+    rates: &mut (Option<u64>, Option<u64>),
+) -> bool {
+    if controls.cancel {
+        let _ = ctl.cancel().await;
+        return true;
+    }
+    let wanted = (controls.target_rate_kbps, controls.min_rate_kbps);
+    if wanted != *rates {
+        if let (Some(t), m) = wanted {
+            let _ = ctl.set_rate(t, m.unwrap_or(0)).await;
+        }
+        *rates = wanted;
+    }
+    if controls.paused != *paused {
+        let _ = if controls.paused {
+            ctl.pause().await
+        } else {
+            ctl.resume().await
+        };
+        *paused = controls.paused;
+    }
+    false
+}
+
+fn job_progress(p: &fasp_manager::Progress) -> JobProgress {
+    JobProgress::new(
+        p.bytes_done,
+        p.bytes_expected,
+        p.files_done,
+        p.files_skipped,
+        p.files_failed,
+    )
+}
+
+fn file_result(kind: &EventKind) -> Option<FileResult> {
+    let (info, outcome, code, description) = match kind {
+        EventKind::FileDone(i) => (i, FileOutcome::Done, None, None),
+        EventKind::FileSkipped(i) => (i, FileOutcome::Skipped, None, None),
+        EventKind::FileFailed {
+            file,
+            code,
+            description,
+        } => (file, FileOutcome::Failed, *code, Some(description.clone())),
+        _ => return None,
+    };
+    let mut r = FileResult::new(info.file.clone(), outcome, info.written);
+    r.size = info.size;
+    r.code = code;
+    r.description = description;
+    Some(r)
+}
