@@ -16,7 +16,9 @@ use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fasp_manager::{Event, EventKind, FileInfo, Rates, SessionInfo, SessionTotals};
+use fasp_manager::{
+    Direction, Event, EventKind, FileInfo, RatePolicy, Rates, SessionInfo, SessionTotals,
+};
 use fasp_mgmt_proto::{Control, DecodeError, DecodeErrorKind, FieldError, FieldErrorKind};
 use serde_json::{Value, json};
 use support::{control_errors, json_line, json_lines, line_errors};
@@ -156,13 +158,14 @@ fn in_session(kind: EventKind, part: u32) -> Event {
     e
 }
 
-/// One event of each kind `fasp --json` prints. (Directions and policies are left unset: the
-/// runs against ascp-sim check them, through `json_lines`.)
+/// One event of each kind `fasp --json` prints.
 fn every_event() -> Vec<Event> {
     let mut rates = Rates::default();
     rates.target_kbps = Some(100_000);
     rates.min_kbps = Some(0);
+    rates.policy = Some(RatePolicy::High);
     let mut session = SessionInfo::default();
+    session.direction = Some(Direction::Receive);
     session.host = Some("node.example.com".into());
     session.tcp_port = Some(33001);
     session.rates = rates.clone();
@@ -184,7 +187,7 @@ fn every_event() -> Vec<Event> {
         }),
         in_session(
             EventKind::SessionInit {
-                direction: None,
+                direction: Some(Direction::Send),
                 operation: Some("Transfer".into()),
             },
             0,
@@ -335,6 +338,19 @@ fn the_schema_refuses_renamed_missing_and_mistyped_fields() {
         .expect("a line");
     refused(&rate, |m| {
         m.insert("policy".into(), json!("Adaptive"));
+    });
+    // ascp's own words are not the contract's.
+    let init = fasp_cli::event_json(&in_session(
+        EventKind::SessionInit {
+            direction: Some(Direction::Send),
+            operation: None,
+        },
+        0,
+    ))
+    .expect("a line");
+    assert_eq!(init["direction"], "send");
+    refused(&init, |m| {
+        m.insert("direction".into(), json!("Send"));
     });
     let warning = json!({"type": "warning", "message": "careful"});
     assert!(line_errors(&warning).is_none());
