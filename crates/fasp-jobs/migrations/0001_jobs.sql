@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS fasp_jobs (
     last_error         TEXT,
     created_ms         BIGINT NOT NULL,
     updated_ms         BIGINT NOT NULL,
+    -- The last claim (submit-to-start latency, admission checks).
+    started_ms         BIGINT,
     finished_ms        BIGINT
 );
 

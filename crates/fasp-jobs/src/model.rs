@@ -481,6 +481,8 @@ pub struct Job {
     pub created_ms: i64,
     /// Last changed (ms since the Unix epoch).
     pub updated_ms: i64,
+    /// Last claimed (ms since the Unix epoch).
+    pub started_ms: Option<i64>,
     /// Ended (ms since the Unix epoch).
     pub finished_ms: Option<i64>,
 }

@@ -101,7 +101,7 @@ pub struct JobStore {
 const JOB_COLUMNS: &str = "id, idempotency_key, kind, host, priority, state, max_attempts, \
      failures, claims, epoch, lease_owner, cancel_requested, target_rate_kbps, min_rate_kbps, \
      bytes_done, bytes_expected, files_done, files_skipped, files_failed, last_error, \
-     created_ms, updated_ms, finished_ms";
+     created_ms, updated_ms, started_ms, finished_ms";
 
 impl JobStore {
     /// Open (creating it if needed) the store at `url`: a SQLite file (`sqlite:PATH`,
@@ -567,7 +567,7 @@ impl JobStore {
             "UPDATE fasp_jobs SET \
                state = CASE WHEN state = 'paused' THEN 'paused' ELSE 'running' END, \
                epoch = epoch + 1, lease_owner = $1, lease_until_ms = $2, claims = claims + 1, \
-               updated_ms = $3 \
+               updated_ms = $3, started_ms = $3 \
              WHERE id = (SELECT id FROM fasp_jobs \
                WHERE ((state = 'queued' AND run_after_ms <= $3) \
                   OR (state IN ('running', 'paused') AND lease_owner IS NOT NULL \
@@ -987,6 +987,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job, JobError> {
             last_error: row.try_get("last_error")?,
             created_ms: row.try_get("created_ms")?,
             updated_ms: row.try_get("updated_ms")?,
+            started_ms: row.try_get("started_ms")?,
             finished_ms: row.try_get("finished_ms")?,
         })
     };
