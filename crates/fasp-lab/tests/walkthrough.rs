@@ -1,7 +1,7 @@
 //! The README's "Try it offline" walk-through, step by step, with the built binaries: the node
 //! API stand-in on a free port, `node upload-setup`, `upload` of a file and a folder into a
 //! remote folder created on the way, `download` of the file into a local folder, and every
-//! byte compared.
+//! byte compared; and the stand-in over HTTPS, refused without `--cacert` and trusted with it.
 //!
 //! ascp-sim is the emulator `cargo test --workspace` builds next to `fasp-lab`; without it the
 //! test is skipped with a notice, except under CI (`CI=true`), where it fails.
@@ -42,11 +42,14 @@ struct Standin {
 }
 
 impl Standin {
-    /// `fasp-lab node-standin --port 0 --root ROOT`; the URL is read from its first line.
-    fn start(root: &Path) -> Standin {
+    /// `fasp-lab node-standin --port 0 --root ROOT [--tls]` (its certificate, with `--tls`,
+    /// written into `tmp`); the URL is read from its first line.
+    fn start(root: &Path, tls: bool, tmp: &Path) -> Standin {
         let mut child = Command::new(fasp_lab())
             .args(["node-standin", "--port", "0", "--root"])
             .arg(root)
+            .args(tls.then_some("--tls"))
+            .env("TMPDIR", tmp)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -61,7 +64,7 @@ impl Standin {
         // "node API stand-in on http://127.0.0.1:PORT (Ctrl-C stops it)"
         let url = first
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("no URL in the stand-in's first line: {first:?}"))
             .to_owned();
         Standin { child, url }
@@ -75,9 +78,22 @@ impl Drop for Standin {
     }
 }
 
-/// `fasp-lab ARGS` in `cwd`, with the README's environment.
+/// `fasp-lab ARGS` in `cwd`, with the README's environment; it must succeed.
 fn run(cwd: &Path, remote: &Path, sim: &Path, args: &[&str]) -> Output {
-    let out = Command::new(fasp_lab())
+    let out = try_run(cwd, remote, sim, args);
+    assert!(
+        out.status.success(),
+        "fasp-lab {args:?}: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `fasp-lab ARGS` in `cwd`, with the README's environment.
+fn try_run(cwd: &Path, remote: &Path, sim: &Path, args: &[&str]) -> Output {
+    Command::new(fasp_lab())
         .args(args)
         .current_dir(cwd)
         .env("FASP_NODE_PASSWORD", PASSWORD)
@@ -87,15 +103,7 @@ fn run(cwd: &Path, remote: &Path, sim: &Path, args: &[&str]) -> Output {
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .output()
-        .expect("fasp-lab runs");
-    assert!(
-        out.status.success(),
-        "fasp-lab {args:?}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+        .expect("fasp-lab runs")
 }
 
 /// `len` bytes that differ from file to file and from place to place.
@@ -136,7 +144,7 @@ fn the_readme_offline_walkthrough_works_as_written() {
     std::fs::write(here.join("photos/a.jpg"), &photo_a).expect("a.jpg");
     std::fs::write(here.join("photos/b.jpg"), &photo_b).expect("b.jpg");
 
-    let standin = Standin::start(&remote);
+    let standin = Standin::start(&remote, false, tmp.path());
     let url = standin.url.as_str();
 
     // The spec a node gives, secrets redacted.
@@ -199,4 +207,38 @@ fn the_readme_offline_walkthrough_works_as_written() {
     same_bytes("downloaded file", &here.join("back/report.pdf"), &report);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("done: "), "{stderr}");
+}
+
+#[test]
+fn the_tls_stand_in_is_trusted_with_cacert_and_refused_without() {
+    // No transfer here: ascp-sim is not needed.
+    let sim = PathBuf::from("ascp-sim");
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+    let remote = tmp.path().join("fasp-remote");
+    let standin = Standin::start(&remote, true, tmp.path());
+    assert!(standin.url.starts_with("https://"), "{}", standin.url);
+    let setup = |extra: &[&str]| {
+        let mut args = vec![
+            "node",
+            "upload-setup",
+            "--url",
+            standin.url.as_str(),
+            "--user",
+            USER,
+            "--path",
+            "/incoming",
+        ];
+        args.extend_from_slice(extra);
+        try_run(tmp.path(), &remote, &sim, &args)
+    };
+    let refused = setup(&[]);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
+    // The certificate it wrote into its temporary folder, as its start lines say.
+    let pem = tmp.path().join("fasp-standin-cert.pem");
+    let trusted = setup(&["--cacert", pem.to_str().expect("UTF-8")]);
+    assert!(trusted.status.success(), "{trusted:?}");
+    let spec: Value = serde_json::from_slice(&trusted.stdout).expect("one JSON object");
+    assert_eq!(spec["token"], "<redacted>", "{spec}");
 }
