@@ -1,0 +1,278 @@
+//! Workers running jobs through fasp-manager with ascp-sim as the engine: completion with
+//! byte-exact files, cancel of a running job, rescue of a job whose worker died, per-host
+//! admission, failures recorded.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fasp_jobs::{FileOutcome, JobId, JobState, JobStore, NewJob, Retry, Worker, WorkerConfig};
+use fasp_manager::{Manager, TransferOptions};
+use fasp_testkit::require_sim;
+use fasp_testkit::sim::Work;
+use support::{sqlite_store, upload, wait_for};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+fn options(work: &Work) -> TransferOptions {
+    TransferOptions::default()
+        .with_env("ASCP_SIM_ROOT", work.root())
+        .with_env("ASCP_SIM_STATS_INTERVAL_MS", "50")
+        .with_cancel_graces(Duration::from_millis(500), Duration::from_millis(500))
+}
+
+fn config(id: &str, work: &Work) -> WorkerConfig {
+    WorkerConfig::default()
+        .id(id)
+        .lease(Duration::from_millis(900), Duration::from_millis(100))
+        .poll(Duration::from_millis(20))
+        .stagger(Duration::ZERO)
+        .per_host(8)
+        .max_concurrent(8)
+        .transfer_options(options(work))
+}
+
+/// A running worker; stopped (its jobs given back) by `stop`, or abandoned by `crash`.
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), fasp_jobs::JobError>>,
+}
+
+impl Running {
+    fn start(store: &JobStore, sim: &PathBuf, config: WorkerConfig) -> Running {
+        let worker = Worker::new(store.clone(), Manager::builder().ascp(sim).build(), config);
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(worker.run(async move {
+            let _ = rx.await;
+        }));
+        Running {
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(WITHIN, &mut self.task)
+            .await
+            .expect("the worker stops")
+            .expect("the worker task")
+            .expect("the worker ends well");
+    }
+
+    /// Drop the worker as a crash would: nothing more is recorded (dropping the manager stops
+    /// its ascp).
+    async fn crash(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+fn same_bytes(a: &std::path::Path, b: &std::path::Path) {
+    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
+    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
+    assert!(
+        x == y,
+        "{} and {} differ ({} and {} bytes)",
+        a.display(),
+        b.display(),
+        x.len(),
+        y.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_completes_with_byte_exact_files_and_file_results() {
+    let sim = require_sim!();
+    let work = Work::new();
+    let store = sqlite_store(work.path()).await;
+    let a = work.local_file("a.bin", 300_000);
+    let b = work.local_file("b.bin", 1_000_000);
+    let spec = upload(&[&a, &b], "/inbox", 200_000);
+    let id = store
+        .submit(&NewJob::transfer(&spec).tag("t"))
+        .await
+        .unwrap()
+        .id;
+    let worker = Running::start(&store, &sim, config("w1", &work));
+    let job = wait_for(&store, &id, WITHIN, "completed", |j| j.state.is_terminal()).await;
+    assert_eq!(job.state, JobState::Completed, "{job:#?}");
+    same_bytes(&a, &work.remote("inbox/a.bin"));
+    same_bytes(&b, &work.remote("inbox/b.bin"));
+    let files = store.files(&id).await.unwrap();
+    assert_eq!(files.len(), 2, "{files:#?}");
+    assert!(
+        files.iter().all(|f| f.outcome == FileOutcome::Done),
+        "{files:#?}"
+    );
+    assert_eq!(files.iter().map(|f| f.bytes).sum::<u64>(), 1_300_000);
+    assert_eq!(job.progress.bytes_done, 1_300_000);
+    assert_eq!(job.progress.files_done, 2);
+    let completions = store.completions(&id).await.unwrap();
+    assert_eq!(completions.len(), 1);
+    assert_eq!(completions[0].worker, "w1");
+    worker.stop().await;
+    fasp_testkit::assert_no_leftover(&work.needle());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_is_paused_resumed_and_cancelled() {
+    let sim = require_sim!();
+    let work = Work::new();
+    let store = sqlite_store(work.path()).await;
+    let big = work.local_file("big.bin", 20_000_000);
+    // 8 Mbit/s: 20 s for the whole file, far longer than the test.
+    let id = store
+        .submit(&NewJob::transfer(&upload(&[&big], "/inbox", 8_000)))
+        .await
+        .unwrap()
+        .id;
+    let worker = Running::start(&store, &sim, config("w1", &work));
+    wait_for(&store, &id, WITHIN, "bytes moving", |j| {
+        j.state == JobState::Running && j.progress.bytes_done > 0
+    })
+    .await;
+    assert_eq!(store.pause(&id).await.unwrap(), JobState::Paused);
+    store.set_rate(&id, 16_000, 0).await.unwrap();
+    assert_eq!(store.resume(&id).await.unwrap(), JobState::Running);
+    assert_eq!(store.cancel(&id).await.unwrap(), JobState::Running);
+    let job = wait_for(&store, &id, WITHIN, "cancelled", |j| j.state.is_terminal()).await;
+    assert_eq!(job.state, JobState::Cancelled, "{job:#?}");
+    assert_eq!(job.lease_owner, None);
+    assert!(store.completions(&id).await.unwrap().is_empty());
+    fasp_testkit::assert_no_leftover(&work.needle());
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_worker_died_is_rescued_and_resumed_byte_exact() {
+    let sim = require_sim!();
+    let work = Work::new();
+    let store = sqlite_store(work.path()).await;
+    let src = work.local_file("data.bin", 6_000_000);
+    // 16 Mbit/s: 3 s.
+    let id = store
+        .submit(&NewJob::transfer(&upload(&[&src], "/inbox", 16_000)))
+        .await
+        .unwrap()
+        .id;
+    let first = Running::start(&store, &sim, config("dies", &work));
+    wait_for(&store, &id, WITHIN, "a third written", |j| {
+        j.progress.bytes_done > 2_000_000
+    })
+    .await;
+    first.crash().await;
+    // One source to a destination that does not exist: the destination is the file.
+    let partial = std::fs::metadata(work.remote("inbox"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let second = Running::start(&store, &sim, config("rescuer", &work));
+    let job = wait_for(&store, &id, WITHIN, "completed", |j| j.state.is_terminal()).await;
+    assert_eq!(job.state, JobState::Completed, "{job:#?}");
+    assert_eq!(job.claims, 2, "first run and rescue");
+    assert_eq!(job.failures, 0, "a dead worker is not a failed attempt");
+    same_bytes(&src, &work.remote("inbox"));
+    let completions = store.completions(&id).await.unwrap();
+    assert_eq!(completions.len(), 1);
+    assert_eq!(completions[0].worker, "rescuer");
+    eprintln!("partial file at the crash: {partial} bytes");
+    second.stop().await;
+    fasp_testkit::assert_no_leftover(&work.needle());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_host_cap_and_stagger_are_respected() {
+    let sim = require_sim!();
+    let work = Work::new();
+    let store = sqlite_store(work.path()).await;
+    let mut ids: Vec<(JobId, &str)> = Vec::new();
+    for i in 0..8 {
+        let host = if i < 6 { "host-a" } else { "host-b" };
+        let src = work.local_file(&format!("f{i}.bin"), 300_000);
+        // 8 Mbit/s: about 0.3 s each.
+        let spec = upload(&[&src], &format!("/inbox{i}"), 8_000);
+        let id = store
+            .submit(&NewJob::transfer(&spec).host(host))
+            .await
+            .unwrap()
+            .id;
+        ids.push((id, host));
+    }
+    let stagger = Duration::from_millis(150);
+    let cfg = config("w", &work)
+        .per_host(2)
+        .max_concurrent(8)
+        .stagger(stagger);
+    let worker = Running::start(&store, &sim, cfg);
+    let just_ids: Vec<JobId> = ids.iter().map(|(i, _)| i.clone()).collect();
+    support::wait_all_terminal(&store, &just_ids, WITHIN).await;
+    worker.stop().await;
+    for host in ["host-a", "host-b"] {
+        let mut spans = Vec::new();
+        for (id, h) in &ids {
+            if *h != host {
+                continue;
+            }
+            let j = store.get(id).await.unwrap().unwrap();
+            assert_eq!(j.state, JobState::Completed, "{j:#?}");
+            spans.push((j.started_ms.unwrap(), j.finished_ms.unwrap()));
+        }
+        spans.sort();
+        // At most two at once: at each start, count the jobs running.
+        for (start, _) in &spans {
+            let running = spans
+                .iter()
+                .filter(|(s, f)| s <= start && start < f)
+                .count();
+            assert!(
+                running <= 2,
+                "{host}: {running} jobs at once at {start}: {spans:?}"
+            );
+        }
+        for pair in spans.windows(2) {
+            let gap = pair[1].0 - pair[0].0;
+            assert!(
+                gap >= stagger.as_millis() as i64 - 5,
+                "{host}: starts {gap} ms apart, stagger {stagger:?}: {spans:?}"
+            );
+        }
+    }
+    fasp_testkit::assert_no_leftover(&work.needle());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_failure_is_recorded_without_retry() {
+    let sim = require_sim!();
+    let work = Work::new();
+    let store = sqlite_store(work.path()).await;
+    let src = work.local_file("a.bin", 1000);
+    let id = store
+        .submit(
+            &NewJob::transfer(&upload(&[&src], "/inbox", 100_000)).retry(
+                Retry::attempts(3).with_backoff(Duration::from_millis(50), Duration::from_secs(1)),
+            ),
+        )
+        .await
+        .unwrap()
+        .id;
+    let mut cfg = config("w", &work);
+    cfg.transfer = options(&work).with_env("ASCP_SIM_EXPECT_USER", "alice");
+    let worker = Running::start(&store, &sim, cfg);
+    let job = wait_for(&store, &id, WITHIN, "failed", |j| j.state.is_terminal()).await;
+    assert_eq!(job.state, JobState::Failed, "{job:#?}");
+    assert_eq!(
+        (job.claims, job.failures),
+        (1, 1),
+        "code 19 is not retried: {job:#?}"
+    );
+    assert!(
+        job.last_error.as_deref().is_some_and(|e| e.contains("19")),
+        "{job:#?}"
+    );
+    worker.stop().await;
+}
