@@ -610,3 +610,53 @@ fn real_runs_against_ascp_sim_follow_the_schema_line_by_line() {
     assert_eq!(outcome["ok"], false, "{outcome}");
     assert!(outcome["code"].is_u64(), "{outcome}");
 }
+
+/// Every subcommand of `fasp`, as `fasp node upload-setup`, with the command itself.
+fn subcommands(command: &clap::Command, prefix: &str, out: &mut Vec<(String, clap::Command)>) {
+    for sub in command.get_subcommands() {
+        let path = format!("{prefix} {}", sub.get_name());
+        out.push((path.clone(), sub.clone()));
+        subcommands(sub, &path, out);
+    }
+}
+
+/// Whether `page` shows `flag` as a word of its own (`--out DIR`, `` `-q` ``), not as the
+/// start of a longer one.
+fn names(page: &str, flag: &str) -> bool {
+    page.match_indices(flag).any(|(at, _)| {
+        let before = page[..at].chars().next_back();
+        let after = page[at + flag.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '-')
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
+#[test]
+fn cli_md_covers_every_subcommand_and_option() {
+    use clap::CommandFactory;
+    let page = std::fs::read_to_string(repo_root().join("docs/cli.md")).expect("docs/cli.md");
+    let mut all = Vec::new();
+    subcommands(&fasp_cli::Cli::command(), "fasp", &mut all);
+    let mut missing = Vec::new();
+    for (path, command) in &all {
+        if !page.contains(path.as_str()) {
+            missing.push(path.clone());
+        }
+        for arg in command.get_arguments() {
+            let long = arg.get_long().map(|l| format!("--{l}"));
+            let short = arg.get_short().map(|s| format!("-{s}"));
+            if matches!(long.as_deref(), Some("--help" | "--version")) {
+                continue;
+            }
+            let named = [&long, &short]
+                .into_iter()
+                .flatten()
+                .any(|flag| names(&page, flag));
+            if (long.is_some() || short.is_some()) && !named {
+                missing.push(format!("{path} {}", long.or(short).unwrap_or_default()));
+            }
+        }
+    }
+    assert!(missing.len() < all.len(), "no subcommand found");
+    assert!(missing.is_empty(), "docs/cli.md does not name: {missing:?}");
+}
