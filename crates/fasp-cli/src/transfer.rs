@@ -126,8 +126,7 @@ impl RunArgs {
                 },
             );
         }
-        let mut options = TransferOptions::default()
-            .with_retry(RetryPolicy::attempts(self.retries.saturating_add(1)));
+        let mut options = TransferOptions::default().with_retry(RetryPolicy::retries(self.retries));
         if let Some(n) = applied.spec.multi_session.filter(|n| *n > 1) {
             options = options.with_sessions(n);
         }

@@ -1236,14 +1236,15 @@ impl Core {
         let retry = match &result {
             Err(e) => {
                 e.is_retryable()
-                    && attempt < self.cfg.retry.max_attempts
+                    && attempt <= self.cfg.retry.max_retries
                     && !self.parts[i].cancel
                     && !self.cancelled
             }
             Ok(()) => false,
         };
         if let (true, Err(e)) = (retry, &result) {
-            let after = self.cfg.retry.backoff(attempt + 1);
+            // Attempt n failed: this is retry n.
+            let after = self.cfg.retry.backoff(attempt);
             self.parts[i].stage = Stage::Backoff(now + after);
             self.set_state(now, TransferState::Retrying);
             self.emit(

@@ -71,7 +71,7 @@
 //!         println!("{:?}", event.kind);
 //!     }
 //! });
-//! transfer.set_rate(50_000, 0).await?;
+//! transfer.control().set_rate(50_000, 0).await?;
 //! let summary = transfer.wait().await?;
 //! println!("{} bytes", summary.bytes);
 //! # Ok(())

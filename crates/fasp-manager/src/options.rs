@@ -8,52 +8,11 @@ use fasp_mgmt_proto::QueryAnswer;
 
 use crate::event::TransferListener;
 
-/// How failed attempts are retried. Only transient failures are retried (see
-/// [`crate::TransferError::is_retryable`]); each retry resumes (`-k 2` unless the spec asks for
-/// another resume policy).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (1: no retry).
-    pub max_attempts: u32,
-    /// Wait before the second attempt.
-    pub initial_backoff: Duration,
-    /// Longest wait between attempts.
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Up to `n` attempts in all.
-    pub fn attempts(n: u32) -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: n.max(1),
-            ..RetryPolicy::default()
-        }
-    }
-
-    /// With these waits.
-    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> RetryPolicy {
-        self.initial_backoff = initial;
-        self.max_backoff = max.max(initial);
-        self
-    }
-
-    /// The wait before attempt `next` (2, 3, ...): doubling from the initial wait.
-    pub(crate) fn backoff(&self, next: u32) -> Duration {
-        let doublings = next.saturating_sub(2).min(16);
-        (self.initial_backoff * 2u32.pow(doublings)).min(self.max_backoff)
-    }
-}
+/// How failed attempts are retried: [`fasp_spec::RetryPolicy`], the workspace's one retry
+/// type. Only transient failures are retried (see [`crate::TransferError::is_retryable`]); each
+/// retry resumes (`-k 2` unless the spec asks for another resume policy). A transfer's default
+/// is [`TransferOptions::default`]'s: no retry.
+pub use fasp_spec::RetryPolicy;
 
 /// Options of one transfer. `TransferOptions::default()` suits most uses.
 #[derive(Clone)]
@@ -105,7 +64,9 @@ impl Default for TransferOptions {
             cancel_grace: Duration::from_secs(2),
             term_grace: Duration::from_secs(2),
             exit_grace: Duration::from_secs(5),
-            retry: RetryPolicy::default(),
+            // One try, and when retries are asked for, waits from 1 s to 30 s.
+            retry: RetryPolicy::none()
+                .with_backoff(Duration::from_secs(1), Duration::from_secs(30)),
             sessions: 1,
             workdir: None,
             listeners: Vec::new(),
@@ -215,10 +176,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let r = RetryPolicy::attempts(6)
-            .with_backoff(Duration::from_millis(100), Duration::from_millis(500));
-        let waits: Vec<_> = (2..=6).map(|n| r.backoff(n).as_millis()).collect();
-        assert_eq!(waits, [100, 200, 400, 500, 500]);
+    fn a_transfer_is_tried_once_by_default() {
+        let o = TransferOptions::default();
+        assert_eq!(o.retry.max_retries, 0);
+        assert_eq!(o.retry.backoff(1), Duration::from_secs(1));
+        assert_eq!(o.retry.backoff(10), Duration::from_secs(30));
     }
 }

@@ -130,6 +130,7 @@ mod error;
 mod node;
 mod proxy;
 mod render;
+mod retry;
 mod secret;
 mod spec;
 mod validate;
@@ -146,6 +147,7 @@ pub use render::{
     ASPERA_SCP_TOKEN, AscpCommand, FileListKind, GeneratedFile, MAX_MULTI_SESSION_PARTS,
     RenderOptions, TagsEncoding,
 };
+pub use retry::RetryPolicy;
 pub use secret::{REDACTED, Secret};
 pub use spec::{TransferPath, TransferSpec};
 pub use validate::{MAX_RATE_KBPS, MAX_TAGS_BYTES, MIN_DGRAM_SIZE};

@@ -18,82 +18,9 @@ use crate::error::Error;
 /// kilobytes; a node answering a thousand requests at once stays below a megabyte.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// How often and how patiently a request is retried.
-///
-/// Only failures that a later attempt can cure are retried: no connection could be opened
-/// ([`Error::Unreachable`]), the connection was lost before the answer
-/// ([`Error::ConnectionLost`]), HTTP 429 and HTTP 5xx. A timeout is not retried (the server may
-/// still be working), nor is any other status, a TLS failure, or a node error. The wait before
-/// retry *n* (1-based) is `initial_backoff * 2^(n-1)`, at most `max_backoff`; a `Retry-After`
-/// header given in seconds replaces it (still at most `max_backoff`).
-///
-/// ```
-/// use std::time::Duration;
-/// use fasp_token::RetryPolicy;
-///
-/// let policy = RetryPolicy::default()
-///     .with_max_retries(2)
-///     .with_initial_backoff(Duration::from_millis(100));
-/// assert_eq!(policy.backoff(1), Duration::from_millis(100));
-/// assert_eq!(policy.backoff(2), Duration::from_millis(200));
-/// assert_eq!(RetryPolicy::none().max_retries, 0);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RetryPolicy {
-    /// Retries after the first attempt (0: try once). Default 3.
-    pub max_retries: u32,
-    /// Wait before the first retry. Default 500 ms.
-    pub initial_backoff: Duration,
-    /// Longest wait between two attempts. Default 8 s.
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: 3,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(8),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// No retries: every request is tried once.
-    pub fn none() -> Self {
-        RetryPolicy {
-            max_retries: 0,
-            ..RetryPolicy::default()
-        }
-    }
-
-    /// Sets [`RetryPolicy::max_retries`].
-    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
-        self.max_retries = max_retries;
-        self
-    }
-
-    /// Sets [`RetryPolicy::initial_backoff`].
-    pub fn with_initial_backoff(mut self, backoff: Duration) -> Self {
-        self.initial_backoff = backoff;
-        self
-    }
-
-    /// Sets [`RetryPolicy::max_backoff`].
-    pub fn with_max_backoff(mut self, backoff: Duration) -> Self {
-        self.max_backoff = backoff;
-        self
-    }
-
-    /// The wait before retry number `retry` (1 for the first retry).
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let shift = retry.saturating_sub(1).min(31);
-        self.initial_backoff
-            .saturating_mul(1u32 << shift)
-            .min(self.max_backoff)
-    }
-}
+/// How requests are retried: [`fasp_spec::RetryPolicy`], the workspace's one retry type
+/// (its default, 3 retries from 500 ms to 8 s, is the node client's).
+pub use fasp_spec::RetryPolicy;
 
 /// Settings of the HTTP layer, shared by [`NodeClient`](crate::NodeClient) and
 /// [`CosClient`](crate::CosClient).
