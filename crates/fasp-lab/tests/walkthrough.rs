@@ -242,3 +242,30 @@ fn the_tls_stand_in_is_trusted_with_cacert_and_refused_without() {
     let spec: Value = serde_json::from_slice(&trusted.stdout).expect("one JSON object");
     assert_eq!(spec["token"], "<redacted>", "{spec}");
 }
+
+#[test]
+fn cli_md_documents_the_lab_subcommands_and_their_options() {
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md"))
+            .expect("docs/cli.md");
+    for sub in ["demo", "node-standin"] {
+        assert!(page.contains(&format!("fasp-lab {sub}")), "fasp-lab {sub}");
+        let help = Command::new(fasp_lab())
+            .args([sub, "--help"])
+            .output()
+            .expect("fasp-lab runs");
+        let help = String::from_utf8_lossy(&help.stdout);
+        // Its own options; the global ones (-v, -q, --log-dir) are documented with fasp's.
+        for flag in help
+            .split_whitespace()
+            .filter(|w| w.starts_with("--"))
+            .map(|w| w.trim_end_matches(|c: char| !c.is_alphanumeric()))
+            .filter(|w| !matches!(*w, "--help" | "--verbose" | "--quiet" | "--log-dir"))
+        {
+            assert!(
+                page.contains(&format!("`{flag}")),
+                "docs/cli.md does not document fasp-lab {sub} {flag}"
+            );
+        }
+    }
+}
