@@ -1,0 +1,233 @@
+//! The crash loop: a worker process is killed with SIGKILL at random points (seeded, so a
+//! failure can be replayed) and restarted, again and again, over jobs of an SQLite store;
+//! then one last worker finishes the work. Every job must end completed, with exactly one
+//! completion record and byte-exact files, and no ascp-sim may be left running.
+//!
+//! `FASP_JOBS_KILLS` (default 20) sets the number of kills, `FASP_JOBS_SEED` the seed.
+//!
+//! The worker process is this test binary itself, started on the test `crash_child` with
+//! `FASP_JOBS_CRASH_CHILD` set (without it, `crash_child` does nothing).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fasp_jobs::{JobId, JobState, JobStore, NewJob, Retry, Worker, WorkerConfig};
+use fasp_manager::{Manager, TransferOptions};
+use fasp_testkit::require_sim;
+use fasp_testkit::sim::Work;
+use support::{Rng, upload};
+
+const CHILD_ENV: &str = "FASP_JOBS_CRASH_CHILD";
+const SIM_ENV: &str = "FASP_JOBS_CRASH_SIM";
+const ROOT_ENV: &str = "FASP_JOBS_CRASH_ROOT";
+
+/// The worker process of the crash loop (does nothing unless started by it).
+#[test]
+fn crash_child() {
+    let Some(db) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let sim = std::env::var_os(SIM_ENV).expect("the crash loop names ascp-sim");
+    let root = std::env::var(ROOT_ENV).expect("the crash loop names the remote root");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async move {
+        let store = JobStore::open_sqlite(Path::new(&db))
+            .await
+            .expect("open the store");
+        let options = TransferOptions::default()
+            .with_env("ASCP_SIM_ROOT", root)
+            .with_env("ASCP_SIM_STATS_INTERVAL_MS", "50")
+            .with_cancel_graces(Duration::from_millis(300), Duration::from_millis(300));
+        let config = WorkerConfig::default()
+            .lease(Duration::from_millis(700), Duration::from_millis(100))
+            .poll(Duration::from_millis(20))
+            .stagger(Duration::ZERO)
+            .per_host(8)
+            .max_concurrent(4)
+            .transfer_options(options);
+        let manager = Manager::builder().ascp(PathBuf::from(sim)).build();
+        Worker::new(store, manager, config)
+            .run(std::future::pending())
+            .await
+            .expect("the worker runs");
+    });
+}
+
+fn spawn_worker(work: &Work, sim: &Path, db: &Path, log: &Path) -> Child {
+    let exe = std::env::current_exe().expect("the test binary");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("the worker log");
+    Command::new(exe)
+        .args([
+            "--exact",
+            "crash_child",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(CHILD_ENV, db)
+        .env(SIM_ENV, sim)
+        .env(ROOT_ENV, work.root())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("the worker log"))
+        .stderr(log)
+        .spawn()
+        .expect("start a worker process")
+}
+
+fn kill(child: &mut Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+/// Processes (other than this one) whose command line or environment holds `needle`.
+fn holders_of(needle: &str) -> Vec<String> {
+    let me = std::process::id();
+    fasp_testkit::all_processes()
+        .into_iter()
+        .filter(|p| p.pid != me && p.state != 'Z')
+        .filter(|p| {
+            p.cmdline.contains(needle)
+                || fasp_testkit::environ(p.pid)
+                    .is_ok_and(|env| env.iter().any(|v| v.to_string_lossy().contains(needle)))
+        })
+        .map(|p| format!("pid {} (parent {}): {}", p.pid, p.ppid, p.cmdline))
+        .collect()
+}
+
+#[test]
+fn crash_loop_every_job_completes_once_and_byte_exact() {
+    let sim = require_sim!();
+    let kills: u64 = std::env::var("FASP_JOBS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let seed: u64 = std::env::var("FASP_JOBS_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed_fa57);
+    eprintln!("crash loop: {kills} kills, seed {seed} (FASP_JOBS_KILLS, FASP_JOBS_SEED)");
+    let mut rng = Rng::new(seed);
+    let work = Work::new();
+    let db = work.path().join("jobs.db");
+    let log = work.path().join("workers.log");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt.block_on(JobStore::open_sqlite(&db)).unwrap();
+
+    // Enough work to outlast the kills: each job two files of 0.2 to 2 MB at 8 Mbit/s.
+    let n_jobs = 6 + kills / 2;
+    let mut jobs: Vec<(JobId, Vec<(PathBuf, PathBuf)>)> = Vec::new();
+    for j in 0..n_jobs {
+        let mut pairs = Vec::new();
+        let mut sources = Vec::new();
+        for f in 0..2 {
+            let len = rng.range(200_000, 2_000_000) as usize;
+            let src = work.local_file(&format!("job{j}/file{f}.bin"), len);
+            pairs.push((src.clone(), work.remote(&format!("out{j}/file{f}.bin"))));
+            sources.push(src);
+        }
+        let refs: Vec<&Path> = sources.iter().map(PathBuf::as_path).collect();
+        let spec = upload(&refs, &format!("/out{j}"), 8_000);
+        let job = NewJob::transfer(&spec)
+            .idempotency_key(format!("crash-{j}"))
+            .retry(
+                Retry::attempts(50)
+                    .with_backoff(Duration::from_millis(50), Duration::from_millis(200)),
+            );
+        let id = rt.block_on(store.submit(&job)).unwrap().id;
+        jobs.push((id, pairs));
+    }
+
+    let started = Instant::now();
+    for k in 0..kills {
+        let mut child = spawn_worker(&work, &sim, &db, &log);
+        let life = Duration::from_millis(rng.range(30, 900));
+        std::thread::sleep(life);
+        kill(&mut child);
+        if k % 10 == 9 {
+            let counts = rt.block_on(store.counts()).unwrap();
+            eprintln!(
+                "after {} kills ({:?}): {counts:?}",
+                k + 1,
+                started.elapsed()
+            );
+        }
+    }
+
+    // One last worker finishes the work.
+    let mut last = spawn_worker(&work, &sim, &db, &log);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let open = rt
+            .block_on(store.list(&fasp_jobs::ListFilter::all()))
+            .unwrap()
+            .into_iter()
+            .filter(|j| !j.state.is_terminal())
+            .count();
+        if open == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} jobs still open after the kills; workers' log: {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill(&mut last);
+    eprintln!(
+        "all jobs ended {:?} after the first start",
+        started.elapsed()
+    );
+
+    let mut claims = 0;
+    for (id, pairs) in &jobs {
+        let job = rt.block_on(store.get(id)).unwrap().unwrap();
+        assert_eq!(job.state, JobState::Completed, "{job:#?}");
+        claims += job.claims;
+        let completions = rt.block_on(store.completions(id)).unwrap();
+        assert_eq!(completions.len(), 1, "job {id}: {completions:?}");
+        for (src, dst) in pairs {
+            let a = std::fs::read(src).unwrap();
+            let b = std::fs::read(dst).unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
+            assert!(
+                a == b,
+                "job {id}: {} differs from its source ({} and {} bytes)",
+                dst.display(),
+                b.len(),
+                a.len()
+            );
+        }
+    }
+    eprintln!("{} jobs, {claims} claims in all, {kills} kills", jobs.len());
+
+    // Nothing left: no ascp-sim, no worker, holding the work folder in argv or environment.
+    let needle = work.needle();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = holders_of(&needle);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left running:\n{}",
+            left.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
