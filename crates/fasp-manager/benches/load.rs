@@ -163,18 +163,14 @@ fn parse_args() -> Args {
     a
 }
 
+/// ascp-sim: `FASP_SIM`, else in this bench binary's profile folder (`target/release/`
+/// under `cargo bench`); see `fasp_testkit::sim::locate_sim`.
 fn sim_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("FASP_SIM") {
-        return PathBuf::from(p);
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = root.join("target/release/ascp-sim");
-    assert!(
-        p.is_file(),
-        "ascp-sim not found at {} (cargo build --release -p fasp-sim --bin ascp-sim, or set FASP_SIM)",
-        p.display()
-    );
-    p
+    fasp_testkit::sim::locate_sim().unwrap_or_else(|why| {
+        panic!(
+            "ascp-sim not found: {why} (cargo build --release -p fasp-sim --bin ascp-sim, or set FASP_SIM)"
+        )
+    })
 }
 
 /// CPU time (user + system) of this process: the utime+stime of `/proc/self/stat`, read

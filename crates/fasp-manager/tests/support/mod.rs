@@ -13,108 +13,43 @@ use std::time::Duration;
 
 use fasp_manager::{Event, EventKind, EventStream, TransferOptions};
 use fasp_spec::{TransferSpec, TransferSpecBuilder};
+use fasp_testkit::sim;
 use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::time::timeout;
 
 // ----- ascp-sim -----
 
-/// ascp-sim: `FASP_SIM`, else next to the test binary (where `cargo test --workspace` builds
-/// it). Missing, it is a skip with a notice, or a failure with `CI=true`.
-pub(crate) fn sim_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("FASP_SIM") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("ascp-sim");
-    if candidate.is_file() {
-        return Some(candidate);
-    }
-    assert!(
-        !fasp_testkit::ci_required(),
-        "ascp-sim is not built next to {}: CI runs `cargo test --workspace`, which builds it",
-        exe.display()
-    );
-    eprintln!("skipping: ascp-sim not built (cargo build -p fasp-sim)");
-    None
-}
-
-/// Evaluate to ascp-sim's path, or `return` from the enclosing test (see [`sim_path`]).
-// Not every test file uses it (unused, a macro and its import are not `dead_code`).
-#[allow(unused_macros)]
-macro_rules! require_sim {
-    () => {
-        match $crate::support::sim_path() {
-            Some(p) => p,
-            None => return,
-        }
-    };
-}
+// Finding ascp-sim (`FASP_SIM`, else next to the test binary; a skip, or a failure with
+// `CI=true`), the work folder and test scripts come from `fasp_testkit::sim`.
 #[allow(unused_imports)]
-pub(crate) use require_sim;
+pub(crate) use fasp_testkit::require_sim;
+#[allow(unused_imports)]
+pub(crate) use fasp_testkit::sim::{sim_path, write_executable};
 
-/// A local folder and a remote root (ASCP_SIM_ROOT) in one temporary folder.
-pub(crate) struct Work {
-    pub(crate) dir: tempfile::TempDir,
+/// A local folder and a remote root (ASCP_SIM_ROOT) in one temporary folder: the shared
+/// [`fasp_testkit::sim::Work`] (`local`, `remote`, `file`, `tiny_files`, `script`, `needle`,
+/// `dir`), plus the manager's options for it.
+pub(crate) struct Work(sim::Work);
+
+impl std::ops::Deref for Work {
+    type Target = sim::Work;
+
+    fn deref(&self) -> &sim::Work {
+        &self.0
+    }
 }
 
 impl Work {
     pub(crate) fn new() -> Work {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("local")).unwrap();
-        std::fs::create_dir(dir.path().join("remote")).unwrap();
-        Work { dir }
-    }
-
-    pub(crate) fn local(&self, name: &str) -> PathBuf {
-        self.dir.path().join("local").join(name)
-    }
-
-    pub(crate) fn remote(&self, name: &str) -> PathBuf {
-        self.dir.path().join("remote").join(name)
-    }
-
-    /// A file of `len` bytes with a position-dependent pattern (so misplaced bytes show).
-    pub(crate) fn file(&self, path: &Path, len: usize) -> Vec<u8> {
-        let data: Vec<u8> = (0..len)
-            .map(|i| (i.wrapping_mul(31) ^ (i >> 11)) as u8)
-            .collect();
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        std::fs::write(path, &data).unwrap();
-        data
-    }
-
-    /// `n` files of three bytes in `local/<folder>`, named so that they sort before `zz*`.
-    pub(crate) fn tiny_files(&self, folder: &str, n: usize) {
-        let dir = self.local(folder);
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..n {
-            std::fs::write(dir.join(format!("f{i:05}.txt")), b"abc").unwrap();
-        }
-    }
-
-    /// An executable shell script `name` in the work folder (outside `local` and `remote`).
-    pub(crate) fn script(&self, name: &str, body: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        write_executable(&path, body);
-        path
-    }
-
-    /// The work folder's path: on the command line of every ascp-sim of this test.
-    pub(crate) fn needle(&self) -> String {
-        self.dir.path().to_str().unwrap().to_owned()
+        Work(sim::Work::new())
     }
 
     /// ascp-sim's remote root, STATS every 50 ms, and short cancel graces.
     pub(crate) fn options(&self) -> TransferOptions {
         TransferOptions::default()
-            .with_env(
-                "ASCP_SIM_ROOT",
-                self.dir.path().join("remote").to_str().unwrap(),
-            )
-            .with_env("ASCP_SIM_STATS_INTERVAL_MS", "50")
+            .with_env(sim::ROOT_ENV, self.root())
+            .with_env(sim::STATS_INTERVAL_ENV, "50")
             .with_cancel_graces(Duration::from_millis(500), Duration::from_millis(500))
     }
 }
@@ -176,13 +111,6 @@ impl SilentSsh {
     pub(crate) fn port(&self) -> u16 {
         self.0.local_addr().unwrap().port()
     }
-}
-
-/// Write `body` to `path` as an executable script.
-pub(crate) fn write_executable(path: &Path, body: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, body).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 // ----- events -----
