@@ -47,7 +47,7 @@ fn check_stream(run: &Run) {
 }
 
 fn md5_hex(b: &[u8]) -> String {
-    Md5::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(Md5::digest(b))
 }
 
 fn same(a: &std::path::Path, b: &std::path::Path) {
@@ -319,10 +319,7 @@ fn cases() -> Vec<Case> {
                 assert_eq!(num(stop, "FileBytes"), 200_000);
                 assert_eq!(num(r.of("STATS")[0], "Written"), 100_000);
                 let data = fs::read(w.local("a.bin")).unwrap();
-                let want: String = sha2::Sha256::digest(&data)
-                    .iter()
-                    .map(|x| format!("{x:02x}"))
-                    .collect();
+                let want: String = hex::encode(sha2::Sha256::digest(&data));
                 assert_eq!(stop.get("FileChecksum"), Some(want.as_str()));
                 assert_eq!(stop.get("FileChecksumType"), Some("sha-256"));
             },
@@ -388,15 +385,9 @@ fn cases() -> Vec<Case> {
                     let stop = r.one("STOP");
                     let data = fs::read(w.local(&format!("{n}.bin"))).unwrap();
                     let want: String = if kind == "sha1" {
-                        sha1::Sha1::digest(&data)
-                            .iter()
-                            .map(|x| format!("{x:02x}"))
-                            .collect()
+                        hex::encode(sha1::Sha1::digest(&data))
                     } else {
-                        sha2::Sha384::digest(&data)
-                            .iter()
-                            .map(|x| format!("{x:02x}"))
-                            .collect()
+                        hex::encode(sha2::Sha384::digest(&data))
                     };
                     assert_eq!(stop.get("FileChecksum"), Some(want.as_str()), "{kind}");
                 }
@@ -411,10 +402,7 @@ fn cases() -> Vec<Case> {
             },
             check: |w, r| {
                 let data = fs::read(w.local("s512.bin")).unwrap();
-                let want: String = sha2::Sha512::digest(&data)
-                    .iter()
-                    .map(|x| format!("{x:02x}"))
-                    .collect();
+                let want: String = hex::encode(sha2::Sha512::digest(&data));
                 let stop = r.one("STOP");
                 assert_eq!(stop.get("FileChecksum"), Some(want.as_str()));
                 assert_eq!(stop.get("FileChecksumType"), Some("sha-512"));
