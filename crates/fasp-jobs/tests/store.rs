@@ -250,11 +250,11 @@ async fn fencing(url: String) {
             .map(drop)
             .unwrap_err(),
         store
-            .record_files(&a.lease, &[file.clone()])
+            .record_files(&a.lease, std::slice::from_ref(&file))
             .await
             .unwrap_err(),
         store
-            .complete(&a.lease, &[file.clone()], &p)
+            .complete(&a.lease, std::slice::from_ref(&file), &p)
             .await
             .unwrap_err(),
         store.fail(&a.lease, "late").await.unwrap_err(),
