@@ -30,10 +30,12 @@ pub(crate) fn ensure_postgres() -> Result<PathBuf, String> {
         return Ok(dir);
     }
     if !is_root() {
-        return Err("the fasp-jobs tests need PostgreSQL's server binaries (initdb, pg_ctl): \
+        return Err(
+            "the fasp-jobs tests need PostgreSQL's server binaries (initdb, pg_ctl): \
              install Debian's postgresql package (`sudo apt-get install postgresql`), set \
              FASP_PG_BIN to their folder, or run this as root"
-            .into());
+                .into(),
+        );
     }
     if !crate::util::has_program("apt-get", &["--version"]) {
         return Err(
