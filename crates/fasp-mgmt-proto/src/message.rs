@@ -266,7 +266,14 @@ pub(crate) fn number_in(raw: &[u8], start: usize, end: usize) -> Option<u64> {
     let n = end.wrapping_sub(start);
     let word = |at: usize| u64::from_le_bytes(raw[at - 8..at].try_into().unwrap_or([0; 8]));
     if end <= raw.len() {
-        if n.wrapping_sub(1) < 8 && end >= 8 {
+        // One or two digits (`StartByte: 0`, `Delay: 12`...): bytewise is cheaper.
+        if n.wrapping_sub(1) < 2 {
+            let d = |i: usize| u64::from(raw[i].wrapping_sub(b'0'));
+            let (a, b) = (d(start), d(end - 1));
+            if a <= 9 && b <= 9 {
+                return Some(if n == 1 { a } else { a * 10 + b });
+            }
+        } else if n.wrapping_sub(1) < 8 && end >= 8 {
             if let Some(v) = last_digits(word(end), n) {
                 return Some(v);
             }
