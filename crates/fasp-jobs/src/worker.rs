@@ -46,6 +46,11 @@ pub struct WorkerConfig {
     /// Options of every transfer (environment passed on to ascp, timeouts...). The retry
     /// policy is the job's own: these options' is replaced by a single attempt.
     pub transfer: TransferOptions,
+    /// Secrets this worker knows by name, looked up before its environment when a job
+    /// names a secret ([`NewJob::secret_from_env`](crate::NewJob::secret_from_env), a node
+    /// password): for secrets read from a file or a vault at start-up rather than from the
+    /// environment. Never stored, never logged (`Debug` shows `<redacted>`).
+    pub secrets: Vec<(String, fasp_spec::Secret)>,
 }
 
 impl Default for WorkerConfig {
@@ -59,6 +64,7 @@ impl Default for WorkerConfig {
             heartbeat: Duration::from_secs(2),
             poll: Duration::from_millis(500),
             transfer: TransferOptions::default(),
+            secrets: Vec::new(),
         }
     }
 }
@@ -119,6 +125,22 @@ impl WorkerConfig {
     pub fn transfer_options(mut self, options: TransferOptions) -> Self {
         self.transfer = options;
         self
+    }
+
+    /// Know the secret `name` (looked up before the environment variable of that name).
+    pub fn secret(mut self, name: impl Into<String>, value: impl Into<fasp_spec::Secret>) -> Self {
+        self.secrets.push((name.into(), value.into()));
+        self
+    }
+
+    /// The secret `name`: a known one, else the environment variable.
+    fn lookup(&self, name: &str) -> Option<String> {
+        self.secrets
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.expose().to_owned())
+            .or_else(|| std::env::var(name).ok())
     }
 }
 
@@ -431,9 +453,9 @@ impl JobRun {
             JobPayload::Spec { spec, secret_env } => {
                 let mut value = spec.clone();
                 for (key, var) in secret_env {
-                    let secret = std::env::var(var).map_err(|_| StartFailure {
+                    let secret = self.config.lookup(var).ok_or_else(|| StartFailure {
                         error: format!(
-                            "the environment variable {var} (for the spec's {key}) is not set on worker {}",
+                            "the secret {var} (for the spec's {key}) is neither known to worker {} nor in its environment",
                             self.config.id
                         ),
                         retryable: false,
@@ -462,9 +484,9 @@ impl JobRun {
     }
 
     async fn node_spec(&self, node: &NodeRequest) -> Result<TransferSpec, StartFailure> {
-        let password = std::env::var(&node.password_env).map_err(|_| StartFailure {
+        let password = self.config.lookup(&node.password_env).ok_or_else(|| StartFailure {
             error: format!(
-                "the environment variable {} (the node password) is not set on worker {}",
+                "the secret {} (the node password) is neither known to worker {} nor in its environment",
                 node.password_env, self.config.id
             ),
             retryable: false,

@@ -276,3 +276,46 @@ async fn a_permanent_failure_is_recorded_without_retry() {
     );
     worker.stop().await;
 }
+
+/// A node job gets its spec (and token) from the node at each start: when ascp refuses the
+/// token, the retry asks the node again and runs with the fresh token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_job_whose_token_is_refused_gets_a_fresh_one() {
+    use fasp_node_standin::{NODE_PASSWORD, NODE_USER, NodeStandin, StandinConfig};
+    let sim = require_sim!();
+    let work = Work::new();
+    let store = sqlite_store(work.path()).await;
+    let node = NodeStandin::start(StandinConfig::default()).await.unwrap();
+    let a = work.local_file("a.bin", 200_000);
+    let b = work.local_file("b.bin", 300_000);
+    let request = fasp_jobs::NodeRequest::upload(
+        node.base_url(),
+        NODE_USER,
+        "TEST_NODE_PASSWORD",
+        "/inbox",
+        [a.to_str().unwrap(), b.to_str().unwrap()],
+    );
+    let id = store
+        .submit(&NewJob::node(request).retry(
+            Retry::attempts(3).with_backoff(Duration::from_millis(50), Duration::from_secs(1)),
+        ))
+        .await
+        .unwrap()
+        .id;
+    let stored = format!("{:?}", store.get(&id).await.unwrap().unwrap());
+    assert!(!stored.contains(NODE_PASSWORD), "{stored}");
+    // The remote side accepts only the second token the node hands out.
+    let mut cfg = config("w", &work).secret("TEST_NODE_PASSWORD", NODE_PASSWORD);
+    cfg.transfer = options(&work).with_env("ASCP_SIM_EXPECT_TOKEN", "ATB3_standin-2");
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains(NODE_PASSWORD), "{shown}");
+    let worker = Running::start(&store, &sim, cfg);
+    let job = wait_for(&store, &id, WITHIN, "completed", |j| j.state.is_terminal()).await;
+    assert_eq!(job.state, JobState::Completed, "{job:#?}");
+    assert_eq!((job.claims, job.failures), (2, 1), "{job:#?}");
+    assert_eq!(node.issued_tokens().len(), 2);
+    same_bytes(&a, &work.remote("inbox/a.bin"));
+    same_bytes(&b, &work.remote("inbox/b.bin"));
+    worker.stop().await;
+    fasp_testkit::assert_no_leftover(&work.needle());
+}
