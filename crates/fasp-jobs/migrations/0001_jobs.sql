@@ -47,7 +47,9 @@ CREATE TABLE IF NOT EXISTS fasp_jobs (
     finished_ms        BIGINT
 );
 
-CREATE INDEX IF NOT EXISTS fasp_jobs_claim ON fasp_jobs (state, priority, created_ms);
+-- The claim's order within a state: the queue, and the rescue of expired leases.
+CREATE INDEX IF NOT EXISTS fasp_jobs_claim ON fasp_jobs (state, priority DESC, created_ms, id);
+CREATE INDEX IF NOT EXISTS fasp_jobs_lease ON fasp_jobs (state, lease_until_ms);
 
 CREATE TABLE IF NOT EXISTS fasp_job_tags (
     job_id TEXT NOT NULL,

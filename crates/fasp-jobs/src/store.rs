@@ -563,31 +563,40 @@ impl JobStore {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let sql = format!(
-            "UPDATE fasp_jobs SET \
-               state = CASE WHEN state = 'paused' THEN 'paused' ELSE 'running' END, \
-               epoch = epoch + 1, lease_owner = $1, lease_until_ms = $2, claims = claims + 1, \
-               updated_ms = $3, started_ms = $3 \
-             WHERE id = (SELECT id FROM fasp_jobs \
-               WHERE ((state = 'queued' AND run_after_ms <= $3) \
-                  OR (state IN ('running', 'paused') AND lease_owner IS NOT NULL \
-                      AND lease_until_ms < $3 AND cancel_requested = 0)){skip} \
-               ORDER BY priority DESC, created_ms, id LIMIT 1{lock}) \
-             RETURNING id, epoch, kind, payload, host, state, claims, failures, max_attempts, \
-               backoff_initial_ms, backoff_max_ms, target_rate_kbps, min_rate_kbps"
-        );
-        let mut query = sqlx::query(&sql)
-            .bind(worker)
-            .bind(now.saturating_add(ms(lease)))
-            .bind(now);
-        for h in skip_hosts {
-            query = query.bind(h.as_str());
+        // Rescues first (a job already started, whose worker is gone), then the queue. Two
+        // statements rather than one with an OR, so that each can use its index.
+        let mut row = None;
+        for which in [
+            "state IN ('running', 'paused') AND lease_until_ms < $3 AND cancel_requested = 0",
+            "state = 'queued' AND run_after_ms <= $3",
+        ] {
+            let sql = format!(
+                "UPDATE fasp_jobs SET \
+                   state = CASE WHEN state = 'paused' THEN 'paused' ELSE 'running' END, \
+                   epoch = epoch + 1, lease_owner = $1, lease_until_ms = $2, \
+                   claims = claims + 1, updated_ms = $3, started_ms = $3 \
+                 WHERE id = (SELECT id FROM fasp_jobs WHERE {which}{skip} \
+                   ORDER BY priority DESC, created_ms, id LIMIT 1{lock}) \
+                 RETURNING id, epoch, kind, payload, host, state, claims, failures, \
+                   max_attempts, backoff_initial_ms, backoff_max_ms, target_rate_kbps, \
+                   min_rate_kbps"
+            );
+            let mut query = sqlx::query(&sql)
+                .bind(worker)
+                .bind(now.saturating_add(ms(lease)))
+                .bind(now);
+            for h in skip_hosts {
+                query = query.bind(h.as_str());
+            }
+            row = query
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(JobError::db("claim a job"))?;
+            if row.is_some() {
+                break;
+            }
         }
-        let Some(row) = query
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(JobError::db("claim a job"))?
-        else {
+        let Some(row) = row else {
             return Ok(None);
         };
         let read = |row: &AnyRow| -> Result<_, sqlx::Error> {
