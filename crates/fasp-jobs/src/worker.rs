@@ -412,7 +412,20 @@ impl JobRun {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let p = job_progress(&progress.borrow());
         match outcome {
-            Ok(_summary) => self.store.complete(lease, &files, &p).await,
+            Ok(_summary) => {
+                // The transfer is done: a database that fails for a moment must not make it
+                // run again, so the record is tried a few times (the lease still fences it).
+                let mut tries = 0u32;
+                loop {
+                    match self.store.complete(lease, &files, &p).await {
+                        Err(JobError::Database { .. }) if tries < 4 => {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(100 << tries)).await;
+                        }
+                        other => break other,
+                    }
+                }
+            }
             Err(TransferError::Cancelled { .. }) if cancel_asked => {
                 self.store.mark_cancelled(lease, &files).await
             }

@@ -319,3 +319,70 @@ async fn a_node_job_whose_token_is_refused_gets_a_fresh_one() {
     worker.stop().await;
     fasp_testkit::assert_no_leftover(&work.needle());
 }
+
+/// PostgreSQL: three workers share the jobs; one dies mid-transfer; the others finish every
+/// job, its included, each once and byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_three_workers_share_jobs_and_survive_one_death() {
+    let sim = require_sim!();
+    let Some(mut cluster) = support::pg::PgCluster::start() else {
+        return;
+    };
+    let url = cluster.fresh_db().await;
+    let work = Work::new();
+    let store = JobStore::open(&url).await.unwrap();
+    let mut jobs = Vec::new();
+    for i in 0..9 {
+        let src = work.local_file(&format!("s{i}.bin"), 3_000_000);
+        // 16 Mbit/s: 1.5 s each.
+        let spec = upload(&[&src], &format!("/out{i}"), 16_000);
+        let id = store.submit(&NewJob::transfer(&spec)).await.unwrap().id;
+        jobs.push((id, src, work.remote(&format!("out{i}"))));
+    }
+    let mut workers = Vec::new();
+    for w in 0..3 {
+        let store = JobStore::open(&url).await.unwrap();
+        let cfg = config(&format!("pg-w{w}"), &work).max_concurrent(2);
+        workers.push(Running::start(&store, &sim, cfg));
+    }
+    // Wait until the first worker is mid-transfer, then kill it.
+    let deadline = std::time::Instant::now() + WITHIN;
+    let victim = loop {
+        let held = store
+            .list(&fasp_jobs::ListFilter::all().state(JobState::Running))
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|j| j.lease_owner.as_deref() == Some("pg-w0") && j.progress.bytes_done > 0);
+        if let Some(j) = held {
+            break j.id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pg-w0 never ran a job"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    workers.remove(0).crash().await;
+    let ids: Vec<JobId> = jobs.iter().map(|(id, _, _)| id.clone()).collect();
+    support::wait_all_terminal(&store, &ids, WITHIN).await;
+    for (id, src, dst) in &jobs {
+        let job = store.get(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Completed, "{job:#?}");
+        let completions = store.completions(id).await.unwrap();
+        assert_eq!(completions.len(), 1, "{completions:?}");
+        if *id == victim {
+            assert_ne!(
+                completions[0].worker, "pg-w0",
+                "the dead worker completed its job"
+            );
+        }
+        same_bytes(src, dst);
+    }
+    let rescued = store.get(&victim).await.unwrap().unwrap();
+    assert!(rescued.claims >= 2, "{rescued:#?}");
+    for w in workers {
+        w.stop().await;
+    }
+    fasp_testkit::assert_no_leftover(&work.needle());
+}
