@@ -58,6 +58,11 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+// The README's example, compiled as a doctest (not shown in these docs).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod error;
 mod model;
 mod store;

@@ -316,7 +316,9 @@ impl JobStore {
 
     /// The jobs that pass `filter`, oldest first.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>, JobError> {
-        let mut sql = format!("SELECT {JOB_COLUMNS} FROM fasp_jobs WHERE 1 = 1");
+        // The selection, used twice: for the jobs, and for their tags (one query each, however
+        // many jobs).
+        let mut selection = String::from("FROM fasp_jobs WHERE 1 = 1");
         let mut n = 0;
         if !filter.states.is_empty() {
             let marks: Vec<String> = filter
@@ -327,33 +329,42 @@ impl JobStore {
                     format!("${n}")
                 })
                 .collect();
-            sql.push_str(&format!(" AND state IN ({})", marks.join(", ")));
+            selection.push_str(&format!(" AND state IN ({})", marks.join(", ")));
         }
         if filter.tag.is_some() {
             n += 1;
-            sql.push_str(&format!(
+            selection.push_str(&format!(
                 " AND EXISTS (SELECT 1 FROM fasp_job_tags t WHERE t.job_id = fasp_jobs.id AND t.tag = ${n})"
             ));
         }
-        sql.push_str(" ORDER BY created_ms, id");
+        selection.push_str(" ORDER BY created_ms, id");
         if let Some(limit) = filter.limit {
-            sql.push_str(&format!(" LIMIT {limit}"));
+            selection.push_str(&format!(" LIMIT {limit}"));
         }
-        let mut query = sqlx::query(&sql);
-        for s in &filter.states {
-            query = query.bind(s.as_str());
-        }
-        if let Some(tag) = &filter.tag {
-            query = query.bind(tag.as_str());
-        }
-        let rows = query
+        let jobs_sql = format!("SELECT {JOB_COLUMNS} {selection}");
+        let rows = bind_filter(&jobs_sql, filter)
             .fetch_all(&self.pool)
             .await
             .map_err(JobError::db("list jobs"))?;
+        let tags_sql = format!(
+            "SELECT job_id, tag FROM fasp_job_tags WHERE job_id IN (SELECT id {selection}) \
+             ORDER BY job_id, tag"
+        );
+        let tag_rows = bind_filter(&tags_sql, filter)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(JobError::db("list tags"))?;
+        let mut tags: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        for r in &tag_rows {
+            let id: String = r.try_get("job_id").map_err(JobError::db("read a tag"))?;
+            let tag: String = r.try_get("tag").map_err(JobError::db("read a tag"))?;
+            tags.entry(id).or_default().push(tag);
+        }
         let mut jobs = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut job = job_from_row(row)?;
-            job.tags = self.tags(&job.id).await?;
+            job.tags = tags.remove(job.id.as_str()).unwrap_or_default();
             jobs.push(job);
         }
         Ok(jobs)
@@ -948,6 +959,21 @@ impl JobStore {
         }
         Ok(out)
     }
+}
+
+/// `sql` with the values of `filter`'s placeholders bound, in the order `list` numbers them.
+fn bind_filter<'q>(
+    sql: &'q str,
+    filter: &'q ListFilter,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let mut query = sqlx::query(sql);
+    for s in &filter.states {
+        query = query.bind(s.as_str());
+    }
+    if let Some(tag) = &filter.tag {
+        query = query.bind(tag.as_str());
+    }
+    query
 }
 
 fn lost(lease: &Lease) -> JobError {

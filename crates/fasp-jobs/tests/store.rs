@@ -64,6 +64,10 @@ async fn submit_get_list(url: String) {
         .map(|j| j.id)
         .collect();
     assert_eq!(nightly, [a.id.clone(), b.id.clone()]);
+    let listed = store.list(&ListFilter::all().limit(2)).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].tags, ["big", "nightly"]);
+    assert_eq!(listed[1].tags, ["nightly"]);
     assert_eq!(store.list(&ListFilter::all()).await.unwrap().len(), 3);
 
     // The highest priority first, then the oldest.
