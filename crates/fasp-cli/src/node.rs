@@ -81,12 +81,16 @@ pub(crate) struct NodeArgs {
 
 impl NodeArgs {
     /// The client, or (exit status, message) for a usage error.
-    pub(crate) fn client(&self, command: &str) -> Result<NodeClient, (u8, String)> {
+    /// The client and the warnings to show (TLS checks off, credentials in clear), or
+    /// (exit status, message) for a usage error.
+    pub(crate) fn client(&self) -> Result<(NodeClient, Vec<String>), (u8, String)> {
+        let mut warnings = Vec::new();
         let mut builder = NodeClient::builder(self.url.clone());
         if self.insecure {
-            eprintln!(
-                "fasp {command}: warning: --insecure-skip-tls-verify: the node's certificate \
-                 is not checked; the credentials and the token can be read by anyone on the path"
+            warnings.push(
+                "--insecure-skip-tls-verify: the node's certificate is not checked; the \
+                 credentials and the token can be read by anyone on the path"
+                    .to_owned(),
             );
             builder = builder.danger_accept_invalid_certs(true);
         }
@@ -112,12 +116,12 @@ impl NodeArgs {
         }
         let client = builder.build().map_err(|e| (2, e.to_string()))?;
         if client.sends_credentials_in_clear() {
-            eprintln!(
-                "fasp {command}: warning: {} is plain HTTP: the credentials go unencrypted",
+            warnings.push(format!(
+                "{} is plain HTTP: the credentials go unencrypted",
                 crate::escape(&self.url)
-            );
+            ));
         }
-        Ok(client)
+        Ok((client, warnings))
     }
 }
 
@@ -163,8 +167,13 @@ pub(crate) fn run(args: Args) -> ExitCode {
         ExitCode::from(code)
     };
 
-    let client = match setup.node.client(&format!("node {name}")) {
-        Ok(client) => client,
+    let client = match setup.node.client() {
+        Ok((client, warnings)) => {
+            for warning in warnings {
+                eprintln!("fasp node {name}: warning: {warning}");
+            }
+            client
+        }
         Err((code, message)) => return fail(code, &message),
     };
     let request = if upload {

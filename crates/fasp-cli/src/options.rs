@@ -127,7 +127,14 @@ impl SpecArgs {
                 map.insert("create_dir".into(), false.into());
             }
         }
-        let spec = TransferSpec::from_json_value(value).map_err(|e| e.to_string())?;
+        let spec = TransferSpec::from_json_value(value).map_err(|e| {
+            if self.ts.is_empty() {
+                e.to_string()
+            } else {
+                // The bad value may come from the spec or from --ts: say both were merged.
+                format!("{e} (in the spec merged with --ts)")
+            }
+        })?;
         let mut unused: Vec<String> = spec.unknown_keys();
         let known = spec.to_json_value();
         unused.extend(
@@ -141,8 +148,8 @@ impl SpecArgs {
             let list = unused.join(", ");
             if self.strict {
                 return Err(format!(
-                    "keys that nothing renders or honours: {list} (misspelt? see `fasp render \
-                     --help`; without --strict they are only warned about)"
+                    "keys that nothing renders or honours: {list} (misspelt? the keys are listed \
+                     in docs/transfer-spec.md; without --strict they are only warned about)"
                 ));
             }
             warnings.push(format!(

@@ -31,6 +31,15 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Like [`escape`], line by line: the line breaks of a message of several lines are kept
+/// (fasp's own messages have some), everything else that could steer a terminal is escaped.
+pub(crate) fn escape_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|line| escape(line).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn needs_escape(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
@@ -83,6 +92,12 @@ mod tests {
         for s in ["\x1b]0;title\x07", "\u{85}", "\t\n"] {
             assert!(!escape(s).chars().any(needs_escape), "{s:?}");
         }
+    }
+
+    #[test]
+    fn messages_keep_their_lines() {
+        assert_eq!(escape_lines("a\n  b\x1b"), "a\n  b\\x1b");
+        assert_eq!(escape_lines("one"), "one");
     }
 
     #[test]

@@ -37,7 +37,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 use crate::options::{Destination, SpecArgs};
-use crate::terminal::{escape, mbits, megabytes};
+use crate::terminal::{escape, escape_lines, mbits, megabytes};
 
 /// Arguments of `fasp transfer`.
 #[derive(clap::Args)]
@@ -284,13 +284,15 @@ async fn drive(job: &Job<'_>, spec: &TransferSpec, options: TransferOptions) -> 
                 1
             };
             let line = outcome_json(exit, &Err(e), false, &Progress::default());
-            match out {
-                Some(out) => {
-                    let (_, signalled) = signals.spawn(None);
-                    out.finish(command, None, &line, signalled).await;
-                }
-                None => eprintln!("fasp {command}: {}", line["message"].as_str().unwrap_or("")),
+            if let Some(out) = out {
+                let (_, signalled) = signals.spawn(None);
+                out.finish(command, None, &line, signalled).await;
             }
+            // After stdout's last line: the order of the two streams is always the same.
+            eprintln!(
+                "fasp {command}: {}",
+                escape_lines(line["message"].as_str().unwrap_or(""))
+            );
             return ExitCode::from(exit);
         }
     };
@@ -358,7 +360,7 @@ async fn drive(job: &Job<'_>, spec: &TransferSpec, options: TransferOptions) -> 
             if !crate::quiet() {
                 eprintln!("{}", human_outcome(&result, &last, interrupted));
             } else if let Err(e) = &result {
-                eprintln!("fasp {command}: {}", escape(&e.to_string()));
+                eprintln!("fasp {command}: {}", escape_lines(&e.to_string()));
             }
         }
     }
@@ -385,7 +387,7 @@ fn human_outcome(
         Err(e) => format!(
             "{}: {} ({} in {} files moved before){}",
             if interrupted { "interrupted" } else { "failed" },
-            escape(&e.to_string()),
+            escape_lines(&e.to_string()),
             megabytes(last.bytes_done),
             last.files_done,
             if e.is_retryable() {
@@ -626,6 +628,25 @@ fn parse_control(line: &str) -> Result<ControlLine, String> {
         .get("type")
         .and_then(Value::as_str)
         .ok_or("missing \"type\"")?;
+    let allowed: &[&str] = match ty {
+        "rate" => &["type", "target_kbps", "min_kbps", "policy"],
+        _ => &["type"],
+    };
+    if let Value::Object(map) = &v {
+        let unknown: Vec<&str> = map
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !allowed.contains(k))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(format!(
+                "unknown key{} {} in a {ty:?} line (it takes {})",
+                if unknown.len() == 1 { "" } else { "s" },
+                unknown.join(", "),
+                allowed.join(", ")
+            ));
+        }
+    }
     let num = |key: &str| -> Result<Option<u64>, String> {
         match v.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -727,7 +748,13 @@ pub fn event_json(event: &Event) -> Option<Value> {
         EventKind::FileDone(f) => {
             let mut v = file(f);
             if let Some((kind, sum)) = &f.checksum {
-                v["checksum_type"] = json!(kind.to_ascii_lowercase());
+                // ascp says `sha-256`; the word `--checksum` and specs use is `sha256`.
+                let word = serde_json::from_value::<fasp_spec::FileChecksum>(json!(
+                    kind.to_ascii_lowercase()
+                ))
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_else(|_| kind.to_ascii_lowercase());
+                v["checksum_type"] = json!(word);
                 v["checksum"] = json!(sum);
             }
             ("file_done", v)
@@ -1041,6 +1068,10 @@ mod tests {
                 .contains("turbo")
         );
         assert!(parse_control(r#"{"type":"warp"}"#).is_err());
+        // A misspelt key is refused, not dropped.
+        let e = parse_control(r#"{"type":"rate","target_kbps":5,"min_rate":1}"#).unwrap_err();
+        assert!(e.contains("min_rate") && e.contains("min_kbps"), "{e}");
+        assert!(parse_control(r#"{"type":"pause","now":true}"#).is_err());
         assert!(parse_control("not json").is_err());
     }
 
@@ -1059,6 +1090,14 @@ mod tests {
         let mut r = fasp_manager::Rates::default();
         r.policy = Some(policy);
         r
+    }
+
+    #[test]
+    fn checksum_types_use_the_words_of_checksum_options() {
+        let mut f = fasp_manager::FileInfo::default();
+        f.checksum = Some(("sha-256".into(), "ab".into()));
+        let v = event_json(&Event::new(EventKind::FileDone(f))).unwrap();
+        assert_eq!(v["checksum_type"], "sha256");
     }
 
     #[test]

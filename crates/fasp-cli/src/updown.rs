@@ -35,9 +35,16 @@ pub struct Args {
 
 pub(crate) fn run(args: Args, upload: bool) -> ExitCode {
     let name = if upload { "upload" } else { "download" };
-    let fail = |exit: u8, message: String| args.run.fail_early(name, Early { exit, message });
+    let mut warnings = Vec::new();
+    let fail = |exit: u8, message: String, warnings: &[String]| {
+        // Warnings said so far go first (a transfer that runs shows them in its output).
+        for warning in warnings {
+            eprintln!("fasp {name}: warning: {warning}");
+        }
+        args.run.fail_early(name, Early { exit, message })
+    };
     let Some((destination, sources)) = args.paths.split_last() else {
-        return fail(2, "give at least one source and a destination".into());
+        return fail(2, "give at least one source and a destination".into(), &[]);
     };
     if args.rename && sources.len() != 1 {
         return fail(
@@ -46,18 +53,22 @@ pub(crate) fn run(args: Args, upload: bool) -> ExitCode {
                 "--rename takes exactly one source ({} given): the destination is its new name",
                 sources.len()
             ),
+            &[],
         );
     }
-    let client = match args.node.client(name) {
-        Ok(client) => client,
-        Err((exit, message)) => return fail(exit, message),
+    let client = match args.node.client() {
+        Ok((client, said)) => {
+            warnings.extend(said);
+            client
+        }
+        Err((exit, message)) => return fail(exit, message, &warnings),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(1, format!("cannot start the async runtime: {e}")),
+        Err(e) => return fail(1, format!("cannot start the async runtime: {e}"), &warnings),
     };
     let answer = runtime.block_on(async {
         if upload {
@@ -73,7 +84,6 @@ pub(crate) fn run(args: Args, upload: bool) -> ExitCode {
         }
     });
     drop(runtime);
-    let mut warnings = Vec::new();
     let answer = match answer {
         Ok(answer) => {
             warnings.extend(crate::node::dropped_warning(&answer.dropped_keys));
@@ -83,6 +93,7 @@ pub(crate) fn run(args: Args, upload: bool) -> ExitCode {
             return fail(
                 1,
                 format!("node setup failed: {}", crate::escape(&e.to_string())),
+                &warnings,
             );
         }
     };
@@ -100,6 +111,7 @@ pub(crate) fn run(args: Args, upload: bool) -> ExitCode {
                     "the node's transfer spec cannot be used: {}",
                     crate::escape(&e.to_string())
                 ),
+                &warnings,
             );
         }
     };

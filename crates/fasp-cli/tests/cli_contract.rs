@@ -516,7 +516,7 @@ fn pause_and_resume_are_events_with_the_control_words() {
     let mut lines = Vec::new();
     let mut sent = false;
     for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
-        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let v: Value = support::json_line(&line.unwrap());
         if !sent && v["type"] == "file_progress" {
             input
                 .write_all(

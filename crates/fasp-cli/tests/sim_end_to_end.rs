@@ -61,7 +61,7 @@ fn transfer_json_streams_events_and_takes_a_rate_change_from_stdin() {
     let mut sent = false;
     for line in stdout.lines() {
         let line = line.unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let v: Value = support::json_line(&line);
         if !sent && v["type"] == "file_progress" {
             writeln!(
                 stdin,

@@ -239,7 +239,7 @@ fn a_closed_stdout_cancels_the_transfer() {
     loop {
         line.clear();
         assert!(stdout.read_line(&mut line).unwrap() > 0, "stdout ended");
-        let v: Value = serde_json::from_str(&line).unwrap();
+        let v: Value = support::json_line(&line);
         if v["type"] == "file_progress" {
             break;
         }
@@ -336,7 +336,7 @@ fn sigterm_with_a_reader_ends_with_the_cancelled_outcome() {
     let mut lines = Vec::new();
     let mut signalled = None;
     for line in stdout.lines() {
-        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let v: Value = support::json_line(&line.unwrap());
         if signalled.is_none() && v["type"] == "file_progress" {
             kill(Pid::from_raw(fasp as i32), Signal::SIGTERM).unwrap();
             signalled = Some(Instant::now());

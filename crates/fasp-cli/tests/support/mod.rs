@@ -6,26 +6,13 @@
 //! uses only part of it: what one of them leaves unused is used by another, not dead.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
-/// ascp-sim, next to the test binary (where `cargo test --workspace` builds it). Missing, it
-/// is a skip with a notice, or a failure with `CI=true`.
-pub(crate) fn sim_path() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("ascp-sim");
-    if candidate.is_file() {
-        return Some(candidate);
-    }
-    assert!(
-        !fasp_testkit::ci_required(),
-        "ascp-sim is not built: CI runs `cargo test --workspace`"
-    );
-    eprintln!("skipping: ascp-sim not built (cargo build -p fasp-sim)");
-    None
-}
+/// ascp-sim (`FASP_SIM`, or next to the test binary, where `cargo test --workspace` builds
+/// it). Missing, it is a skip with a notice, or a failure with `CI=true`.
+pub(crate) use fasp_testkit::sim::sim_path;
 
 /// The documented schema of `--json` lines (included at build time: editing it rebuilds the
 /// tests).
