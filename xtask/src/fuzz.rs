@@ -238,7 +238,7 @@ fn seed_corpus(root: &Path, target: &Target, corpus: &Path) -> Result<(), String
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         for prefix in target.prefixes {
-            let hex: String = prefix.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = hex::encode(prefix);
             let name = if hex.is_empty() {
                 format!("seed-{stem}")
             } else {

@@ -19,6 +19,7 @@
 mod ascp;
 mod bench;
 mod fuzz;
+mod postgres;
 mod release;
 mod semver_checks;
 mod test;

@@ -54,6 +54,15 @@ pub(crate) fn run_all(args: &TestArgs) -> Result<(), String> {
 
     let mut test = cargo();
     test.args(["test", "--workspace", "--locked"]);
+    // PostgreSQL's server binaries for the fasp-jobs tests (installed when missing; each test
+    // makes its own throwaway cluster). Without them those tests skip, except with CI=true.
+    match crate::postgres::ensure_postgres() {
+        Ok(bin) => {
+            test.env(crate::postgres::PG_BIN_ENV, bin);
+        }
+        Err(e) if ci => return Err(e),
+        Err(e) => eprintln!("xtask test: PostgreSQL tests will skip: {e}"),
+    }
     if !no_ascp {
         let ascp = crate::ascp::ensure_installed(false)?;
         crate::ascp::ensure_sshd()?;

@@ -244,11 +244,7 @@ pub(crate) fn signal_known(sig: Sig, known: &[Descendant]) {
 pub(crate) fn cookie() -> std::io::Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut s = String::from("fasp-");
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    Ok(s)
+    Ok(format!("fasp-{}", hex::encode(bytes)))
 }
 
 /// Who holds the peer end of a loopback management connection, as far as `/proc` tells.
