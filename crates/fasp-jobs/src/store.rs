@@ -562,13 +562,36 @@ impl JobStore {
         lease: Duration,
         skip_hosts: &[String],
     ) -> Result<Option<Claim>, JobError> {
+        self.claim_excluding(worker, lease, skip_hosts, &[]).await
+    }
+
+    /// [`JobStore::claim`], leaving the jobs of `skip_jobs` too: a worker passes the jobs it
+    /// is running, so that it never rescues its own job from itself when one of its
+    /// heartbeats came late.
+    pub async fn claim_excluding(
+        &self,
+        worker: &str,
+        lease: Duration,
+        skip_hosts: &[String],
+        skip_jobs: &[JobId],
+    ) -> Result<Option<Claim>, JobError> {
         let now = now_ms();
         let mut skip = String::new();
+        let mut n = 3;
+        let mut marks = |count: usize| -> String {
+            (0..count)
+                .map(|_| {
+                    n += 1;
+                    format!("${n}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         if !skip_hosts.is_empty() {
-            let marks: Vec<String> = (0..skip_hosts.len())
-                .map(|i| format!("${}", i + 4))
-                .collect();
-            skip = format!(" AND host NOT IN ({})", marks.join(", "));
+            skip = format!(" AND host NOT IN ({})", marks(skip_hosts.len()));
+        }
+        if !skip_jobs.is_empty() {
+            skip.push_str(&format!(" AND id NOT IN ({})", marks(skip_jobs.len())));
         }
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -598,6 +621,9 @@ impl JobStore {
                 .bind(now);
             for h in skip_hosts {
                 query = query.bind(h.as_str());
+            }
+            for j in skip_jobs {
+                query = query.bind(j.as_str());
             }
             row = query
                 .fetch_optional(&self.pool)

@@ -15,7 +15,8 @@ use tokio::time::Instant;
 
 use crate::error::JobError;
 use crate::model::{
-    Claim, Controls, FileOutcome, FileResult, JobPayload, JobProgress, NodeDirection, NodeRequest,
+    Claim, Controls, FileOutcome, FileResult, JobId, JobPayload, JobProgress, NodeDirection,
+    NodeRequest,
 };
 use crate::store::JobStore;
 
@@ -161,11 +162,6 @@ pub struct Worker {
     config: WorkerConfig,
 }
 
-/// What a job's task reports back to the loop.
-struct Ended {
-    host: String,
-}
-
 impl Worker {
     /// A worker of `store` that starts ascp through `manager`.
     pub fn new(store: JobStore, manager: Manager, config: WorkerConfig) -> Worker {
@@ -185,17 +181,18 @@ impl Worker {
     /// (`queued`, claimable at once, no failure counted) and return.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), JobError> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks: JoinSet<Ended> = JoinSet::new();
+        let mut tasks: JoinSet<()> = JoinSet::new();
         let mut per_host: HashMap<String, usize> = HashMap::new();
+        // The jobs this worker runs and their hosts, by task: never claimed again while they
+        // run here.
+        let mut running: HashMap<tokio::task::Id, (JobId, String)> = HashMap::new();
         let mut last_start: HashMap<String, Instant> = HashMap::new();
         let mut last_sweep = Instant::now() - self.config.lease;
         tokio::pin!(shutdown);
         tracing::info!(worker = %self.config.id, "worker started");
         loop {
-            while let Some(done) = tasks.try_join_next() {
-                if let Ok(ended) = done {
-                    release_host(&mut per_host, &ended.host);
-                }
+            while let Some(done) = tasks.try_join_next_with_id() {
+                ended(done, &mut per_host, &mut running);
             }
             if last_sweep.elapsed() >= self.config.lease / 2 {
                 last_sweep = Instant::now();
@@ -205,6 +202,7 @@ impl Worker {
             }
             let mut claimed_any = false;
             while tasks.len() < self.config.max_concurrent {
+                let mine: Vec<JobId> = running.values().map(|(j, _)| j.clone()).collect();
                 let now = Instant::now();
                 let skip: Vec<String> = per_host
                     .iter()
@@ -219,7 +217,7 @@ impl Worker {
                     .collect();
                 let claim = match self
                     .store
-                    .claim(&self.config.id, self.config.lease, &skip)
+                    .claim_excluding(&self.config.id, self.config.lease, &skip, &mine)
                     .await
                 {
                     Ok(Some(c)) => c,
@@ -238,11 +236,10 @@ impl Worker {
                     config: self.config.clone(),
                     stop: stop_rx.clone(),
                 };
-                tasks.spawn(async move {
-                    let host = claim.host.clone();
-                    job.run(claim).await;
-                    Ended { host }
-                });
+                let job_id = claim.lease.job_id.clone();
+                let host = claim.host.clone();
+                let handle = tasks.spawn(job.run(claim));
+                running.insert(handle.id(), (job_id, host));
             }
             last_start.retain(|_, t| t.elapsed() < self.config.stagger);
             if claimed_any {
@@ -250,10 +247,8 @@ impl Worker {
             }
             tokio::select! {
                 () = &mut shutdown => break,
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok(ended) = done {
-                        release_host(&mut per_host, &ended.host);
-                    }
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    ended(done, &mut per_host, &mut running);
                 }
                 () = tokio::time::sleep(self.config.poll) => {}
             }
@@ -262,6 +257,24 @@ impl Worker {
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
         Ok(())
+    }
+}
+
+/// A job's task ended (or panicked): free its host slot and forget its job.
+fn ended(
+    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+    per_host: &mut HashMap<String, usize>,
+    running: &mut HashMap<tokio::task::Id, (JobId, String)>,
+) {
+    let task = match done {
+        Ok((task, ())) => task,
+        Err(join) => {
+            tracing::error!(error = %join, "a job's task ended abnormally");
+            join.id()
+        }
+    };
+    if let Some((_, host)) = running.remove(&task) {
+        release_host(per_host, &host);
     }
 }
 

@@ -391,6 +391,43 @@ async fn concurrent_claims_are_exclusive(url: String) {
     store.close().await;
 }
 
+/// A worker never rescues a job it runs itself, even when its lease expired.
+async fn own_jobs_are_not_rescued(url: String) {
+    let store = open(&url).await;
+    let a = store.submit(&job("a", "h")).await.unwrap().id;
+    let b = store.submit(&job("b", "h")).await.unwrap().id;
+    let first = store
+        .claim("w", Duration::from_millis(1), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.lease.job_id, a);
+    // a's lease expires; excluded, it is left, and b comes instead.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while support::now_ms() <= store.get(&a).await.unwrap().unwrap().updated_ms + 5 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let next = store
+        .claim_excluding("w", LONG, &[], std::slice::from_ref(&a))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.lease.job_id, b);
+    assert!(
+        store
+            .claim_excluding("w", LONG, &[], std::slice::from_ref(&a))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Not excluded, the expired lease is rescued.
+    let rescue = store.claim("w", LONG, &[]).await.unwrap().unwrap();
+    assert_eq!(rescue.lease.job_id, a);
+    assert_eq!(rescue.lease.epoch, first.lease.epoch + 1);
+    store.close().await;
+}
+
 macro_rules! cases {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -426,6 +463,7 @@ cases!(
     retries_and_failures,
     sweep_cancels_orphans,
     concurrent_claims_are_exclusive,
+    own_jobs_are_not_rescued,
 );
 
 /// Two processes' worth of stores opening one new SQLite file at once both end up with the

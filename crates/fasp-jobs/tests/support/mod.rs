@@ -83,6 +83,13 @@ pub(crate) async fn wait_all_terminal(store: &JobStore, ids: &[JobId], within: D
     }
 }
 
+/// Milliseconds since the Unix epoch (the store's clock).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// The state of a job.
 pub(crate) async fn state(store: &JobStore, id: &JobId) -> JobState {
     store.get(id).await.unwrap().unwrap().state
