@@ -386,3 +386,45 @@ async fn postgres_three_workers_share_jobs_and_survive_one_death() {
     }
     fasp_testkit::assert_no_leftover(&work.needle());
 }
+
+/// Two worker processes' worth (two stores, two managers) on one SQLite file never run the
+/// same job: every job is claimed once and completed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_one_sqlite_file_never_run_the_same_job() {
+    let sim = require_sim!();
+    let work = Work::new();
+    let store = sqlite_store(work.path()).await;
+    let mut jobs = Vec::new();
+    for i in 0..10 {
+        let src = work.local_file(&format!("s{i}.bin"), 400_000);
+        let spec = upload(&[&src], &format!("/out{i}"), 16_000);
+        let id = store.submit(&NewJob::transfer(&spec)).await.unwrap().id;
+        jobs.push((id, src, work.remote(&format!("out{i}"))));
+    }
+    let mut workers = Vec::new();
+    for w in 0..2 {
+        let own = sqlite_store(work.path()).await;
+        // A long lease: no rescue can explain a second claim.
+        let cfg = config(&format!("w{w}"), &work)
+            .lease(Duration::from_secs(30), Duration::from_millis(100))
+            .max_concurrent(3);
+        workers.push(Running::start(&own, &sim, cfg));
+    }
+    let ids: Vec<JobId> = jobs.iter().map(|(id, _, _)| id.clone()).collect();
+    support::wait_all_terminal(&store, &ids, WITHIN).await;
+    let mut by_worker = std::collections::HashMap::<String, usize>::new();
+    for (id, src, dst) in &jobs {
+        let job = store.get(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Completed, "{job:#?}");
+        assert_eq!(job.claims, 1, "{job:#?}");
+        let completions = store.completions(id).await.unwrap();
+        assert_eq!(completions.len(), 1, "{completions:?}");
+        *by_worker.entry(completions[0].worker.clone()).or_default() += 1;
+        same_bytes(src, dst);
+    }
+    eprintln!("jobs per worker: {by_worker:?}");
+    for w in workers {
+        w.stop().await;
+    }
+    fasp_testkit::assert_no_leftover(&work.needle());
+}
