@@ -6,8 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use fasp_mgmt_proto::{
-    Adaptive, ByteRange, DoneOperation, Priority, RateChange, RatePolicy as WirePolicy, StartFile,
-    StopFile,
+    Adaptive, ByteRange, DoneOperation, Priority, RateChange, StartFile, StopFile,
 };
 use fasp_spec::RatePolicy;
 use futures::Stream;
@@ -25,11 +24,11 @@ use crate::progress::Progress;
 /// priority 1 and 2, `low` is `Trickle`.
 pub(crate) fn rate_change(policy: RatePolicy) -> RateChange {
     let (wire, priority) = match policy {
-        RatePolicy::Fixed => (WirePolicy::Fixed, None),
-        RatePolicy::High => (WirePolicy::Adaptive, Some(Priority::High)),
-        RatePolicy::Low => (WirePolicy::Trickle, None),
+        RatePolicy::Fixed => (Adaptive::Fixed, None),
+        RatePolicy::High => (Adaptive::Adaptive, Some(Priority::High)),
+        RatePolicy::Low => (Adaptive::Trickle, None),
         // Fair, and any policy a later fasp-spec adds: adaptive at the regular priority.
-        _ => (WirePolicy::Adaptive, Some(Priority::Regular)),
+        _ => (Adaptive::Adaptive, Some(Priority::Regular)),
     };
     RateChange {
         policy: Some(wire),
@@ -387,7 +386,7 @@ mod tests {
     fn policies_map_to_words_ascp_accepts_and_back() {
         let words = |p: RatePolicy| {
             let r = rate_change(p);
-            (r.policy.map(WirePolicy::as_str), r.priority)
+            (r.policy.map(|w| w.as_str()), r.priority)
         };
         assert_eq!(words(RatePolicy::Fixed), (Some("Fixed"), None));
         assert_eq!(

@@ -4,15 +4,15 @@ use bytes::BytesMut;
 
 use crate::error::{EncodeError, FieldError, FieldErrorKind};
 use crate::frame::{Frame, HEADER, digits, field_len, path_field_len};
-use crate::message::parse_u64;
+use crate::message::{Adaptive, parse_u64};
 
 /// A message from the manager to ascp.
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use fasp_mgmt_proto::{Control, RateChange, RatePolicy};
+/// use fasp_mgmt_proto::{Adaptive, Control, RateChange};
 ///
-/// let rate = Control::Rate(RateChange { rate_kbps: Some(50_000), policy: Some(RatePolicy::Fixed), ..Default::default() });
+/// let rate = Control::Rate(RateChange { rate_kbps: Some(50_000), policy: Some(Adaptive::Fixed), ..Default::default() });
 /// let mut out = BytesMut::new();
 /// rate.encode(&mut out)?;
 /// assert_eq!(&out[..], b"FASPMGR 2\nType: RATE\nRate: 50000\nAdaptive: Fixed\n\n");
@@ -44,8 +44,9 @@ pub struct RateChange {
     pub rate_kbps: Option<u64>,
     /// `MinRate`: minimum rate, Kbps.
     pub min_rate_kbps: Option<u64>,
-    /// `Adaptive`: the policy word.
-    pub policy: Option<RatePolicy>,
+    /// `Adaptive`: the policy word, `Fixed`, `Adaptive` or `Trickle` (a `RATE` read with
+    /// another word is refused; an [`Adaptive::Other`] word is sent as written).
+    pub policy: Option<Adaptive<'static>>,
     /// `Priority`
     pub priority: Option<Priority>,
 }
@@ -73,36 +74,17 @@ impl RateChange {
     }
 }
 
-/// The policy words ascp accepts in a `RATE` message. A manager's "high" is `Adaptive` with
-/// priority 1, "fair" is `Adaptive` with priority 2, "low" is `Trickle`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RatePolicy {
-    /// `Fixed`
-    Fixed,
-    /// `Adaptive`
-    Adaptive,
-    /// `Trickle`
-    Trickle,
-}
-
-impl RatePolicy {
-    /// The wire word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RatePolicy::Fixed => "Fixed",
-            RatePolicy::Adaptive => "Adaptive",
-            RatePolicy::Trickle => "Trickle",
-        }
-    }
-
-    fn parse(s: &str) -> Option<RatePolicy> {
-        match s {
-            "Fixed" => Some(RatePolicy::Fixed),
-            "Adaptive" => Some(RatePolicy::Adaptive),
-            "Trickle" => Some(RatePolicy::Trickle),
-            _ => None,
-        }
+/// The policy word of a `RATE` message, known to ascp: [`Adaptive::Fixed`],
+/// [`Adaptive::Adaptive`] or [`Adaptive::Trickle`] (the same type that reads what ascp
+/// reports; a word it does not know is refused when a `RATE` is read). The policies users name
+/// (`fixed`, `high`, `fair`, `low`) are fasp-spec's `RatePolicy`; fasp-manager maps them here
+/// ("high" and "fair" are `Adaptive` with priority 1 and 2, "low" is `Trickle`).
+fn known_policy(word: &str) -> Option<Adaptive<'static>> {
+    match Adaptive::parse(word) {
+        Adaptive::Fixed => Some(Adaptive::Fixed),
+        Adaptive::Adaptive => Some(Adaptive::Adaptive),
+        Adaptive::Trickle => Some(Adaptive::Trickle),
+        _ => None,
     }
 }
 
@@ -351,7 +333,7 @@ impl Control {
                         }
                         "Adaptive" => {
                             r.policy =
-                                Some(RatePolicy::parse(f.value).ok_or_else(|| {
+                                Some(known_policy(f.value).ok_or_else(|| {
                                     bad(f.key, "Fixed, Adaptive or Trickle", f.value)
                                 })?)
                         }

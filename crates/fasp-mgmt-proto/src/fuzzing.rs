@@ -3,11 +3,11 @@
 
 use bytes::BytesMut;
 
+use crate::{Adaptive, RateChange, StartFile, StopFile};
 use crate::{
     ByteRange, Control, DoneOperation, FileStats, Frame, FrameParser, Message, Priority,
     QueryAnswer, StatsView,
 };
-use crate::{RateChange, RatePolicy, StartFile, StopFile};
 
 /// Feed `data` to a parser in chunks whose sizes come from the first bytes of `data`, with a
 /// small maximum frame length, and check:
@@ -216,9 +216,9 @@ fn arbitrary_control(data: &[u8]) -> Option<Control> {
             min_rate_kbps: (tag & 16 != 0).then(|| num(1)),
             policy: match (tag >> 5) & 3 {
                 0 => None,
-                1 => Some(RatePolicy::Fixed),
-                2 => Some(RatePolicy::Adaptive),
-                _ => Some(RatePolicy::Trickle),
+                1 => Some(Adaptive::Fixed),
+                2 => Some(Adaptive::Adaptive),
+                _ => Some(Adaptive::Trickle),
             },
             priority: (tag & 128 != 0).then_some(if num(2) % 2 == 0 {
                 Priority::High

@@ -100,8 +100,7 @@ mod view;
 #[cfg_attr(docsrs, doc(cfg(feature = "codec")))]
 pub use codec::MgmtCodec;
 pub use control::{
-    ByteRange, Control, DoneOperation, Priority, QueryAnswer, RateChange, RatePolicy, StartFile,
-    StopFile,
+    ByteRange, Control, DoneOperation, Priority, QueryAnswer, RateChange, StartFile, StopFile,
 };
 pub use error::{DecodeError, DecodeErrorKind, EncodeError, FieldError, FieldErrorKind};
 pub use escape::{ESC, escape_path, unescape_path};

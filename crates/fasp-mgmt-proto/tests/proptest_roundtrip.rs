@@ -4,8 +4,8 @@
 
 use bytes::BytesMut;
 use fasp_mgmt_proto::{
-    ByteRange, Control, DoneOperation, Frame, FrameParser, Priority, QueryAnswer, RateChange,
-    RatePolicy, StartFile, StopFile, encode_frame,
+    Adaptive, ByteRange, Control, DoneOperation, Frame, FrameParser, Priority, QueryAnswer,
+    RateChange, StartFile, StopFile, encode_frame,
 };
 use proptest::prelude::*;
 
@@ -70,9 +70,9 @@ fn decode_in_chunks(bytes: &[u8], cuts: &[usize]) -> Vec<Frame> {
 fn control() -> impl Strategy<Value = Control> {
     let policy = prop_oneof![
         Just(None),
-        Just(Some(RatePolicy::Fixed)),
-        Just(Some(RatePolicy::Adaptive)),
-        Just(Some(RatePolicy::Trickle))
+        Just(Some(Adaptive::Fixed)),
+        Just(Some(Adaptive::Adaptive)),
+        Just(Some(Adaptive::Trickle))
     ];
     let priority = prop_oneof![
         Just(None),
