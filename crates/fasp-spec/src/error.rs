@@ -315,19 +315,11 @@ fn json_position(line: usize, column: usize) -> String {
     }
 }
 
-/// The spec keys whose values are secrets: never shown in errors or `Debug`, and rendered only
-/// into ascp's environment.
+/// Whether a spec key holds a secret (never shown in errors or `Debug`, rendered only into
+/// ascp's environment): fasp-mgmt-proto's rule for names (`token`, `cookie`, `password`,
+/// `passphrase`, `secret`), plus `ssh_private_key`, whose name does not say it.
 pub(crate) fn is_secret_key(key: &str) -> bool {
-    matches!(
-        key,
-        "token"
-            | "cookie"
-            | "remote_password"
-            | "ssh_private_key"
-            | "ssh_private_key_passphrase"
-            | "content_protection_password"
-            | "content_protection_passphrase"
-    )
+    key == "ssh_private_key" || crate::secret::looks_secret(key)
 }
 
 /// The value of `key` as it may appear in an error: secrets redacted, the proxy URL without

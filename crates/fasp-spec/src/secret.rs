@@ -5,8 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-/// What [`Secret`]'s `Debug` and `Display` print instead of the value.
-pub const REDACTED: &str = "<redacted>";
+/// What secrets print as (fasp-mgmt-proto's word, the same everywhere).
+pub use fasp_mgmt_proto::REDACTED;
 
 /// A string that must not end up in logs, error messages or `ps` output: a transfer token, a
 /// cookie, a password, private key material.
@@ -85,14 +85,9 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Whether a key of unknown meaning names a secret: it contains `token`, `cookie`,
-/// `password`, `passphrase` or `secret`, in any case (the rule fasp-mgmt-proto applies to
-/// frame fields).
-pub(crate) fn looks_secret(key: &str) -> bool {
-    const WORDS: [&str; 5] = ["token", "cookie", "password", "passphrase", "secret"];
-    let key = key.to_ascii_lowercase();
-    WORDS.iter().any(|w| key.contains(w))
-}
+/// Whether a key of unknown meaning names a secret: fasp-mgmt-proto's rule for frame fields
+/// (it contains `token`, `cookie`, `password`, `passphrase` or `secret`, in any case).
+pub(crate) use fasp_mgmt_proto::is_secret_key as looks_secret;
 
 #[cfg(test)]
 mod tests {

@@ -369,7 +369,7 @@ impl TransferSpec {
                 if item.is_null() {
                     continue;
                 }
-                if is_secret_key(key) || crate::secret::looks_secret(key) {
+                if is_secret_key(key) {
                     *item = Value::from(REDACTED);
                 } else if key == "proxy" {
                     if let Value::String(url) = item {
