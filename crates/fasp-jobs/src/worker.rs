@@ -187,15 +187,15 @@ impl Worker {
         // run here.
         let mut running: HashMap<tokio::task::Id, (JobId, String)> = HashMap::new();
         let mut last_start: HashMap<String, Instant> = HashMap::new();
-        let mut last_sweep = Instant::now() - self.config.lease;
+        let mut last_sweep: Option<Instant> = None;
         tokio::pin!(shutdown);
         tracing::info!(worker = %self.config.id, "worker started");
         loop {
             while let Some(done) = tasks.try_join_next_with_id() {
                 ended(done, &mut per_host, &mut running);
             }
-            if last_sweep.elapsed() >= self.config.lease / 2 {
-                last_sweep = Instant::now();
+            if last_sweep.is_none_or(|t| t.elapsed() >= self.config.lease / 2) {
+                last_sweep = Some(Instant::now());
                 if let Err(e) = self.store.sweep().await {
                     tracing::warn!(error = %e, "cannot sweep cancelled jobs");
                 }
@@ -344,7 +344,7 @@ impl JobRun {
         tokio::pin!(wait);
         let mut results: HashMap<String, FileResult> = HashMap::new();
         let mut pending: Vec<FileResult> = Vec::new();
-        let mut tick = tokio::time::interval(self.config.heartbeat);
+        let mut tick = tokio::time::interval(self.config.heartbeat.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         let mut last_ok = Instant::now();
