@@ -4,10 +4,8 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::fs::OpenOptions;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::SpecError;
 use crate::proxy;
@@ -693,7 +691,6 @@ fn write_list(
     kind: FileListKind,
     lines: Vec<String>,
 ) -> Result<GeneratedFile, SpecError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let io_error = |path: &Path, source| SpecError::Io {
         path: path.to_owned(),
         source,
@@ -710,41 +707,19 @@ fn write_list(
         contents.push_str(line);
         contents.push('\n');
     }
-    for _ in 0..1000 {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = workdir.join(format!(
-            "fasp-{}-{}-{n}.txt",
-            kind.as_str(),
-            std::process::id()
-        ));
-        let mut open = OpenOptions::new();
-        open.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            open.mode(0o600);
-        }
-        let mut file = match open.open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io_error(&path, e)),
-        };
-        if let Err(e) = file
-            .write_all(contents.as_bytes())
-            .and_then(|()| file.flush())
-        {
-            let _ = std::fs::remove_file(&path);
-            return Err(io_error(&path, e));
-        }
-        return Ok(GeneratedFile { path, kind, lines });
-    }
-    Err(io_error(
-        &workdir,
-        io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "no free file name after 1000 attempts",
-        ),
-    ))
+    // A fresh name that nothing else has (tempfile creates it exclusively, mode 0600 on
+    // Unix); kept after writing: the command's cleanup removes it when the transfer is over.
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!("fasp-{}-", kind.as_str()))
+        .suffix(".txt")
+        .tempfile_in(&workdir)
+        .map_err(|e| io_error(&workdir, e))?;
+    // A failed write drops the file, which removes it.
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| io_error(file.path(), e))?;
+    let (_, path) = file.keep().map_err(|e| io_error(&workdir, e.error))?;
+    Ok(GeneratedFile { path, kind, lines })
 }
 
 #[cfg(test)]
