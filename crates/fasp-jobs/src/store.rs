@@ -16,8 +16,14 @@ use crate::model::{
 };
 
 /// The schema's migrations, embedded in the library (no files at run time).
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "jobs", include_str!("../migrations/0001_jobs.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "jobs", include_str!("../migrations/0001_jobs.sql")),
+    (
+        2,
+        "host slots",
+        include_str!("../migrations/0002_host_slots.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Embedded;
@@ -576,23 +582,8 @@ impl JobStore {
         skip_jobs: &[JobId],
     ) -> Result<Option<Claim>, JobError> {
         let now = now_ms();
-        let mut skip = String::new();
         let mut n = 3;
-        let mut marks = |count: usize| -> String {
-            (0..count)
-                .map(|_| {
-                    n += 1;
-                    format!("${n}")
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        if !skip_hosts.is_empty() {
-            skip = format!(" AND host NOT IN ({})", marks(skip_hosts.len()));
-        }
-        if !skip_jobs.is_empty() {
-            skip.push_str(&format!(" AND id NOT IN ({})", marks(skip_jobs.len())));
-        }
+        let skip = skip_clause(&mut n, skip_hosts.len(), skip_jobs.len());
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -600,20 +591,13 @@ impl JobStore {
         // Rescues first (a job already started, whose worker is gone), then the queue. Two
         // statements rather than one with an OR, so that each can use its index.
         let mut row = None;
-        for which in [
-            "state IN ('running', 'paused') AND lease_until_ms < $3 AND cancel_requested = 0",
-            "state = 'queued' AND run_after_ms <= $3",
-        ] {
+        for which in [Which::Rescue, Which::Queued] {
             let sql = format!(
-                "UPDATE fasp_jobs SET \
-                   state = CASE WHEN state = 'paused' THEN 'paused' ELSE 'running' END, \
-                   epoch = epoch + 1, lease_owner = $1, lease_until_ms = $2, \
-                   claims = claims + 1, updated_ms = $3, started_ms = $3 \
-                 WHERE id = (SELECT id FROM fasp_jobs WHERE {which}{skip} \
+                "UPDATE fasp_jobs SET {CLAIM_SET} \
+                 WHERE id = (SELECT id FROM fasp_jobs WHERE {}{skip} \
                    ORDER BY priority DESC, created_ms, id LIMIT 1{lock}) \
-                 RETURNING id, epoch, kind, payload, host, state, claims, failures, \
-                   max_attempts, backoff_initial_ms, backoff_max_ms, target_rate_kbps, \
-                   min_rate_kbps"
+                 RETURNING {CLAIM_RETURNING}",
+                which.condition("$3")
             );
             let mut query = sqlx::query(&sql)
                 .bind(worker)
@@ -633,9 +617,129 @@ impl JobStore {
                 break;
             }
         }
-        let Some(row) = row else {
-            return Ok(None);
-        };
+        match row {
+            Some(row) => self.claim_of(&row, worker).await,
+            None => Ok(None),
+        }
+    }
+
+    /// [`JobStore::claim_excluding`] under a cap of `host_cap` running (or paused) jobs per
+    /// host across **all** the workers of the store: a job whose host already has that many
+    /// jobs under a live lease is left. Claims for one host take that host's row of
+    /// `fasp_host_slots` (an `UPDATE`, a row lock on PostgreSQL, the writer lock on SQLite)
+    /// before counting, so two of them never both see room for one.
+    pub async fn claim_with_host_cap(
+        &self,
+        worker: &str,
+        lease: Duration,
+        skip_hosts: &[String],
+        skip_jobs: &[JobId],
+        host_cap: u32,
+    ) -> Result<Option<Claim>, JobError> {
+        let mut skip_hosts = skip_hosts.to_vec();
+        // Each round either claims, or finds the next candidate's host full (and skips it
+        // from then on), or loses its candidate to another worker.
+        for _ in 0..64 {
+            let now = now_ms();
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(JobError::db("begin a claim"))?;
+            if self.backend == Backend::Sqlite {
+                // Take the writer lock first: a transaction that reads, then writes, could be
+                // refused its write by a writer that came in between.
+                sqlx::query("UPDATE fasp_host_slots SET claimed_ms = claimed_ms WHERE host = ''")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(JobError::db("claim a job"))?;
+            }
+            let mut candidate = None;
+            for which in [Which::Rescue, Which::Queued] {
+                let mut n = 1;
+                let skip = skip_clause(&mut n, skip_hosts.len(), skip_jobs.len());
+                let sql = format!(
+                    "SELECT id, host FROM fasp_jobs WHERE {}{skip} \
+                     ORDER BY priority DESC, created_ms, id LIMIT 1",
+                    which.condition("$1")
+                );
+                let mut query = sqlx::query(&sql).bind(now);
+                for h in &skip_hosts {
+                    query = query.bind(h.as_str());
+                }
+                for j in skip_jobs {
+                    query = query.bind(j.as_str());
+                }
+                let row = query
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(JobError::db("find a job to claim"))?;
+                if let Some(row) = row {
+                    let id: String = row.try_get("id").map_err(JobError::db("read a job"))?;
+                    let host: String = row.try_get("host").map_err(JobError::db("read a job"))?;
+                    candidate = Some((id, host, which));
+                    break;
+                }
+            }
+            let Some((id, host, which)) = candidate else {
+                return Ok(None);
+            };
+            sqlx::query(
+                "INSERT INTO fasp_host_slots (host, claimed_ms) VALUES ($1, $2) \
+                 ON CONFLICT (host) DO NOTHING",
+            )
+            .bind(host.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(JobError::db("add a host slot"))?;
+            sqlx::query("UPDATE fasp_host_slots SET claimed_ms = $2 WHERE host = $1")
+                .bind(host.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(JobError::db("lock a host slot"))?;
+            // The time once the lock is held: what the count and the claim's times mean.
+            let now = now_ms();
+            let busy: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM fasp_jobs WHERE host = $1 \
+                 AND state IN ('running', 'paused') AND lease_until_ms >= $2",
+            )
+            .bind(host.as_str())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(JobError::db("count a host's jobs"))?
+            .try_get("n")
+            .map_err(JobError::db("count a host's jobs"))?;
+            if busy >= i64::from(host_cap) {
+                skip_hosts.push(host);
+                continue;
+            }
+            let sql = format!(
+                "UPDATE fasp_jobs SET {CLAIM_SET} WHERE id = $4 AND {} RETURNING {CLAIM_RETURNING}",
+                which.condition("$3")
+            );
+            let row = sqlx::query(&sql)
+                .bind(worker)
+                .bind(now.saturating_add(ms(lease)))
+                .bind(now)
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(JobError::db("claim a job"))?;
+            let Some(row) = row else {
+                // Another worker claimed it first: look again.
+                continue;
+            };
+            tx.commit().await.map_err(JobError::db("commit a claim"))?;
+            return self.claim_of(&row, worker).await;
+        }
+        Ok(None)
+    }
+
+    /// The [`Claim`] of a row returned by a claim.
+    async fn claim_of(&self, row: &AnyRow, worker: &str) -> Result<Option<Claim>, JobError> {
         let read = |row: &AnyRow| -> Result<_, sqlx::Error> {
             Ok((
                 row.try_get::<String, _>("id")?,
@@ -653,7 +757,7 @@ impl JobStore {
             ))
         };
         let (id, epoch, payload, host, state, claims, failures, max, b0, b1, target, min) =
-            read(&row).map_err(JobError::db("read a claimed job"))?;
+            read(row).map_err(JobError::db("read a claimed job"))?;
         let lease = Lease {
             job_id: JobId(id.clone()),
             epoch,
@@ -985,6 +1089,58 @@ impl JobStore {
         }
         Ok(out)
     }
+}
+
+/// What a claim sets.
+const CLAIM_SET: &str = "state = CASE WHEN state = 'paused' THEN 'paused' ELSE 'running' END, \
+     epoch = epoch + 1, lease_owner = $1, lease_until_ms = $2, claims = claims + 1, \
+     updated_ms = $3, started_ms = $3";
+
+/// What a claim returns.
+const CLAIM_RETURNING: &str = "id, epoch, kind, payload, host, state, claims, failures, \
+     max_attempts, backoff_initial_ms, backoff_max_ms, target_rate_kbps, min_rate_kbps";
+
+/// The two kinds of claimable jobs.
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    /// Running or paused, its lease expired (its worker is gone), no cancel asked.
+    Rescue,
+    /// Queued, its backoff passed.
+    Queued,
+}
+
+impl Which {
+    /// The condition, `now` being the placeholder of the current time.
+    fn condition(self, now: &str) -> String {
+        match self {
+            Which::Rescue => format!(
+                "state IN ('running', 'paused') AND lease_until_ms < {now} AND cancel_requested = 0"
+            ),
+            Which::Queued => format!("state = 'queued' AND run_after_ms <= {now}"),
+        }
+    }
+}
+
+/// ` AND host NOT IN ($..) AND id NOT IN ($..)` for `hosts` and `jobs` values, numbered after
+/// `n` (which is advanced).
+fn skip_clause(n: &mut usize, hosts: usize, jobs: usize) -> String {
+    let mut marks = |count: usize| -> String {
+        (0..count)
+            .map(|_| {
+                *n += 1;
+                format!("${n}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut skip = String::new();
+    if hosts > 0 {
+        skip = format!(" AND host NOT IN ({})", marks(hosts));
+    }
+    if jobs > 0 {
+        skip.push_str(&format!(" AND id NOT IN ({})", marks(jobs)));
+    }
+    skip
 }
 
 /// `sql` with the values of `filter`'s placeholders bound, in the order `list` numbers them.

@@ -37,6 +37,10 @@ pub struct WorkerConfig {
     pub per_host: usize,
     /// Least time between two starts on one host. Default 1 s.
     pub stagger: Duration,
+    /// Jobs at once per remote host across **all** the workers of the store (`None`: no such
+    /// cap, the default). Enforced at the claim, exactly on both backends (see
+    /// [`JobStore::claim_with_host_cap`]).
+    pub global_per_host: Option<u32>,
     /// How long a lease lasts without a heartbeat. Default 30 s.
     pub lease: Duration,
     /// Heartbeat interval, which is also the interval at which progress and file results are
@@ -61,6 +65,7 @@ impl Default for WorkerConfig {
             max_concurrent: 4,
             per_host: 2,
             stagger: Duration::from_secs(1),
+            global_per_host: None,
             lease: Duration::from_secs(30),
             heartbeat: Duration::from_secs(2),
             poll: Duration::from_millis(500),
@@ -105,6 +110,12 @@ impl WorkerConfig {
     /// Least time between two starts on one host.
     pub fn stagger(mut self, d: Duration) -> Self {
         self.stagger = d;
+        self
+    }
+
+    /// Jobs at once per remote host across all the workers of the store (at least 1).
+    pub fn global_per_host(mut self, n: u32) -> Self {
+        self.global_per_host = Some(n.max(1));
         self
     }
 
@@ -215,11 +226,25 @@ impl Worker {
                             .map(|(h, _)| h.clone()),
                     )
                     .collect();
-                let claim = match self
-                    .store
-                    .claim_excluding(&self.config.id, self.config.lease, &skip, &mine)
-                    .await
-                {
+                let claimed = match self.config.global_per_host {
+                    Some(cap) => {
+                        self.store
+                            .claim_with_host_cap(
+                                &self.config.id,
+                                self.config.lease,
+                                &skip,
+                                &mine,
+                                cap,
+                            )
+                            .await
+                    }
+                    None => {
+                        self.store
+                            .claim_excluding(&self.config.id, self.config.lease, &skip, &mine)
+                            .await
+                    }
+                };
+                let claim = match claimed {
                     Ok(Some(c)) => c,
                     Ok(None) => break,
                     Err(e) => {

@@ -428,6 +428,79 @@ async fn own_jobs_are_not_rescued(url: String) {
     store.close().await;
 }
 
+/// A cap of running jobs per host across all workers: claimers racing on separate
+/// connections never hold more than the cap of one host's jobs; the other host is not held
+/// back; an ended job makes room; an expired lease does not count.
+async fn global_host_cap(url: String) {
+    const CAP: u32 = 3;
+    let store = open(&url).await;
+    for i in 0..12 {
+        store.submit(&job(&format!("a{i}"), "busy")).await.unwrap();
+    }
+    for i in 0..2 {
+        store.submit(&job(&format!("b{i}"), "other")).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let store = open(&url).await;
+            let mut mine = Vec::new();
+            for _ in 0..20 {
+                match store
+                    .claim_with_host_cap(&format!("w{w}"), LONG, &[], &[], CAP)
+                    .await
+                {
+                    Ok(Some(c)) => mine.push(c),
+                    Ok(None) => break,
+                    Err(JobError::Database { .. }) => continue,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            store.close().await;
+            mine
+        }));
+    }
+    let mut claims = Vec::new();
+    for t in tasks {
+        claims.extend(t.await.unwrap());
+    }
+    let busy = claims.iter().filter(|c| c.host == "busy").count();
+    let other = claims.iter().filter(|c| c.host == "other").count();
+    assert_eq!((busy, other), (CAP as usize, 2), "claims per host");
+    assert!(
+        store
+            .claim_with_host_cap("late", LONG, &[], &[], CAP)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // One ends: room for one more.
+    let done = claims.iter().find(|c| c.host == "busy").unwrap();
+    store
+        .complete(&done.lease, &[], &JobProgress::default())
+        .await
+        .unwrap();
+    let next = store
+        .claim_with_host_cap("late", Duration::from_millis(1), &[], &[], CAP)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.host, "busy");
+    // Its lease expires: it no longer counts, and it is rescued first.
+    let claimed_at = support::now_ms();
+    while support::now_ms() <= claimed_at + 5 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let rescued = store
+        .claim_with_host_cap("later", LONG, &[], &[], CAP)
+        .await
+        .unwrap()
+        .expect("the expired lease no longer counts");
+    assert_eq!(rescued.lease.job_id, next.lease.job_id);
+    store.close().await;
+}
+
 macro_rules! cases {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -464,6 +537,7 @@ cases!(
     sweep_cancels_orphans,
     concurrent_claims_are_exclusive,
     own_jobs_are_not_rescued,
+    global_host_cap,
 );
 
 /// Two processes' worth of stores opening one new SQLite file at once both end up with the

@@ -428,3 +428,45 @@ async fn two_workers_on_one_sqlite_file_never_run_the_same_job() {
     }
     fasp_testkit::assert_no_leftover(&work.needle());
 }
+
+/// A cap per host across workers: two workers, one host, never more than two of its jobs
+/// at once in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_global_per_host_cap_holds_across_workers() {
+    let sim = require_sim!();
+    let work = Work::new();
+    let store = sqlite_store(work.path()).await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let src = work.local_file(&format!("g{i}.bin"), 300_000);
+        let spec = upload(&[&src], &format!("/g{i}"), 8_000);
+        ids.push(store.submit(&NewJob::transfer(&spec)).await.unwrap().id);
+    }
+    let mut workers = Vec::new();
+    for w in 0..2 {
+        let own = sqlite_store(work.path()).await;
+        let cfg = config(&format!("g{w}"), &work)
+            .lease(Duration::from_secs(30), Duration::from_millis(100))
+            .global_per_host(2);
+        workers.push(Running::start(&own, &sim, cfg));
+    }
+    support::wait_all_terminal(&store, &ids, WITHIN).await;
+    for w in workers {
+        w.stop().await;
+    }
+    let mut spans = Vec::new();
+    for id in &ids {
+        let j = store.get(id).await.unwrap().unwrap();
+        assert_eq!(j.state, JobState::Completed, "{j:#?}");
+        spans.push((j.started_ms.unwrap(), j.finished_ms.unwrap()));
+    }
+    spans.sort();
+    for (start, _) in &spans {
+        let running = spans
+            .iter()
+            .filter(|(s, f)| s <= start && start < f)
+            .count();
+        assert!(running <= 2, "{running} jobs at once at {start}: {spans:?}");
+    }
+    fasp_testkit::assert_no_leftover(&work.needle());
+}
