@@ -20,7 +20,8 @@
 //!   nothing; rescues jobs whose lease expired (their worker died) and resumes them with
 //!   ascp's resume (`-k 2` unless the spec says otherwise), byte-exact; records the outcome
 //!   and the job's one completion record in one transaction. Admission control: a cap of
-//!   concurrent ascp per worker and per remote host, and a stagger between starts on a host.
+//!   concurrent ascp per worker and per remote host, a stagger between starts on a host, and
+//!   optionally a cap per remote host across all the workers of the store.
 //!
 //! Guarantees (details in `docs/jobs.md` of the repository): execution is **at least
 //! once** (a worker that dies mid-transfer leaves the job to be resumed by another);

@@ -64,11 +64,16 @@ impl PgCluster {
             );
             return None;
         };
-        let dir = tempfile::Builder::new()
-            .prefix("fasp-jobs-pg.")
-            .tempdir()
-            .expect("cannot create the cluster's folder");
         let run_as = nix::unistd::geteuid().is_root().then_some("nobody");
+        // As root, in /tmp whatever TMPDIR says: the server's user must be able to reach the
+        // folder (and a Unix socket's path must stay short).
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("fasp-jobs-pg.");
+        let dir = match run_as {
+            Some(_) => builder.tempdir_in("/tmp"),
+            None => builder.tempdir(),
+        }
+        .expect("cannot create the cluster's folder");
         if let Some(user) = run_as {
             let u = nix::unistd::User::from_name(user)
                 .ok()
