@@ -36,7 +36,7 @@ use crate::error::{FileFailure, TransferError};
 use crate::event::{Event, EventKind, FileInfo, Rates, SessionInfo, SessionTotals};
 use crate::options::RetryPolicy;
 use crate::progress::{Progress, Tracker, TransferState};
-use crate::transfer::{ControlError, SessionSummary, Summary, policy_from_wire, rate_change};
+use crate::transfer::{ControlError, SessionSummary, Summary, rate_change};
 
 /// Time since the transfer was created.
 pub(crate) type Time = Duration;
@@ -769,7 +769,7 @@ impl Core {
                 let rates = Rates {
                     target_kbps: s.rate_kbps,
                     min_kbps: s.min_rate_kbps,
-                    policy: policy_from_wire(s.adaptive, s.priority),
+                    policy: RatePolicy::from_wire(s.adaptive, s.priority),
                 };
                 EventKind::SessionStarted(Box::new(SessionInfo {
                     direction: s.direction.and_then(direction_from_wire),
@@ -798,7 +798,7 @@ impl Core {
                 None => EventKind::RateChanged(Rates {
                     target_kbps: n.rate_kbps,
                     min_kbps: n.min_rate_kbps,
-                    policy: policy_from_wire(n.adaptive, n.priority),
+                    policy: RatePolicy::from_wire(n.adaptive, n.priority),
                 }),
             },
             Message::Stats(st) => {

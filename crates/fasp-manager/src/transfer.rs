@@ -5,9 +5,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use fasp_mgmt_proto::{
-    Adaptive, ByteRange, DoneOperation, Priority, RateChange, StartFile, StopFile,
-};
+use fasp_mgmt_proto::{ByteRange, DoneOperation, RateChange, StartFile, StopFile};
 use fasp_spec::RatePolicy;
 use futures::Stream;
 use tokio::sync::watch;
@@ -20,34 +18,13 @@ use crate::event::{Event, SessionTotals};
 use crate::hub::Queue;
 use crate::progress::Progress;
 
-/// The `RATE` fields for a policy: `fixed` is `Fixed`, `high` and `fair` are `Adaptive` with
-/// priority 1 and 2, `low` is `Trickle`.
+/// The `RATE` fields for a policy (its words: [`RatePolicy::to_wire`]).
 pub(crate) fn rate_change(policy: RatePolicy) -> RateChange {
-    let (wire, priority) = match policy {
-        RatePolicy::Fixed => (Adaptive::Fixed, None),
-        RatePolicy::High => (Adaptive::Adaptive, Some(Priority::High)),
-        RatePolicy::Low => (Adaptive::Trickle, None),
-        // Fair, and any policy a later fasp-spec adds: adaptive at the regular priority.
-        _ => (Adaptive::Adaptive, Some(Priority::Regular)),
-    };
+    let (wire, priority) = policy.to_wire();
     RateChange {
         policy: Some(wire),
         priority,
         ..RateChange::default()
-    }
-}
-
-/// The policy ascp reports (`Adaptive` and `Priority`), in the words of specs and controls.
-pub(crate) fn policy_from_wire(
-    adaptive: Option<Adaptive<'_>>,
-    priority: Option<u64>,
-) -> Option<RatePolicy> {
-    match adaptive? {
-        Adaptive::Fixed => Some(RatePolicy::Fixed),
-        Adaptive::Adaptive if priority == Some(1) => Some(RatePolicy::High),
-        Adaptive::Adaptive => Some(RatePolicy::Fair),
-        Adaptive::Trickle => Some(RatePolicy::Low),
-        _ => None,
     }
 }
 
@@ -383,29 +360,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn policies_map_to_words_ascp_accepts_and_back() {
-        let words = |p: RatePolicy| {
-            let r = rate_change(p);
-            (r.policy.map(|w| w.as_str()), r.priority)
-        };
-        assert_eq!(words(RatePolicy::Fixed), (Some("Fixed"), None));
-        assert_eq!(
-            words(RatePolicy::High),
-            (Some("Adaptive"), Some(Priority::High))
-        );
-        assert_eq!(
-            words(RatePolicy::Fair),
-            (Some("Adaptive"), Some(Priority::Regular))
-        );
-        assert_eq!(words(RatePolicy::Low), (Some("Trickle"), None));
-        // What ascp reports comes back as the word that was asked.
+    fn a_policy_is_one_rate_message() {
         for p in RatePolicy::ALL {
             let r = rate_change(*p);
-            let priority = r.priority.map(|p| if p == Priority::High { 1 } else { 2 });
-            let adaptive = r.policy.map(|w| Adaptive::parse(w.as_str()));
-            assert_eq!(policy_from_wire(adaptive, priority), Some(*p), "{p:?}");
+            assert_eq!((r.policy, r.priority), {
+                let (a, pr) = p.to_wire();
+                (Some(a), pr)
+            });
+            assert_eq!((r.rate_kbps, r.min_rate_kbps), (None, None));
         }
-        assert_eq!(policy_from_wire(Some(Adaptive::parse("Turbo")), None), None);
-        assert_eq!(policy_from_wire(None, Some(1)), None);
     }
 }

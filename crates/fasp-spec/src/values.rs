@@ -3,6 +3,7 @@
 //! Each enum reads its canonical spelling and the aliases seen in IBM's SDKs (ASCII case does
 //! not matter) and writes the canonical spelling back.
 
+use fasp_mgmt_proto::{Adaptive, Priority};
 use std::fmt;
 
 use serde::de::{self, Deserializer};
@@ -169,6 +170,30 @@ impl RatePolicy {
     /// Whether `self` is within the ceiling `allowed`.
     pub fn is_allowed_by(self, allowed: RatePolicy) -> bool {
         self.rank() <= allowed.rank()
+    }
+
+    /// The words of ascp's management protocol for this policy (`Adaptive` and `Priority` of
+    /// a `RATE` message): `fixed` is `Fixed`, `high` and `fair` are `Adaptive` with priority 1
+    /// and 2, `low` is `Trickle`.
+    pub fn to_wire(self) -> (Adaptive<'static>, Option<Priority>) {
+        match self {
+            RatePolicy::Fixed => (Adaptive::Fixed, None),
+            RatePolicy::High => (Adaptive::Adaptive, Some(Priority::High)),
+            RatePolicy::Fair => (Adaptive::Adaptive, Some(Priority::Regular)),
+            RatePolicy::Low => (Adaptive::Trickle, None),
+        }
+    }
+
+    /// The policy ascp reports (`Adaptive` and `Priority` of `SESSION` or `NOTIFICATION`), in
+    /// these words; `None` when ascp did not say or said a word this crate does not know.
+    pub fn from_wire(adaptive: Option<Adaptive<'_>>, priority: Option<u64>) -> Option<RatePolicy> {
+        match adaptive? {
+            Adaptive::Fixed => Some(RatePolicy::Fixed),
+            Adaptive::Adaptive if priority == Some(1) => Some(RatePolicy::High),
+            Adaptive::Adaptive => Some(RatePolicy::Fair),
+            Adaptive::Trickle => Some(RatePolicy::Low),
+            _ => None,
+        }
     }
 }
 
@@ -446,5 +471,30 @@ mod tests {
             err.to_string()
                 .contains("unknown value \"turbo\" (expected one of fixed")
         );
+    }
+
+    #[test]
+    fn policies_to_ascp_words_and_back() {
+        assert_eq!(RatePolicy::Fixed.to_wire(), (Adaptive::Fixed, None));
+        assert_eq!(
+            RatePolicy::High.to_wire(),
+            (Adaptive::Adaptive, Some(Priority::High))
+        );
+        assert_eq!(
+            RatePolicy::Fair.to_wire(),
+            (Adaptive::Adaptive, Some(Priority::Regular))
+        );
+        assert_eq!(RatePolicy::Low.to_wire(), (Adaptive::Trickle, None));
+        for p in RatePolicy::ALL {
+            let (adaptive, priority) = p.to_wire();
+            let priority = priority.map(|p| if p == Priority::High { 1 } else { 2 });
+            let back = RatePolicy::from_wire(Some(Adaptive::parse(adaptive.as_str())), priority);
+            assert_eq!(back, Some(*p));
+        }
+        assert_eq!(
+            RatePolicy::from_wire(Some(Adaptive::parse("Turbo")), None),
+            None
+        );
+        assert_eq!(RatePolicy::from_wire(None, Some(1)), None);
     }
 }
