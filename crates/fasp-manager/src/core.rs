@@ -757,7 +757,7 @@ impl Core {
                     }
                 }
                 EventKind::SessionInit {
-                    direction: init.direction.and_then(direction_from_wire),
+                    direction: init.direction.and_then(Direction::from_wire),
                     operation: init.operation.map(|o| o.to_string()),
                 }
             }
@@ -772,7 +772,7 @@ impl Core {
                     policy: RatePolicy::from_wire(s.adaptive, s.priority),
                 };
                 EventKind::SessionStarted(Box::new(SessionInfo {
-                    direction: s.direction.and_then(direction_from_wire),
+                    direction: s.direction.and_then(Direction::from_wire),
                     host: s.host.map(str::to_owned),
                     user: s.user.map(str::to_owned),
                     tcp_port: s.tcp_port,
@@ -1445,15 +1445,6 @@ fn validate(msg: &Control) -> Result<(), ControlError> {
 fn constant_time_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// ascp's `Send` / `Receive` in the spec's words.
-fn direction_from_wire(d: fasp_mgmt_proto::Direction<'_>) -> Option<Direction> {
-    match d {
-        fasp_mgmt_proto::Direction::Send => Some(Direction::Send),
-        fasp_mgmt_proto::Direction::Receive => Some(Direction::Receive),
-        _ => None,
-    }
 }
 
 fn file_info(st: &fasp_mgmt_proto::FileStats<'_>) -> FileInfo {

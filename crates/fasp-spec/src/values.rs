@@ -108,6 +108,18 @@ string_enum! {
     }
 }
 
+impl Direction {
+    /// ascp's word in `INIT` and `SESSION` (`Send`, `Receive`) in these words; `None` for a
+    /// word this crate does not know.
+    pub fn from_wire(direction: fasp_mgmt_proto::Direction<'_>) -> Option<Direction> {
+        match direction {
+            fasp_mgmt_proto::Direction::Send => Some(Direction::Send),
+            fasp_mgmt_proto::Direction::Receive => Some(Direction::Receive),
+            _ => None,
+        }
+    }
+}
+
 string_enum! {
     /// `cipher`: in-transit encryption.
     ///
@@ -496,5 +508,15 @@ mod tests {
             None
         );
         assert_eq!(RatePolicy::from_wire(None, Some(1)), None);
+        use fasp_mgmt_proto::Direction as Wire;
+        assert_eq!(
+            Direction::from_wire(Wire::parse("Send")),
+            Some(Direction::Send)
+        );
+        assert_eq!(
+            Direction::from_wire(Wire::parse("Receive")),
+            Some(Direction::Receive)
+        );
+        assert_eq!(Direction::from_wire(Wire::parse("Sideways")), None);
     }
 }
