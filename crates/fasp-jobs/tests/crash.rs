@@ -1,6 +1,7 @@
 //! The crash loop: a worker process is killed with SIGKILL at random points (seeded, so a
-//! failure can be replayed) and restarted, again and again, over jobs of an SQLite store;
-//! then one last worker finishes the work. Every job must end completed, with exactly one
+//! failure can be replayed) and restarted, again and again, over the jobs of a store: SQLite
+//! with one worker process at a time, PostgreSQL with three at once (one of them killed each
+//! time); then the workers alive finish the work. Every job must end completed, with exactly one
 //! completion record and byte-exact files, and no ascp-sim may be left running.
 //!
 //! `FASP_JOBS_KILLS` (default 20) sets the number of kills, `FASP_JOBS_SEED` the seed.
@@ -38,9 +39,8 @@ fn crash_child() {
         .build()
         .expect("a runtime");
     rt.block_on(async move {
-        let store = JobStore::open_sqlite(Path::new(&db))
-            .await
-            .expect("open the store");
+        let url = db.to_string_lossy().into_owned();
+        let store = JobStore::open(&url).await.expect("open the store");
         let options = TransferOptions::default()
             .with_env("ASCP_SIM_ROOT", root)
             .with_env("ASCP_SIM_STATS_INTERVAL_MS", "50")
@@ -60,7 +60,7 @@ fn crash_child() {
     });
 }
 
-fn spawn_worker(work: &Work, sim: &Path, db: &Path, log: &Path) -> Child {
+fn spawn_worker(work: &Work, sim: &Path, db: &str, log: &Path) -> Child {
     let exe = std::env::current_exe().expect("the test binary");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -106,9 +106,7 @@ fn holders_of(needle: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn crash_loop_every_job_completes_once_and_byte_exact() {
-    let sim = require_sim!();
+fn kills_and_seed() -> (u64, u64) {
     let kills: u64 = std::env::var("FASP_JOBS_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -117,19 +115,49 @@ fn crash_loop_every_job_completes_once_and_byte_exact() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5eed_fa57);
-    eprintln!("crash loop: {kills} kills, seed {seed} (FASP_JOBS_KILLS, FASP_JOBS_SEED)");
-    let mut rng = Rng::new(seed);
+    (kills, seed)
+}
+
+/// SQLite: one worker process at a time, killed and restarted.
+#[test]
+fn crash_loop_every_job_completes_once_and_byte_exact() {
+    let sim = require_sim!();
     let work = Work::new();
-    let db = work.path().join("jobs.db");
+    let db = work.path().join("jobs.db").to_string_lossy().into_owned();
+    crash_loop(&sim, &work, &db, 1);
+}
+
+/// PostgreSQL: three worker processes at once; one of them, drawn at random, is killed and
+/// restarted each time.
+#[test]
+fn postgres_crash_loop_three_workers() {
+    let sim = require_sim!();
+    let Some(mut cluster) = support::pg::PgCluster::start() else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = rt.block_on(cluster.fresh_db());
+    let work = Work::new();
+    crash_loop(&sim, &work, &url, 3);
+}
+
+fn crash_loop(sim: &Path, work: &Work, url: &str, workers: usize) {
+    let (kills, seed) = kills_and_seed();
+    eprintln!(
+        "crash loop: {workers} worker(s), {kills} kills, seed {seed} (FASP_JOBS_KILLS, FASP_JOBS_SEED)"
+    );
+    let mut rng = Rng::new(seed);
     let log = work.path().join("workers.log");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let store = rt.block_on(JobStore::open_sqlite(&db)).unwrap();
-
+    let store = rt.block_on(JobStore::open(url)).unwrap();
     // Enough work to outlast the kills: each job two files of 0.2 to 2 MB at 8 Mbit/s.
-    let n_jobs = 6 + kills / 2;
+    let n_jobs = (6 + kills / 2) * workers as u64;
     let mut jobs: Vec<(JobId, Vec<(PathBuf, PathBuf)>)> = Vec::new();
     for j in 0..n_jobs {
         let mut pairs = Vec::new();
@@ -153,11 +181,15 @@ fn crash_loop_every_job_completes_once_and_byte_exact() {
     }
 
     let started = Instant::now();
+    let mut children: Vec<Child> = (0..workers)
+        .map(|_| spawn_worker(work, sim, url, &log))
+        .collect();
     for k in 0..kills {
-        let mut child = spawn_worker(&work, &sim, &db, &log);
         let life = Duration::from_millis(rng.range(30, 900));
         std::thread::sleep(life);
-        kill(&mut child);
+        let victim = rng.range(0, workers as u64) as usize;
+        kill(&mut children[victim]);
+        children[victim] = spawn_worker(work, sim, url, &log);
         if k % 10 == 9 {
             let counts = rt.block_on(store.counts()).unwrap();
             eprintln!(
@@ -168,8 +200,7 @@ fn crash_loop_every_job_completes_once_and_byte_exact() {
         }
     }
 
-    // One last worker finishes the work.
-    let mut last = spawn_worker(&work, &sim, &db, &log);
+    // The workers alive now finish the work.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let open = rt
@@ -188,7 +219,9 @@ fn crash_loop_every_job_completes_once_and_byte_exact() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    kill(&mut last);
+    for child in &mut children {
+        kill(child);
+    }
     eprintln!(
         "all jobs ended {:?} after the first start",
         started.elapsed()
