@@ -75,4 +75,4 @@ pub use model::{
     JobState, Lease, ListFilter, NewJob, NodeDirection, NodeRequest, Retry, SECRET_KEYS, Submitted,
 };
 pub use store::{Backend, JobStore};
-pub use worker::{Worker, WorkerConfig};
+pub use worker::{JobEvent, Worker, WorkerConfig};

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use fasp_spec::TransferSpec;
+use fasp_spec::{RatePolicy, TransferSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -302,6 +302,7 @@ pub struct NewJob {
     pub(crate) retry: Retry,
     pub(crate) target_rate_kbps: Option<u64>,
     pub(crate) min_rate_kbps: Option<u64>,
+    pub(crate) rate_policy: Option<RatePolicy>,
     pub(crate) store_secrets: bool,
     pub(crate) secret_in_spec: Option<String>,
 }
@@ -331,6 +332,7 @@ impl NewJob {
             retry: Retry::default(),
             target_rate_kbps: spec.target_rate_kbps,
             min_rate_kbps: spec.min_rate_kbps,
+            rate_policy: spec.rate_policy,
             store_secrets: false,
             secret_in_spec,
         }
@@ -348,6 +350,7 @@ impl NewJob {
             retry: Retry::default(),
             target_rate_kbps: None,
             min_rate_kbps: None,
+            rate_policy: None,
             store_secrets: false,
             secret_in_spec: None,
         }
@@ -408,6 +411,13 @@ impl NewJob {
     pub fn rates(mut self, target_kbps: u64, min_kbps: u64) -> Self {
         self.target_rate_kbps = Some(target_kbps);
         self.min_rate_kbps = Some(min_kbps);
+        self
+    }
+
+    /// The rate policy, applied when the job starts and changeable while it runs with
+    /// [`JobStore::set_policy`](crate::JobStore::set_policy).
+    pub fn policy(mut self, policy: RatePolicy) -> Self {
+        self.rate_policy = Some(policy);
         self
     }
 
@@ -473,6 +483,8 @@ pub struct Job {
     pub target_rate_kbps: Option<u64>,
     /// Minimum rate (Kbps), if set.
     pub min_rate_kbps: Option<u64>,
+    /// Rate policy, if set.
+    pub rate_policy: Option<RatePolicy>,
     /// Progress as last persisted.
     pub progress: JobProgress,
     /// The last failure.
@@ -665,6 +677,8 @@ pub struct Claim {
     pub target_rate_kbps: Option<u64>,
     /// Minimum rate (Kbps).
     pub min_rate_kbps: Option<u64>,
+    /// Rate policy.
+    pub rate_policy: Option<RatePolicy>,
     /// Claims so far, this one included.
     pub claims: u32,
     /// Failed attempts so far.
@@ -685,6 +699,8 @@ pub struct Controls {
     pub target_rate_kbps: Option<u64>,
     /// Minimum rate (Kbps).
     pub min_rate_kbps: Option<u64>,
+    /// Rate policy.
+    pub policy: Option<RatePolicy>,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fasp_spec::RatePolicy;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, Row};
@@ -22,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "host slots",
         include_str!("../migrations/0002_host_slots.sql"),
+    ),
+    (
+        3,
+        "rate policy",
+        include_str!("../migrations/0003_rate_policy.sql"),
     ),
 ];
 
@@ -106,6 +112,7 @@ pub struct JobStore {
 
 const JOB_COLUMNS: &str = "id, idempotency_key, kind, host, priority, state, max_attempts, \
      failures, claims, epoch, lease_owner, cancel_requested, target_rate_kbps, min_rate_kbps, \
+     rate_policy, \
      bytes_done, bytes_expected, files_done, files_skipped, files_failed, last_error, \
      created_ms, updated_ms, started_ms, finished_ms";
 
@@ -238,8 +245,8 @@ impl JobStore {
         let inserted = sqlx::query(
             "INSERT INTO fasp_jobs (id, idempotency_key, kind, payload, host, priority, state, \
              max_attempts, backoff_initial_ms, backoff_max_ms, run_after_ms, target_rate_kbps, \
-             min_rate_kbps, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12, $10, $10) \
+             min_rate_kbps, rate_policy, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12, $13, $10, $10) \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(id.as_str())
@@ -254,6 +261,7 @@ impl JobStore {
         .bind(now)
         .bind(job.target_rate_kbps.map(to_i64))
         .bind(job.min_rate_kbps.map(to_i64))
+        .bind(job.rate_policy.map(RatePolicy::as_str))
         .execute(&mut *tx)
         .await
         .map_err(JobError::db("insert a job"))?;
@@ -550,6 +558,30 @@ impl JobStore {
         Ok(())
     }
 
+    /// Change the rate policy: kept for the next start, and applied by the worker of a
+    /// running job at its next heartbeat.
+    pub async fn set_policy(&self, id: &JobId, policy: RatePolicy) -> Result<(), JobError> {
+        let done = sqlx::query(
+            "UPDATE fasp_jobs SET rate_policy = $2, updated_ms = $3 \
+             WHERE id = $1 AND state IN ('queued', 'running', 'paused')",
+        )
+        .bind(id.as_str())
+        .bind(policy.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(JobError::db("set a job's rate policy"))?;
+        if done.rows_affected() == 0 {
+            let job = self.require(id).await?;
+            return Err(JobError::InvalidState {
+                id: id.clone(),
+                state: job.state,
+                action: "set the rate policy",
+            });
+        }
+        Ok(())
+    }
+
     async fn require(&self, id: &JobId) -> Result<Job, JobError> {
         self.get(id)
             .await?
@@ -758,6 +790,9 @@ impl JobStore {
         };
         let (id, epoch, payload, host, state, claims, failures, max, b0, b1, target, min) =
             read(row).map_err(JobError::db("read a claimed job"))?;
+        let policy: Option<String> = row
+            .try_get("rate_policy")
+            .map_err(JobError::db("read a claimed job"))?;
         let lease = Lease {
             job_id: JobId(id.clone()),
             epoch,
@@ -780,6 +815,7 @@ impl JobStore {
             paused: state == "paused",
             target_rate_kbps: target.map(to_u64),
             min_rate_kbps: min.map(to_u64),
+            rate_policy: policy.as_deref().and_then(RatePolicy::parse),
             claims: to_u32(claims),
             failures: to_u32(failures),
             retry: Retry {
@@ -803,7 +839,7 @@ impl JobStore {
             "UPDATE fasp_jobs SET lease_until_ms = $3, updated_ms = $4, bytes_done = $5, \
                bytes_expected = $6, files_done = $7, files_skipped = $8, files_failed = $9 \
              WHERE id = $1 AND epoch = $2 AND state IN ('running', 'paused') \
-             RETURNING state, cancel_requested, target_rate_kbps, min_rate_kbps",
+             RETURNING state, cancel_requested, target_rate_kbps, min_rate_kbps, rate_policy",
         )
         .bind(lease.job_id.as_str())
         .bind(lease.epoch)
@@ -828,6 +864,10 @@ impl JobStore {
                     .try_get::<Option<i64>, _>("target_rate_kbps")?
                     .map(to_u64),
                 min_rate_kbps: row.try_get::<Option<i64>, _>("min_rate_kbps")?.map(to_u64),
+                policy: row
+                    .try_get::<Option<String>, _>("rate_policy")?
+                    .as_deref()
+                    .and_then(RatePolicy::parse),
             })
         };
         read(&row).map_err(JobError::db("read controls"))
@@ -1098,7 +1138,8 @@ const CLAIM_SET: &str = "state = CASE WHEN state = 'paused' THEN 'paused' ELSE '
 
 /// What a claim returns.
 const CLAIM_RETURNING: &str = "id, epoch, kind, payload, host, state, claims, failures, \
-     max_attempts, backoff_initial_ms, backoff_max_ms, target_rate_kbps, min_rate_kbps";
+     max_attempts, backoff_initial_ms, backoff_max_ms, target_rate_kbps, min_rate_kbps, \
+     rate_policy";
 
 /// The two kinds of claimable jobs.
 #[derive(Debug, Clone, Copy)]
@@ -1194,6 +1235,10 @@ fn job_from_row(row: &AnyRow) -> Result<Job, JobError> {
                 .try_get::<Option<i64>, _>("target_rate_kbps")?
                 .map(to_u64),
             min_rate_kbps: row.try_get::<Option<i64>, _>("min_rate_kbps")?.map(to_u64),
+            rate_policy: row
+                .try_get::<Option<String>, _>("rate_policy")?
+                .as_deref()
+                .and_then(RatePolicy::parse),
             progress: JobProgress {
                 bytes_done: to_u64(row.try_get("bytes_done")?),
                 bytes_expected: row.try_get::<Option<i64>, _>("bytes_expected")?.map(to_u64),

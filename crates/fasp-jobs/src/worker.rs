@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use fasp_manager::{EventKind, Manager, TransferError, TransferOptions};
+use fasp_manager::{Event, EventKind, Manager, TransferError, TransferOptions};
 use fasp_spec::{ResumePolicy, TransferSpec};
 use futures::StreamExt;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -171,7 +171,23 @@ pub struct Worker {
     store: JobStore,
     manager: Manager,
     config: WorkerConfig,
+    events: broadcast::Sender<JobEvent>,
 }
+
+/// An event of a job's transfer on this worker (see [`Worker::subscribe`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JobEvent {
+    /// The job.
+    pub job_id: JobId,
+    /// The epoch of the lease under which it runs here.
+    pub epoch: i64,
+    /// fasp-manager's event.
+    pub event: Event,
+}
+
+/// Events kept for a subscriber that is behind; past that it gets `Lagged` and misses some.
+const EVENT_BUFFER: usize = 4096;
 
 impl Worker {
     /// A worker of `store` that starts ascp through `manager`.
@@ -180,7 +196,17 @@ impl Worker {
             store,
             manager,
             config,
+            events: broadcast::channel(EVENT_BUFFER).0,
         }
+    }
+
+    /// The typed events of every transfer this worker runs from now on, each with its job
+    /// (a monitor's feed; call it before [`Worker::run`]). Delivery never slows a transfer: a
+    /// subscriber more than 4,096 events behind gets
+    /// [`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged) and skips
+    /// ahead. The stream ends when the worker stops.
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.events.subscribe()
     }
 
     /// This worker's id.
@@ -260,6 +286,7 @@ impl Worker {
                     manager: self.manager.clone(),
                     config: self.config.clone(),
                     stop: stop_rx.clone(),
+                    events: self.events.clone(),
                 };
                 let job_id = claim.lease.job_id.clone();
                 let host = claim.host.clone();
@@ -318,6 +345,7 @@ struct JobRun {
     manager: Manager,
     config: WorkerConfig,
     stop: watch::Receiver<bool>,
+    events: broadcast::Sender<JobEvent>,
 }
 
 /// Why an attempt could not start, and whether a retry may help.
@@ -363,6 +391,7 @@ impl JobRun {
             paused = true;
         }
         let mut rates = (claim.target_rate_kbps, claim.min_rate_kbps);
+        let mut policy = claim.rate_policy;
         let mut events = transfer.events();
         let progress = transfer.progress();
         let wait = transfer.wait();
@@ -387,6 +416,7 @@ impl JobRun {
                             results.insert(f.path.clone(), f.clone());
                             pending.push(f);
                         }
+                        self.publish(lease, ev);
                     }
                     None => events_open = false,
                 },
@@ -406,7 +436,8 @@ impl JobRun {
                                     Err(e) => tracing::warn!(job = %lease.job_id, error = %e, "cannot record file results yet"),
                                 }
                             }
-                            cancel_asked |= apply(&ctl, &controls, &mut paused, &mut rates).await;
+                            cancel_asked |=
+                                apply(&ctl, &controls, &mut paused, &mut rates, &mut policy).await;
                         }
                         Err(e) if e.is_lease_lost() => {
                             lost = true;
@@ -438,6 +469,7 @@ impl JobRun {
                 if let Some(f) = file_result(&ev.kind) {
                     results.insert(f.path.clone(), f.clone());
                 }
+                self.publish(lease, ev);
             }
         }
         if lost {
@@ -476,6 +508,17 @@ impl JobRun {
                 self.failed_attempt(claim, &e.to_string(), retryable, &files)
                     .await
             }
+        }
+    }
+
+    /// Hand an event to the subscribers, if any.
+    fn publish(&self, lease: &crate::model::Lease, event: Event) {
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(JobEvent {
+                job_id: lease.job_id.clone(),
+                epoch: lease.epoch,
+                event,
+            });
         }
     }
 
@@ -527,6 +570,9 @@ impl JobRun {
         }
         if let Some(m) = claim.min_rate_kbps {
             spec.min_rate_kbps = Some(m);
+        }
+        if let Some(p) = claim.rate_policy {
+            spec.rate_policy = Some(p);
         }
         if spec.resume_policy.is_none() {
             spec.resume_policy = Some(ResumePolicy::SparseChecksum);
@@ -599,6 +645,7 @@ async fn apply(
     controls: &Controls,
     paused: &mut bool,
     rates: &mut (Option<u64>, Option<u64>),
+    policy: &mut Option<fasp_spec::RatePolicy>,
 ) -> bool {
     if controls.cancel {
         let _ = ctl.cancel().await;
@@ -610,6 +657,12 @@ async fn apply(
             let _ = ctl.set_rate(t, m.unwrap_or(0)).await;
         }
         *rates = wanted;
+    }
+    if controls.policy != *policy {
+        if let Some(p) = controls.policy {
+            let _ = ctl.set_policy(p).await;
+        }
+        *policy = controls.policy;
     }
     if controls.paused != *paused {
         let _ = if controls.paused {

@@ -181,6 +181,10 @@ async fn cancel_pause_resume_rate(url: String) {
         store.pause(&q.id).await,
         Err(JobError::InvalidState { .. })
     ));
+    assert!(matches!(
+        store.set_policy(&q.id, fasp_spec::RatePolicy::Fair).await,
+        Err(JobError::InvalidState { .. })
+    ));
 
     // A paused queued job is not claimed until resumed.
     let p = store.submit(&job("p", "h")).await.unwrap();
@@ -203,6 +207,10 @@ async fn cancel_pause_resume_rate(url: String) {
         store.set_rate(&p.id, 10, 100).await,
         Err(JobError::Invalid { .. })
     ));
+    store
+        .set_policy(&p.id, fasp_spec::RatePolicy::Low)
+        .await
+        .unwrap();
     let c = store
         .heartbeat(&claim.lease, LONG, &progress)
         .await
@@ -212,6 +220,9 @@ async fn cancel_pause_resume_rate(url: String) {
         (c.target_rate_kbps, c.min_rate_kbps),
         (Some(5000), Some(100))
     );
+    assert_eq!(c.policy, Some(fasp_spec::RatePolicy::Low));
+    let job = store.get(&p.id).await.unwrap().unwrap();
+    assert_eq!(job.rate_policy, Some(fasp_spec::RatePolicy::Low));
     assert_eq!(store.resume(&p.id).await.unwrap(), JobState::Running);
     assert_eq!(store.cancel(&p.id).await.unwrap(), JobState::Running);
     let c = store

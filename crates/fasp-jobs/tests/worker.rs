@@ -39,11 +39,13 @@ fn config(id: &str, work: &Work) -> WorkerConfig {
 struct Running {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), fasp_jobs::JobError>>,
+    events: Option<tokio::sync::broadcast::Receiver<fasp_jobs::JobEvent>>,
 }
 
 impl Running {
     fn start(store: &JobStore, sim: &PathBuf, config: WorkerConfig) -> Running {
         let worker = Worker::new(store.clone(), Manager::builder().ascp(sim).build(), config);
+        let events = Some(worker.subscribe());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(worker.run(async move {
             let _ = rx.await;
@@ -51,6 +53,7 @@ impl Running {
         Running {
             stop: Some(tx),
             task,
+            events,
         }
     }
 
@@ -99,9 +102,30 @@ async fn a_job_completes_with_byte_exact_files_and_file_results() {
         .await
         .unwrap()
         .id;
-    let worker = Running::start(&store, &sim, config("w1", &work));
+    let mut worker = Running::start(&store, &sim, config("w1", &work));
+    let mut events = worker.events.take().unwrap();
     let job = wait_for(&store, &id, WITHIN, "completed", |j| j.state.is_terminal()).await;
     assert_eq!(job.state, JobState::Completed, "{job:#?}");
+    // The monitor's feed: the transfer's typed events, each with its job.
+    let mut kinds = Vec::new();
+    loop {
+        let e = tokio::time::timeout(WITHIN, events.recv())
+            .await
+            .expect("the events come")
+            .expect("no event is missed");
+        assert_eq!(e.job_id, id);
+        assert_eq!(e.epoch, 1);
+        let last = matches!(e.event.kind, fasp_manager::EventKind::Finished { .. });
+        kinds.push(e.event.kind);
+        if last {
+            break;
+        }
+    }
+    let done = kinds
+        .iter()
+        .filter(|k| matches!(k, fasp_manager::EventKind::FileDone(_)))
+        .count();
+    assert_eq!(done, 2, "{kinds:#?}");
     same_bytes(&a, &work.remote("inbox/a.bin"));
     same_bytes(&b, &work.remote("inbox/b.bin"));
     let files = store.files(&id).await.unwrap();
@@ -139,6 +163,10 @@ async fn a_running_job_is_paused_resumed_and_cancelled() {
     .await;
     assert_eq!(store.pause(&id).await.unwrap(), JobState::Paused);
     store.set_rate(&id, 16_000, 0).await.unwrap();
+    store
+        .set_policy(&id, fasp_spec::RatePolicy::High)
+        .await
+        .unwrap();
     assert_eq!(store.resume(&id).await.unwrap(), JobState::Running);
     assert_eq!(store.cancel(&id).await.unwrap(), JobState::Running);
     let job = wait_for(&store, &id, WITHIN, "cancelled", |j| j.state.is_terminal()).await;
