@@ -1,0 +1,233 @@
+//! The daemon: where it listens, who may call it, and how it stops.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use fasp_jobs::JobStore;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::service::InterceptorLayer;
+use tonic::transport::Server;
+
+use crate::auth::{RequireToken, Token};
+use crate::error::ServeError;
+use crate::pb::jobs_server::JobsServer;
+use crate::service::JobsService;
+
+/// The address `fasp serve` listens on by default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50071";
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address (`127.0.0.1:50071`, `[::1]:0`...).
+    Tcp(SocketAddr),
+    /// A Unix socket, created with mode 0600 (removed first if a stale one is there).
+    Unix(PathBuf),
+}
+
+impl Listen {
+    /// `HOST:PORT` (an IP address), or `unix:PATH`.
+    pub fn parse(text: &str) -> Result<Listen, ServeError> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(ServeError::Address {
+                    text: text.to_owned(),
+                    reason: "no socket path after unix:".to_owned(),
+                });
+            }
+            return Ok(Listen::Unix(PathBuf::from(path)));
+        }
+        text.parse::<SocketAddr>()
+            .map(Listen::Tcp)
+            .map_err(|e| ServeError::Address {
+                text: text.to_owned(),
+                reason: format!("{e}: give IP:PORT (127.0.0.1:50071, [::1]:50071) or unix:PATH"),
+            })
+    }
+
+    /// Whether only this machine can reach it (a loopback address, or a Unix socket).
+    pub fn is_local(&self) -> bool {
+        match self {
+            Listen::Tcp(addr) => addr.ip().is_loopback(),
+            Listen::Unix(_) => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(addr) => write!(f, "{addr}"),
+            Listen::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// How the server is reached and who may call it.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    listen: Listen,
+    token: Option<Token>,
+}
+
+impl ServeConfig {
+    /// Listen on `listen`; with no token, which [`Daemon::bind`] allows on loopback and Unix
+    /// sockets only.
+    pub fn new(listen: Listen) -> ServeConfig {
+        ServeConfig {
+            listen,
+            token: None,
+        }
+    }
+
+    /// Require this token of every call.
+    pub fn token(mut self, token: Token) -> ServeConfig {
+        self.token = Some(token);
+        self
+    }
+}
+
+enum Bound {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+/// A bound server, not yet serving: [`Daemon::local_addr`] tells where it listens (port 0
+/// is given a free port), [`Daemon::serve`] runs it.
+pub struct Daemon {
+    store: JobStore,
+    bound: Bound,
+    listen: Listen,
+    token: Option<Token>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("listen", &self.listen)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Daemon {
+    /// Bind the address of `config`. Refused ([`ServeError::TokenRequired`]) for an address
+    /// other machines can reach when no token is set.
+    pub async fn bind(store: JobStore, config: ServeConfig) -> Result<Daemon, ServeError> {
+        let bound = match &config.listen {
+            Listen::Tcp(addr) => {
+                if config.token.is_none() && !addr.ip().is_loopback() {
+                    return Err(ServeError::TokenRequired { addr: *addr });
+                }
+                let listener =
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| ServeError::Bind {
+                            what: addr.to_string(),
+                            source,
+                        })?;
+                Bound::Tcp(listener)
+            }
+            Listen::Unix(path) => Bound::Unix(bind_unix(path)?, path.clone()),
+        };
+        let listen = match &bound {
+            Bound::Tcp(l) => Listen::Tcp(l.local_addr().map_err(|source| ServeError::Bind {
+                what: config.listen.to_string(),
+                source,
+            })?),
+            Bound::Unix(_, path) => Listen::Unix(path.clone()),
+        };
+        Ok(Daemon {
+            store,
+            bound,
+            listen,
+            token: config.token,
+        })
+    }
+
+    /// Where it listens (with the port the system gave, for port 0).
+    pub fn local_addr(&self) -> &Listen {
+        &self.listen
+    }
+
+    /// Serve until `shutdown` completes: then no new call is taken, Watch streams end with
+    /// `UNAVAILABLE`, and calls in flight finish. A Unix socket is removed at the end.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let service = JobsServer::new(JobsService::new(self.store, stop_rx));
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let mut server =
+            Server::builder().layer(InterceptorLayer::new(RequireToken::new(self.token)));
+        let router = server
+            .add_service(service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+        let signal = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        tracing::info!(listen = %self.listen, "fasp serve: listening");
+        let what = format!("serving on {}", self.listen);
+        let result = match self.bound {
+            Bound::Tcp(listener) => {
+                router
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+                    .await
+            }
+            Bound::Unix(listener, path) => {
+                let r = router
+                    .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal)
+                    .await;
+                let _ = std::fs::remove_file(&path);
+                r
+            }
+        };
+        result.map_err(|source| ServeError::Transport { what, source })
+    }
+}
+
+/// Bind a Unix socket at `path`, mode 0600: a stale socket file is replaced, any other file
+/// is left alone (an error).
+fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let what = format!("unix:{}", path.display());
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(ServeError::Bind {
+                what,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a file that is not a socket is there",
+                ),
+            });
+        }
+        // A server still listening there answers a connection: leave it alone.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ServeError::Bind {
+                what,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "another server listens on this socket",
+                ),
+            });
+        }
+        std::fs::remove_file(path).map_err(|source| ServeError::Bind {
+            what: what.clone(),
+            source,
+        })?;
+    }
+    let listener = UnixListener::bind(path).map_err(|source| ServeError::Bind {
+        what: what.clone(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| ServeError::Bind { what, source })?;
+    Ok(listener)
+}

@@ -1,0 +1,491 @@
+//! The gRPC service end to end: a server on a loopback port (and on a Unix socket) over a
+//! SQLite store, a tonic client, an in-process worker running ascp-sim; the token check;
+//! server reflection.
+//!
+//! `cargo test --workspace` builds ascp-sim first; run alone, the tests that transfer skip
+//! with a notice when it is missing (with `CI=true` they fail).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fasp_jobs::{JobStore, Worker, WorkerConfig};
+use fasp_manager::{Manager, TransferOptions};
+use fasp_serve::pb::{self, JobState};
+use fasp_serve::{Client, Daemon, Listen, ServeConfig, ServeError, Token};
+use fasp_testkit::require_sim;
+use fasp_testkit::sim::Work;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+/// A running server (and maybe a worker), stopped when `stop` is called.
+struct Running {
+    target: String,
+    stop: Vec<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    async fn start(store: &JobStore, config: ServeConfig) -> Running {
+        let daemon = Daemon::bind(store.clone(), config).await.expect("bind");
+        let target = match daemon.local_addr() {
+            Listen::Tcp(addr) => format!("http://{addr}"),
+            Listen::Unix(path) => format!("unix:{}", path.display()),
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            daemon
+                .serve(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("the server ends well");
+        });
+        Running {
+            target,
+            stop: vec![tx],
+            tasks: vec![task],
+        }
+    }
+
+    fn with_worker(mut self, store: &JobStore, sim: &Path, work: &Work) -> Running {
+        let options = TransferOptions::default()
+            .with_env("ASCP_SIM_ROOT", work.root())
+            .with_env("ASCP_SIM_STATS_INTERVAL_MS", "50");
+        let config = WorkerConfig::default()
+            .id("serve-test")
+            .lease(Duration::from_secs(5), Duration::from_millis(100))
+            .poll(Duration::from_millis(20))
+            .stagger(Duration::ZERO)
+            .transfer_options(options);
+        let worker = Worker::new(store.clone(), Manager::builder().ascp(sim).build(), config);
+        let (tx, rx) = oneshot::channel::<()>();
+        self.tasks.push(tokio::spawn(async move {
+            worker
+                .run(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("the worker ends well");
+        }));
+        self.stop.push(tx);
+        self
+    }
+
+    async fn client(&self, token: Option<Token>) -> Client {
+        fasp_serve::connect(&self.target, token)
+            .await
+            .expect("connect")
+    }
+
+    async fn stop(self) {
+        for tx in self.stop {
+            let _ = tx.send(());
+        }
+        for task in self.tasks {
+            tokio::time::timeout(WITHIN, task)
+                .await
+                .expect("stops in time")
+                .expect("no panic");
+        }
+    }
+}
+
+async fn store(work: &Work) -> JobStore {
+    JobStore::open_sqlite(&work.path().join("jobs.db"))
+        .await
+        .expect("open the store")
+}
+
+fn loopback() -> ServeConfig {
+    ServeConfig::new(Listen::parse("127.0.0.1:0").unwrap())
+}
+
+fn upload_spec(sources: &[&Path], dest: &str, rate_kbps: u64) -> String {
+    let paths: Vec<_> = sources
+        .iter()
+        .map(|s| serde_json::json!({"source": s.to_str().unwrap()}))
+        .collect();
+    serde_json::json!({
+        "direction": "send", "remote_host": "127.0.0.1", "remote_user": "xfer",
+        "target_rate_kbps": rate_kbps, "paths": paths, "destination_root": dest
+    })
+    .to_string()
+}
+
+fn submit_spec(spec: String) -> pb::SubmitRequest {
+    pb::SubmitRequest {
+        payload: Some(pb::submit_request::Payload::SpecJson(spec)),
+        ..Default::default()
+    }
+}
+
+fn same_bytes(a: &Path, b: &Path) {
+    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
+    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
+    assert!(x == y, "{} and {} differ", a.display(), b.display());
+}
+
+fn state(job: &pb::Job) -> JobState {
+    JobState::try_from(job.state).expect("a known state")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_job_is_watched_to_completion_with_byte_exact_files() {
+    let sim = require_sim!();
+    let work = Work::new();
+    let store = store(&work).await;
+    let server = Running::start(&store, loopback())
+        .await
+        .with_worker(&store, &sim, &work);
+    let mut client = server.client(None).await;
+    let a = work.local_file("a.bin", 300_000);
+    let b = work.local_file("b.bin", 2_000_000);
+    let mut request = submit_spec(upload_spec(&[&a, &b], "/inbox", 100_000));
+    request.tags = vec!["nightly".to_owned()];
+    request.idempotency_key = "run-1".to_owned();
+    let submitted = client.submit(request.clone()).await.unwrap().into_inner();
+    assert!(submitted.created);
+    let id = submitted.job.expect("the job").id;
+    // The same idempotency key gives the same job back.
+    let again = client.submit(request).await.unwrap().into_inner();
+    assert!(!again.created);
+    assert_eq!(again.job.unwrap().id, id);
+
+    let mut stream = client
+        .watch(pb::WatchRequest {
+            id: id.clone(),
+            interval_ms: 100,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let deadline = Instant::now() + WITHIN;
+    let mut seen = Vec::new();
+    while let Some(event) = tokio::time::timeout_at(deadline.into(), stream.next())
+        .await
+        .expect("the watch ends in time")
+    {
+        let job = event.expect("a watch event").job.expect("the job");
+        seen.push(state(&job));
+        if state(&job) == JobState::Completed {
+            assert_eq!(job.progress.unwrap().bytes_done, 2_300_000);
+        }
+    }
+    assert_eq!(seen.last(), Some(&JobState::Completed), "{seen:?}");
+    // Each event is a change: the same state twice in a row only when progress moved.
+    assert!(seen.len() >= 2, "{seen:?}");
+
+    let got = client
+        .get(pb::GetRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let job = got.job.unwrap();
+    assert_eq!(state(&job), JobState::Completed);
+    assert_eq!(job.tags, ["nightly"]);
+    assert_eq!(got.files.len(), 2, "{:?}", got.files);
+    assert!(
+        got.files
+            .iter()
+            .all(|f| f.outcome == pb::FileOutcome::Done as i32),
+        "{:?}",
+        got.files
+    );
+    same_bytes(&a, &work.remote("inbox/a.bin"));
+    same_bytes(&b, &work.remote("inbox/b.bin"));
+
+    // List by state and by tag.
+    let completed = client
+        .list(pb::ListRequest {
+            states: vec![JobState::Completed as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(completed.jobs.len(), 1);
+    let other_tag = client
+        .list(pb::ListRequest {
+            tag: "weekly".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(other_tag.jobs.is_empty());
+    server.stop().await;
+    fasp_testkit::assert_no_leftover(&work.needle());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_jobs_are_modified_paused_resumed_and_cancelled() {
+    let work = Work::new();
+    let store = store(&work).await;
+    // No worker: the job stays queued.
+    let server = Running::start(&store, loopback()).await;
+    let mut client = server.client(None).await;
+    let a = work.local_file("a.bin", 1000);
+    let id = client
+        .submit(submit_spec(upload_spec(&[&a], "/in", 10_000)))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap()
+        .id;
+    let modify = |r: pb::ModifyRequest| pb::ModifyRequest {
+        id: id.clone(),
+        ..r
+    };
+    let job = client
+        .modify(modify(pb::ModifyRequest {
+            target_rate_kbps: Some(5_000),
+            min_rate_kbps: Some(1_000),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (job.target_rate_kbps, job.min_rate_kbps),
+        (Some(5_000), Some(1_000))
+    );
+    // A lower target alone drags the minimum down with it.
+    let job = client
+        .modify(modify(pb::ModifyRequest {
+            target_rate_kbps: Some(500),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (job.target_rate_kbps, job.min_rate_kbps),
+        (Some(500), Some(500))
+    );
+    let bad = client
+        .modify(modify(pb::ModifyRequest {
+            target_rate_kbps: Some(100),
+            min_rate_kbps: Some(200),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
+    let job = client
+        .modify(modify(pb::ModifyRequest {
+            policy: Some("fair".to_owned()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(job.rate_policy.as_deref(), Some("fair"));
+    let policy = client
+        .modify(modify(pb::ModifyRequest {
+            policy: Some("greedy".to_owned()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(policy.code(), Code::InvalidArgument, "{policy:?}");
+
+    let paused = client
+        .modify(modify(pb::ModifyRequest {
+            pause: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state(&paused), JobState::Paused);
+    let resumed = client
+        .modify(modify(pb::ModifyRequest {
+            resume: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state(&resumed), JobState::Queued);
+
+    let add = client
+        .add_paths(pb::AddPathsRequest {
+            id: id.clone(),
+            paths: vec![pb::PathPair {
+                source: "/x".to_owned(),
+                destination: String::new(),
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(add.code(), Code::Unimplemented, "{add:?}");
+    assert!(add.message().contains("AddPaths"), "{add:?}");
+
+    let cancelled = client
+        .cancel(pb::CancelRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state(&cancelled), JobState::Cancelled);
+    // Watching an ended job gives it once, then the stream ends.
+    let events: Vec<_> = client
+        .watch(pb::WatchRequest {
+            id: id.clone(),
+            interval_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .collect()
+        .await;
+    assert_eq!(events.len(), 1);
+    let again = client
+        .modify(modify(pb::ModifyRequest {
+            pause: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+
+    // Bad requests: an unknown job, no payload, a bad spec, a secret in the spec.
+    let missing = client
+        .get(pb::GetRequest {
+            id: "0123".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let watch_missing = client
+        .watch(pb::WatchRequest {
+            id: "0123".to_owned(),
+            interval_ms: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(watch_missing.code(), Code::NotFound);
+    let empty = client
+        .submit(pb::SubmitRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    let not_json = client
+        .submit(submit_spec("{".to_owned()))
+        .await
+        .unwrap_err();
+    assert_eq!(not_json.code(), Code::InvalidArgument);
+    let with_token = serde_json::json!({
+        "direction": "send", "remote_host": "h", "remote_user": "u", "token": "ATM3_secret",
+        "paths": [{"source": "/a"}], "destination_root": "/in"
+    })
+    .to_string();
+    let secret = client
+        .submit(submit_spec(with_token.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(secret.code(), Code::InvalidArgument);
+    assert!(!secret.message().contains("ATM3_secret"), "{secret:?}");
+    // Named by an environment variable of the worker instead, it is accepted.
+    let mut by_env = submit_spec(with_token);
+    by_env
+        .secret_env
+        .insert("token".to_owned(), "JOB_TOKEN".to_owned());
+    assert!(client.submit(by_env).await.is_ok());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_addresses_need_a_token_and_every_call_must_send_it() {
+    let work = Work::new();
+    let store = store(&work).await;
+    let open = ServeConfig::new(Listen::parse("0.0.0.0:0").unwrap());
+    let err = Daemon::bind(store.clone(), open).await.unwrap_err();
+    assert!(matches!(err, ServeError::TokenRequired { .. }), "{err:?}");
+    assert!(err.to_string().contains("0.0.0.0"), "{err}");
+
+    let token = Token::new("t0k3n-for-tests").unwrap();
+    let config = ServeConfig::new(Listen::parse("0.0.0.0:0").unwrap()).token(token.clone());
+    let daemon = Daemon::bind(store.clone(), config).await.unwrap();
+    let Listen::Tcp(addr) = daemon.local_addr().clone() else {
+        panic!("a TCP address")
+    };
+    drop(daemon);
+    // Served on loopback with the same token: the check is the same on any address.
+    let config = ServeConfig::new(Listen::Tcp(std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        addr.port(),
+    ))))
+    .token(token.clone());
+    let server = Running::start(&store, config).await;
+    let list = pb::ListRequest::default();
+    let none = server
+        .client(None)
+        .await
+        .list(list.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(none.code(), Code::Unauthenticated, "{none:?}");
+    let wrong = server
+        .client(Token::new("t0k3n-for-tests2"))
+        .await
+        .list(list.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated, "{wrong:?}");
+    assert!(!wrong.message().contains("t0k3n"), "{wrong:?}");
+    assert!(server.client(Some(token)).await.list(list).await.is_ok());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_service_and_a_unix_socket_serves_it() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let work = Work::new();
+    let store = store(&work).await;
+    let socket = work.path().join("fasp.sock");
+    let server = Running::start(
+        &store,
+        ServeConfig::new(Listen::parse(&format!("unix:{}", socket.display())).unwrap()),
+    )
+    .await;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let mut client = server.client(None).await;
+    assert!(client.list(pb::ListRequest::default()).await.is_ok());
+
+    let server_tcp = Running::start(&store, loopback()).await;
+    let channel = tonic::transport::Endpoint::from_shared(server_tcp.target.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.next().await.expect("an answer").unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a service list: {answer:?}")
+    };
+    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&fasp_serve::SERVICE_NAME), "{names:?}");
+    server_tcp.stop().await;
+    server.stop().await;
+    assert!(!socket.exists(), "the socket is removed at the end");
+}
