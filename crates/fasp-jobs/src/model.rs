@@ -26,7 +26,7 @@ impl JobId {
         getrandom::fill(&mut bytes).map_err(|e| JobError::Invalid {
             reason: format!("cannot draw a random job id: {e}"),
         })?;
-        Ok(JobId(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+        Ok(JobId(hex::encode(bytes)))
     }
 }
 

@@ -81,11 +81,7 @@ fn default_worker_id() -> String {
         .unwrap_or_else(|_| "host".into());
     let mut b = [0u8; 4];
     let _ = getrandom::fill(&mut b);
-    format!(
-        "{host}-{}-{}",
-        std::process::id(),
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    )
+    format!("{host}-{}-{}", std::process::id(), hex::encode(b))
 }
 
 impl WorkerConfig {
