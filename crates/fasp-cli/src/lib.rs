@@ -6,11 +6,15 @@
 
 pub mod completions;
 pub mod decode;
+#[cfg(feature = "jobs")]
+pub mod jobs;
 pub mod logging;
 pub mod manpage;
 pub mod node;
 pub mod options;
 pub mod render;
+#[cfg(feature = "jobs")]
+pub mod serve;
 pub mod transfer;
 pub mod updown;
 
@@ -54,6 +58,15 @@ pub enum Command {
     Upload(updown::Args),
     /// Download: node API download_setup, then the transfer (SOURCE... LOCAL_FOLDER).
     Download(updown::Args),
+    /// Run the job daemon: the gRPC API (docs/serve.md) and a worker, over a job store.
+    #[cfg(feature = "jobs")]
+    Serve(serve::ServeArgs),
+    /// Run a job worker without the API (more machines on one PostgreSQL job store).
+    #[cfg(feature = "jobs")]
+    Worker(serve::WorkerArgs),
+    /// The client of `fasp serve`: add, list, show, watch, pause, resume, cancel, rate jobs.
+    #[cfg(feature = "jobs")]
+    Jobs(jobs::Args),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
     /// Write the man pages (fasp.1 and one per subcommand) into a folder.
@@ -70,6 +83,12 @@ pub fn run(command: Command) -> ExitCode {
         Command::Node(args) => node::run(args),
         Command::Upload(args) => updown::run(args, true),
         Command::Download(args) => updown::run(args, false),
+        #[cfg(feature = "jobs")]
+        Command::Serve(args) => serve::run_serve(args),
+        #[cfg(feature = "jobs")]
+        Command::Worker(args) => serve::run_worker(args),
+        #[cfg(feature = "jobs")]
+        Command::Jobs(args) => jobs::run(args),
         Command::Completions(args) => completions::run(args, Cli::command()),
         Command::Manpage(args) => manpage::run(args, Cli::command()),
     }

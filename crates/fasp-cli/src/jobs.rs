@@ -1,0 +1,554 @@
+//! `fasp jobs add|list|show|watch|pause|resume|cancel|rate [--server URL] [--token-file F]
+//! [--json]`: the command-line client of `fasp serve` (its gRPC API, `docs/serve.md`).
+//!
+//! Human output by default; with `--json`, one JSON object per line on stdout, `"type"`
+//! first: `job` (a job's state and progress), `file` (a file's result, `fasp jobs show`) and
+//! `error` (what failed, with the gRPC code). Exit status: 0 success (for `watch`: the job
+//! completed); 1 the server refused or cannot be reached, or the watched job failed or was
+//! cancelled; 2 a usage error (a bad spec or option, a request the server calls invalid).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use fasp_serve::pb::{self, JobState};
+use fasp_serve::{Client, DEFAULT_LISTEN, Token};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tonic::Code;
+
+use crate::options::parse_rate_kbps;
+use crate::terminal::escape;
+use crate::transfer::{read_spec, runtime};
+
+/// The environment variable naming the server when `--server` is not given.
+pub const SERVER_ENV: &str = "FASP_SERVER";
+
+/// Arguments of `fasp jobs`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The server: http://HOST:PORT or unix:PATH. Default: $FASP_SERVER, else
+    /// http://127.0.0.1:50071.
+    #[arg(long, value_name = "URL", global = true)]
+    server: Option<String>,
+    /// Send the token in this file (its first line; mode 0600) with every call.
+    #[arg(long, value_name = "FILE", global = true)]
+    token_file: Option<PathBuf>,
+    /// One JSON object per line on stdout, "type" first, instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Submit a transfer spec as a job; prints its id.
+    Add(AddArgs),
+    /// List jobs, newest first.
+    List(ListArgs),
+    /// One job, with its files' results.
+    Show(IdArg),
+    /// Follow a job until it ends; exit 0 when it completed.
+    Watch(WatchArgs),
+    /// Pause a job (a queued one is not started; a running one goes to rate 0).
+    Pause(IdArg),
+    /// Resume a paused job.
+    Resume(IdArg),
+    /// Cancel a job.
+    Cancel(IdArg),
+    /// Change a job's rates or rate policy (a running job's worker applies it at its next
+    /// heartbeat).
+    Rate(RateArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("change").required(true).multiple(true)
+    .args(["target_rate", "min_rate", "policy"])))]
+struct RateArgs {
+    /// The job's id.
+    id: String,
+    /// New target rate (Mbit/s, or 500k, 100m, 1.5g).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate_kbps)]
+    target_rate: Option<u64>,
+    /// New minimum rate, same units.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate_kbps)]
+    min_rate: Option<u64>,
+    /// New rate policy: fixed, high, fair or low.
+    #[arg(long, value_name = "POLICY", value_parser = parse_policy)]
+    policy: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct AddArgs {
+    /// The transfer spec: a JSON file (a bare spec, {"transfer_spec": ...} or a node answer),
+    /// or - for standard input.
+    #[arg(long, value_name = "FILE|-")]
+    spec: PathBuf,
+    /// A tag, for `fasp jobs list --tag` (repeatable).
+    #[arg(long, value_name = "TAG")]
+    tag: Vec<String>,
+    /// An idempotency key: a second add with the same key returns the first job.
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
+    /// Higher runs first (default 0).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    priority: Option<i64>,
+    /// Attempts in all, retries of transient failures included (default: the store's, 3).
+    #[arg(long, value_name = "N")]
+    attempts: Option<u32>,
+    /// Target rate: a number of Mbit/s, or with a unit: 500k, 100m, 1.5g (as for
+    /// `fasp transfer`).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate_kbps)]
+    target_rate: Option<u64>,
+    /// Minimum rate, same units (with --target-rate).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate_kbps, requires = "target_rate")]
+    min_rate: Option<u64>,
+    /// Rate policy: fixed, high, fair or low.
+    #[arg(long, value_name = "POLICY", value_parser = parse_policy)]
+    policy: Option<String>,
+    /// Take the spec's secret KEY (token, remote_password, ...) from the worker's
+    /// environment variable VAR when the job starts (repeatable); the spec's own value is
+    /// not stored.
+    #[arg(long, value_name = "KEY=VAR")]
+    secret_env: Vec<String>,
+    /// Store the spec's secrets in the job store as they are (anyone who can read the
+    /// store can then read them; prefer --secret-env).
+    #[arg(long)]
+    store_secrets: bool,
+}
+
+#[derive(clap::Args)]
+struct ListArgs {
+    /// Only jobs in this state: queued, running, paused, completed, failed, cancelled
+    /// (repeatable: any of them).
+    #[arg(long, value_name = "STATE")]
+    state: Vec<String>,
+    /// Only jobs with this tag.
+    #[arg(long, value_name = "TAG")]
+    tag: Option<String>,
+    /// At most N jobs.
+    #[arg(long, value_name = "N")]
+    limit: Option<u32>,
+}
+
+#[derive(clap::Args)]
+struct IdArg {
+    /// The job's id.
+    id: String,
+}
+
+#[derive(clap::Args)]
+struct WatchArgs {
+    /// The job's id.
+    id: String,
+    /// How often the server reads the job store, in milliseconds (it keeps this between
+    /// 100 and 10000; default 500).
+    #[arg(long, value_name = "MS")]
+    interval_ms: Option<u32>,
+}
+
+/// What failed: the exit status and the message.
+struct Failure {
+    exit: u8,
+    code: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn usage(message: String) -> Failure {
+        Failure {
+            exit: 2,
+            code: "usage",
+            message,
+        }
+    }
+
+    fn status(s: &tonic::Status) -> Failure {
+        let (exit, code) = match s.code() {
+            Code::InvalidArgument => (2, "invalid_argument"),
+            Code::NotFound => (1, "not_found"),
+            Code::FailedPrecondition => (1, "failed_precondition"),
+            Code::Unimplemented => (1, "unimplemented"),
+            Code::Unauthenticated => (1, "unauthenticated"),
+            Code::Unavailable => (1, "unavailable"),
+            Code::PermissionDenied => (1, "permission_denied"),
+            _ => (1, "internal"),
+        };
+        Failure {
+            exit,
+            code,
+            message: s.message().to_owned(),
+        }
+    }
+}
+
+/// Lines on stdout: text or JSON.
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn line(&self, text: &str, value: Value) {
+        let mut out = std::io::stdout().lock();
+        let _ = if self.json {
+            writeln!(out, "{value}")
+        } else {
+            writeln!(out, "{text}")
+        }
+        .and_then(|()| out.flush());
+    }
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    let runtime = match runtime("jobs") {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let out = Out { json: args.json };
+    let result = runtime.block_on(dispatch(&args, &out));
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("fasp jobs: {}", escape(&f.message));
+            if args.json {
+                out.line(
+                    "",
+                    json!({"type": "error", "code": f.code, "message": f.message}),
+                );
+            }
+            ExitCode::from(f.exit)
+        }
+    }
+}
+
+async fn connect(args: &Args) -> Result<Client, Failure> {
+    let token = match &args.token_file {
+        Some(path) => Some(Token::from_file(path).map_err(|e| Failure::usage(e.to_string()))?),
+        None => None,
+    };
+    let server = args
+        .server
+        .clone()
+        .or_else(|| std::env::var(SERVER_ENV).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}"));
+    fasp_serve::connect(&server, token)
+        .await
+        .map_err(|e| Failure {
+            exit: 1,
+            code: "unavailable",
+            message: format!("{e} (is `fasp serve` running there?)"),
+        })
+}
+
+async fn dispatch(args: &Args, out: &Out) -> Result<ExitCode, Failure> {
+    // Check what can be checked before reaching the server.
+    let submit = match &args.action {
+        Action::Add(add) => Some(submit_request(add)?),
+        _ => None,
+    };
+    let states = match &args.action {
+        Action::List(list) => list
+            .state
+            .iter()
+            .map(|word| {
+                fasp_jobs::JobState::parse(word)
+                    .map(|s| fasp_serve::state_to_pb(s) as i32)
+                    .ok_or_else(|| {
+                        Failure::usage(format!(
+                            "--state {word:?}: give queued, running, paused, completed, \
+                             failed or cancelled"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => Vec::new(),
+    };
+    let mut client = connect(args).await?;
+    let status = |s: tonic::Status| Failure::status(&s);
+    match &args.action {
+        Action::Add(_) => {
+            let request = submit.ok_or_else(|| Failure::usage("no request".to_owned()))?;
+            let answer = client.submit(request).await.map_err(status)?.into_inner();
+            let job = answer.job.unwrap_or_default();
+            if !answer.created && !args.json {
+                eprintln!(
+                    "fasp jobs add: the idempotency key names job {}, submitted before",
+                    escape(&job.id)
+                );
+            }
+            let mut line = job_json(&job);
+            if let Some(obj) = line.as_object_mut() {
+                obj.insert("created".to_owned(), Value::Bool(answer.created));
+            }
+            out.line(&escape(&job.id), line);
+        }
+        Action::List(list) => {
+            let request = pb::ListRequest {
+                states,
+                tag: list.tag.clone().unwrap_or_default(),
+                limit: list.limit.unwrap_or(0),
+            };
+            let jobs = client
+                .list(request)
+                .await
+                .map_err(status)?
+                .into_inner()
+                .jobs;
+            if !args.json && !jobs.is_empty() {
+                out.line(
+                    &format!(
+                        "{:<32}  {:<9}  {:>15}  {:>7}  TAGS",
+                        "ID", "STATE", "BYTES", "FILES"
+                    ),
+                    Value::Null,
+                );
+            }
+            for job in &jobs {
+                let p = job.progress.unwrap_or_default();
+                let text = format!(
+                    "{:<32}  {:<9}  {:>15}  {:>7}  {}",
+                    escape(&job.id),
+                    state_word(job.state),
+                    p.bytes_done,
+                    p.files_done,
+                    escape(&job.tags.join(","))
+                );
+                out.line(&text, job_json(job));
+            }
+        }
+        Action::Show(IdArg { id }) => {
+            let answer = client
+                .get(pb::GetRequest { id: id.clone() })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let job = answer.job.unwrap_or_default();
+            out.line(&describe(&job), job_json(&job));
+            for f in &answer.files {
+                let text = format!(
+                    "  {:<7}  {:>15}  {}{}",
+                    outcome_word(f.outcome),
+                    f.bytes,
+                    escape(&f.path),
+                    f.description
+                        .as_deref()
+                        .map(|d| format!("  ({})", escape(d)))
+                        .unwrap_or_default()
+                );
+                out.line(
+                    &text,
+                    json!({"type": "file", "job": job.id, "path": f.path,
+                           "outcome": outcome_word(f.outcome), "bytes": f.bytes,
+                           "size": f.size, "code": f.code, "description": f.description}),
+                );
+            }
+        }
+        Action::Watch(w) => {
+            let mut stream = client
+                .watch(pb::WatchRequest {
+                    id: w.id.clone(),
+                    interval_ms: w.interval_ms.unwrap_or(0),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let mut last = None;
+            while let Some(event) = stream.next().await {
+                let job = event.map_err(status)?.job.unwrap_or_default();
+                out.line(&progress_line(&job), job_json(&job));
+                last = Some(job.state);
+            }
+            return Ok(match last.and_then(|s| JobState::try_from(s).ok()) {
+                Some(JobState::Completed) => ExitCode::SUCCESS,
+                Some(JobState::Failed | JobState::Cancelled) => ExitCode::from(1),
+                _ => {
+                    return Err(Failure {
+                        exit: 1,
+                        code: "unavailable",
+                        message: format!("the watch of job {} ended before the job", w.id),
+                    });
+                }
+            });
+        }
+        Action::Pause(IdArg { id }) | Action::Resume(IdArg { id }) => {
+            let pause = matches!(args.action, Action::Pause(_));
+            let job = client
+                .modify(pb::ModifyRequest {
+                    id: id.clone(),
+                    pause,
+                    resume: !pause,
+                    ..Default::default()
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            out.line(&state_line(&job), job_json(&job));
+        }
+        Action::Rate(r) => {
+            let job = client
+                .modify(pb::ModifyRequest {
+                    id: r.id.clone(),
+                    target_rate_kbps: r.target_rate,
+                    min_rate_kbps: r.min_rate,
+                    policy: r.policy.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            out.line(&describe(&job), job_json(&job));
+        }
+        Action::Cancel(IdArg { id }) => {
+            let job = client
+                .cancel(pb::CancelRequest { id: id.clone() })
+                .await
+                .map_err(status)?
+                .into_inner();
+            out.line(&state_line(&job), job_json(&job));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn submit_request(add: &AddArgs) -> Result<pb::SubmitRequest, Failure> {
+    let spec = read_spec(&add.spec).map_err(Failure::usage)?;
+    let mut secret_env = std::collections::HashMap::new();
+    for pair in &add.secret_env {
+        let (key, var) = pair
+            .split_once('=')
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+            .ok_or_else(|| {
+                Failure::usage(format!(
+                    "--secret-env {pair:?}: give KEY=VAR (token=MY_TOKEN)"
+                ))
+            })?;
+        secret_env.insert(key.to_owned(), var.to_owned());
+    }
+    Ok(pb::SubmitRequest {
+        payload: Some(pb::submit_request::Payload::SpecJson(
+            spec.to_json_value().to_string(),
+        )),
+        secret_env,
+        store_secrets: add.store_secrets,
+        tags: add.tag.clone(),
+        idempotency_key: add.key.clone().unwrap_or_default(),
+        priority: add.priority.unwrap_or(0),
+        max_attempts: add.attempts.unwrap_or(0),
+        target_rate_kbps: add.target_rate,
+        min_rate_kbps: add.min_rate,
+        host: String::new(),
+        rate_policy: add.policy.clone(),
+    })
+}
+
+fn parse_policy(text: &str) -> Result<String, String> {
+    fasp_spec::RatePolicy::parse(&text.to_ascii_lowercase())
+        .map(|p| p.as_str().to_owned())
+        .ok_or_else(|| format!("{text:?}: give fixed, high, fair or low"))
+}
+
+fn state_word(state: i32) -> &'static str {
+    fasp_serve::state_from_pb(state).map_or("unknown", |s| s.as_str())
+}
+
+fn outcome_word(outcome: i32) -> &'static str {
+    match pb::FileOutcome::try_from(outcome) {
+        Ok(pb::FileOutcome::Done) => "done",
+        Ok(pb::FileOutcome::Skipped) => "skipped",
+        Ok(pb::FileOutcome::Failed) => "failed",
+        _ => "unknown",
+    }
+}
+
+/// A job as a JSON line: `type` first, then its fields, progress flattened.
+fn job_json(job: &pb::Job) -> Value {
+    let p = job.progress.unwrap_or_default();
+    json!({
+        "type": "job",
+        "id": job.id,
+        "state": state_word(job.state),
+        "kind": job.kind,
+        "host": job.host,
+        "priority": job.priority,
+        "tags": job.tags,
+        "idempotency_key": job.idempotency_key,
+        "bytes_done": p.bytes_done,
+        "bytes_expected": p.bytes_expected,
+        "files_done": p.files_done,
+        "files_skipped": p.files_skipped,
+        "files_failed": p.files_failed,
+        "claims": job.claims,
+        "failures": job.failures,
+        "max_attempts": job.max_attempts,
+        "cancel_requested": job.cancel_requested,
+        "target_rate_kbps": job.target_rate_kbps,
+        "min_rate_kbps": job.min_rate_kbps,
+        "rate_policy": job.rate_policy,
+        "last_error": job.last_error,
+        "lease_owner": job.lease_owner,
+        "created_ms": job.created_ms,
+        "updated_ms": job.updated_ms,
+        "started_ms": job.started_ms,
+        "finished_ms": job.finished_ms,
+    })
+}
+
+fn state_line(job: &pb::Job) -> String {
+    format!("{} {}", escape(&job.id), state_word(job.state))
+}
+
+fn progress_line(job: &pb::Job) -> String {
+    let p = job.progress.unwrap_or_default();
+    let expected = p
+        .bytes_expected
+        .map(|e| format!("/{e}"))
+        .unwrap_or_default();
+    let mut line = format!(
+        "{} {} {}{expected} bytes, {} files",
+        escape(&job.id),
+        state_word(job.state),
+        p.bytes_done,
+        p.files_done
+    );
+    if let Some(error) = &job.last_error {
+        line.push_str(&format!(" ({})", escape(error)));
+    }
+    line
+}
+
+fn describe(job: &pb::Job) -> String {
+    let p = job.progress.unwrap_or_default();
+    let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let mut lines = vec![
+        format!("id:        {}", escape(&job.id)),
+        format!("state:     {}", state_word(job.state)),
+        format!("kind:      {}", escape(&job.kind)),
+        format!("host:      {}", escape(&job.host)),
+        format!("tags:      {}", escape(&job.tags.join(","))),
+        format!("priority:  {}", job.priority),
+        format!(
+            "attempts:  {} claimed, {} failed, {} allowed",
+            job.claims, job.failures, job.max_attempts
+        ),
+        format!(
+            "rates:     target {} Kbps, min {} Kbps, policy {}",
+            opt(job.target_rate_kbps),
+            opt(job.min_rate_kbps),
+            job.rate_policy.as_deref().unwrap_or("-")
+        ),
+        format!(
+            "progress:  {}/{} bytes, {} files done, {} skipped, {} failed",
+            p.bytes_done,
+            opt(p.bytes_expected),
+            p.files_done,
+            p.files_skipped,
+            p.files_failed
+        ),
+    ];
+    if let Some(error) = &job.last_error {
+        lines.push(format!("error:     {}", escape(error)));
+    }
+    lines.join("\n")
+}

@@ -1,0 +1,357 @@
+//! `fasp serve`, `fasp worker` and `fasp jobs` end to end: the built `fasp` serving a SQLite
+//! job store on a free loopback port, jobs added and watched to completion with the client,
+//! ascp-sim as the engine; tokens; usage errors.
+//!
+//! `cargo test --workspace` builds ascp-sim first; run alone, the tests that transfer skip
+//! with a notice when it is missing (with `CI=true` they fail).
+#![cfg(feature = "jobs")]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use fasp_testkit::sim::{Work, sim_path};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+fn fasp() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fasp"));
+    cmd.env_remove("FASP_SERVER").env_remove("FASP_JOBS_DB");
+    cmd
+}
+
+/// A `fasp serve` (or `fasp worker`) child, stopped with SIGTERM by `stop`, killed if the
+/// test ends first.
+struct Daemon {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// `fasp serve ARGS...` with the worker's ascp being ascp-sim in `work`; waits for its
+    /// `listening on URL` line.
+    fn serve(work: &Work, sim: Option<&Path>, args: &[&str]) -> Daemon {
+        let mut cmd = fasp();
+        cmd.arg("serve")
+            .arg("--db")
+            .arg(work.path().join("jobs.db"))
+            .args(args);
+        sim_env(&mut cmd, work, sim);
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start fasp serve");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("read fasp serve's first line");
+        let Some(url) = first
+            .trim()
+            .strip_prefix("listening on ")
+            .map(str::to_owned)
+        else {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("fasp serve's output");
+            panic!(
+                "fasp serve did not start: {first:?}, stderr {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        };
+        Daemon { child, url }
+    }
+
+    /// SIGTERM, then its exit status within the deadline.
+    fn stop(mut self) -> i32 {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("a pid"));
+        kill(pid, Signal::SIGTERM).expect("signal fasp");
+        let deadline = Instant::now() + WITHIN;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().expect("an exit status");
+            }
+            assert!(Instant::now() < deadline, "fasp did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn sim_env(cmd: &mut Command, work: &Work, sim: Option<&Path>) {
+    if let Some(sim) = sim {
+        cmd.arg("--ascp")
+            .arg(sim)
+            .env("FASP_ASCP_ENV", "ASCP_SIM_*")
+            .env("ASCP_SIM_ROOT", work.root())
+            .env("ASCP_SIM_STATS_INTERVAL_MS", "50");
+    }
+}
+
+/// `fasp jobs --server URL ARGS...`.
+fn jobs(url: &str, args: &[&str]) -> Output {
+    fasp()
+        .args(["jobs", "--server", url])
+        .args(args)
+        .output()
+        .expect("run fasp jobs")
+}
+
+/// The stdout of `out` as JSON lines, each an object whose first key is `type`.
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .expect("UTF-8")
+        .lines()
+        .map(|line| {
+            let v: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            let first = v.as_object().and_then(|o| o.keys().next().cloned());
+            assert_eq!(first.as_deref(), Some("type"), "type is not first: {line}");
+            v
+        })
+        .collect()
+}
+
+fn spec_file(work: &Work, sources: &[&Path], dest: &str) -> String {
+    let paths: Vec<_> = sources
+        .iter()
+        .map(|s| serde_json::json!({"source": s.to_str().unwrap()}))
+        .collect();
+    let spec = serde_json::json!({
+        "direction": "send", "remote_host": "127.0.0.1", "remote_user": "xfer",
+        "target_rate_kbps": 100_000, "paths": paths, "destination_root": dest
+    });
+    let path = work.path().join("spec.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn same_bytes(a: &Path, b: &Path) {
+    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
+    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
+    assert!(x == y, "{} and {} differ", a.display(), b.display());
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_job_added_to_fasp_serve_is_watched_until_completed() {
+    let Some(sim) = sim_path() else { return };
+    let work = Work::new();
+    let daemon = Daemon::serve(&work, Some(&sim), &["--listen", "127.0.0.1:0"]);
+    let a = work.local_file("a.bin", 300_000);
+    let b = work.local_file("b.bin", 1_500_000);
+    let spec = spec_file(&work, &[&a, &b], "/inbox");
+
+    let added = jobs(
+        &daemon.url,
+        &[
+            "add", "--spec", &spec, "--tag", "cli", "--key", "k1", "--json",
+        ],
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let lines = json_lines(&added);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["type"], "job");
+    assert_eq!(lines[0]["created"], true);
+    let id = lines[0]["id"].as_str().expect("an id").to_owned();
+
+    // The same key again: the same job, said on stderr in text mode.
+    let again = jobs(&daemon.url, &["add", "--spec", &spec, "--key", "k1"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), id);
+    assert!(
+        stderr(&again).contains("submitted before"),
+        "{}",
+        stderr(&again)
+    );
+
+    let watched = jobs(
+        &daemon.url,
+        &["watch", &id, "--json", "--interval-ms", "100"],
+    );
+    assert!(
+        watched.status.success(),
+        "exit {:?}: {}",
+        watched.status,
+        stderr(&watched)
+    );
+    let updates = json_lines(&watched);
+    assert!(
+        updates
+            .iter()
+            .all(|u| u["type"] == "job" && u["id"] == id.as_str())
+    );
+    let last = updates.last().expect("an update");
+    assert_eq!(last["state"], "completed", "{updates:?}");
+    assert_eq!(last["bytes_done"], 1_800_000);
+    same_bytes(&a, &work.remote("inbox/a.bin"));
+    same_bytes(&b, &work.remote("inbox/b.bin"));
+
+    let shown = jobs(&daemon.url, &["show", &id, "--json"]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let shown = json_lines(&shown);
+    assert_eq!(shown[0]["state"], "completed");
+    let files: Vec<_> = shown.iter().filter(|l| l["type"] == "file").collect();
+    assert_eq!(files.len(), 2, "{shown:?}");
+    assert!(files.iter().all(|f| f["outcome"] == "done"), "{files:?}");
+
+    let text = jobs(
+        &daemon.url,
+        &["list", "--state", "completed", "--tag", "cli"],
+    );
+    assert!(text.status.success(), "{}", stderr(&text));
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.starts_with("ID"), "{text}");
+    assert!(text.contains(&id) && text.contains("completed"), "{text}");
+    let none = jobs(&daemon.url, &["list", "--tag", "other", "--json"]);
+    assert!(json_lines(&none).is_empty());
+
+    // Ended jobs can be neither paused nor cancelled twice over.
+    let pause = jobs(&daemon.url, &["pause", &id, "--json"]);
+    assert_eq!(pause.status.code(), Some(1));
+    let error = &json_lines(&pause)[0];
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "failed_precondition");
+    assert_eq!(daemon.stop(), 0);
+    fasp_testkit::assert_no_leftover(&work.needle());
+}
+
+#[test]
+fn a_separate_fasp_worker_runs_the_jobs_of_an_api_only_server() {
+    let Some(sim) = sim_path() else { return };
+    let work = Work::new();
+    let socket = work.path().join("fasp.sock");
+    let daemon = Daemon::serve(
+        &work,
+        None,
+        &["--socket", socket.to_str().unwrap(), "--no-worker"],
+    );
+    assert_eq!(daemon.url, format!("unix:{}", socket.display()));
+    let a = work.local_file("a.bin", 200_000);
+    // One source into an existing folder (a missing one would be the file's new name).
+    std::fs::create_dir(work.remote("w")).unwrap();
+    let spec = spec_file(&work, &[&a], "/w");
+    let added = jobs(&daemon.url, &["add", "--spec", &spec]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let id = String::from_utf8_lossy(&added.stdout).trim().to_owned();
+    // No worker: it stays queued; paused and resumed meanwhile.
+    let paused = jobs(&daemon.url, &["pause", &id]);
+    assert_eq!(
+        String::from_utf8_lossy(&paused.stdout).trim(),
+        format!("{id} paused")
+    );
+    let resumed = jobs(&daemon.url, &["resume", &id]);
+    assert_eq!(
+        String::from_utf8_lossy(&resumed.stdout).trim(),
+        format!("{id} queued")
+    );
+    let rate = jobs(
+        &daemon.url,
+        &["rate", &id, "--target-rate", "50m", "--json"],
+    );
+    assert!(rate.status.success(), "{}", stderr(&rate));
+    assert_eq!(json_lines(&rate)[0]["target_rate_kbps"], 50_000);
+
+    let mut cmd = fasp();
+    cmd.arg("worker")
+        .arg("--db")
+        .arg(work.path().join("jobs.db"));
+    sim_env(&mut cmd, &work, Some(&sim));
+    let worker = Daemon {
+        child: cmd
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fasp worker"),
+        url: String::new(),
+    };
+    let watched = jobs(&daemon.url, &["watch", &id]);
+    assert!(watched.status.success(), "{}", stderr(&watched));
+    let text = String::from_utf8_lossy(&watched.stdout).into_owned();
+    assert!(
+        text.lines()
+            .last()
+            .unwrap_or_default()
+            .contains("completed"),
+        "{text}"
+    );
+    same_bytes(&a, &work.remote("w/a.bin"));
+    assert_eq!(worker.stop(), 0);
+
+    // A job cancelled while queued: its watch ends with exit 1.
+    let added = jobs(&daemon.url, &["add", "--spec", &spec]);
+    let id = String::from_utf8_lossy(&added.stdout).trim().to_owned();
+    let cancelled = jobs(&daemon.url, &["cancel", &id]);
+    assert_eq!(
+        String::from_utf8_lossy(&cancelled.stdout).trim(),
+        format!("{id} cancelled")
+    );
+    assert_eq!(jobs(&daemon.url, &["watch", &id]).status.code(), Some(1));
+    assert_eq!(daemon.stop(), 0);
+    assert!(!socket.exists());
+}
+
+#[test]
+fn other_addresses_need_a_token_file_and_clients_must_send_it() {
+    let work = Work::new();
+    let out = fasp()
+        .arg("serve")
+        .arg("--db")
+        .arg(work.path().join("jobs.db"))
+        .args(["--listen", "0.0.0.0:0", "--no-worker"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("without a token"), "{}", stderr(&out));
+
+    let token = work.path().join("token");
+    std::fs::write(&token, "a-token-for-the-cli-test\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token = token.to_str().unwrap();
+    let daemon = Daemon::serve(
+        &work,
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            token,
+            "--no-worker",
+        ],
+    );
+    let refused = jobs(&daemon.url, &["list", "--json"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(json_lines(&refused)[0]["code"], "unauthenticated");
+    let allowed = jobs(&daemon.url, &["list", "--token-file", token]);
+    assert!(allowed.status.success(), "{}", stderr(&allowed));
+    assert_eq!(daemon.stop(), 0);
+
+    // Usage errors: exit 2, before any server is reached.
+    let bad_state = jobs("http://127.0.0.1:1", &["list", "--state", "done"]);
+    assert_eq!(bad_state.status.code(), Some(2), "{}", stderr(&bad_state));
+    let missing_spec = jobs(
+        "http://127.0.0.1:1",
+        &["add", "--spec", "/nonexistent/spec.json"],
+    );
+    assert_eq!(missing_spec.status.code(), Some(2));
+    // No server there: exit 1.
+    let unreachable = jobs("http://127.0.0.1:1", &["list"]);
+    assert_eq!(
+        unreachable.status.code(),
+        Some(1),
+        "{}",
+        stderr(&unreachable)
+    );
+}
