@@ -1,9 +1,10 @@
-//! `fasp jobs add|list|show|watch|pause|resume|cancel|rate [--server URL] [--token-file F]
+//! `fasp jobs add|list|show|watch|pause|resume|cancel|rate|events [--server URL] [--token-file F]
 //! [--json]`: the command-line client of `fasp serve` (its gRPC API, `docs/serve.md`).
 //!
 //! Human output by default; with `--json`, one JSON object per line on stdout, `"type"`
 //! first: `job` (a job's state and progress), `file` (a file's result, `fasp jobs show`) and
-//! `error` (what failed, with the gRPC code). Exit status: 0 success (for `watch`: the job
+//! `error` (what failed, with the gRPC code), and for `events` the transfer events, `type`
+//! being the event's. Exit status: 0 success (for `watch`: the job
 //! completed); 1 the server refused or cannot be reached, or the watched job failed or was
 //! cancelled; 2 a usage error (a bad spec or option, a request the server calls invalid).
 
@@ -60,6 +61,15 @@ enum Action {
     /// Change a job's rates or rate policy (a running job's worker applies it at its next
     /// heartbeat).
     Rate(RateArgs),
+    /// Follow the live transfer events of the server's own worker (one job's, or all) until
+    /// interrupted.
+    Events(EventsArgs),
+}
+
+#[derive(clap::Args)]
+struct EventsArgs {
+    /// Only this job's events.
+    id: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -400,6 +410,27 @@ async fn dispatch(args: &Args, out: &Out) -> Result<ExitCode, Failure> {
                 .into_inner();
             out.line(&describe(&job), job_json(&job));
         }
+        Action::Events(e) => {
+            let mut stream = client
+                .events(pb::EventsRequest {
+                    job_id: e.id.clone().unwrap_or_default(),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            // The server has answered: every event from here on comes (scripts wait for it).
+            if !crate::quiet() {
+                eprintln!(
+                    "fasp jobs events: following the events of {}",
+                    e.id.as_deref().map_or("every job".into(), escape)
+                );
+            }
+            while let Some(event) = stream.next().await {
+                let event = event.map_err(status)?;
+                let (text, line) = event_line(&event);
+                out.line(&text, line);
+            }
+        }
         Action::Cancel(IdArg { id }) => {
             let job = client
                 .cancel(pb::CancelRequest { id: id.clone() })
@@ -441,6 +472,34 @@ fn submit_request(add: &AddArgs) -> Result<pb::SubmitRequest, Failure> {
         host: String::new(),
         rate_policy: add.policy.clone(),
     })
+}
+
+/// An event as a line: `type` first, then `job`, `epoch`, `skipped` (when not 0) and the
+/// event's own fields as fasp-manager gives them.
+fn event_line(event: &pb::TransferEvent) -> (String, Value) {
+    let fields: serde_json::Map<String, Value> =
+        serde_json::from_str(&event.json).unwrap_or_default();
+    let mut line = serde_json::Map::new();
+    line.insert("type".to_owned(), Value::String(event.kind.clone()));
+    line.insert("job".to_owned(), Value::String(event.job_id.clone()));
+    line.insert("epoch".to_owned(), Value::from(event.epoch));
+    if event.skipped > 0 {
+        line.insert("skipped".to_owned(), Value::from(event.skipped));
+    }
+    let mut rest = serde_json::Map::new();
+    for (key, value) in fields {
+        if key != "type" {
+            rest.insert(key.clone(), value.clone());
+            line.entry(key).or_insert(value);
+        }
+    }
+    let text = format!(
+        "{} {} {}",
+        escape(&event.job_id),
+        escape(&event.kind),
+        escape(&Value::Object(rest).to_string())
+    );
+    (text, Value::Object(line))
 }
 
 fn parse_policy(text: &str) -> Result<String, String> {

@@ -228,8 +228,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(store) => store,
         Err(code) => return code,
     };
+    // The worker first: the API relays its live events (`fasp jobs events`).
+    let worker = (!args.no_worker).then(|| worker(&store, &args.options));
     let daemon = match Daemon::bind(store.clone(), config).await {
-        Ok(daemon) => daemon,
+        Ok(daemon) => match &worker {
+            Some(worker) => daemon.with_events(worker.subscribe()),
+            None => daemon,
+        },
         Err(e @ ServeError::TokenRequired { .. }) => return usage(e),
         Err(e) => {
             eprintln!("fasp serve: {e}");
@@ -248,11 +253,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if !crate::quiet() {
         eprintln!("fasp serve: listening on {address}");
     }
-    let worker_task = (!args.no_worker).then(|| {
-        let worker = worker(&store, &args.options);
-        let rx = signals.clone();
-        tokio::spawn(worker.run(stopped(rx)))
-    });
+    let worker_task = worker.map(|worker| tokio::spawn(worker.run(stopped(signals.clone()))));
     let served = daemon.serve(stopped(signals)).await;
     let mut code = ExitCode::SUCCESS;
     if let Err(e) = served {

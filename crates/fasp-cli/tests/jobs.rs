@@ -153,6 +153,29 @@ fn a_job_added_to_fasp_serve_is_watched_until_completed() {
     let a = work.local_file("a.bin", 300_000);
     let b = work.local_file("b.bin", 1_500_000);
     let spec = spec_file(&work, &[&a, &b], "/inbox");
+    // The live events of the server's worker, followed from before the job exists.
+    let mut follower = fasp()
+        .args(["jobs", "--server", &daemon.url, "events", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fasp jobs events");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let follower_out = BufReader::new(follower.stdout.take().expect("stdout"));
+    std::thread::spawn(move || {
+        for line in follower_out.lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // Its first line on stderr comes once the server has answered: from then on it gets
+    // every event.
+    let mut said = String::new();
+    BufReader::new(follower.stderr.take().expect("stderr"))
+        .read_line(&mut said)
+        .expect("read the follower's stderr");
+    assert!(said.contains("following"), "{said:?}");
 
     let added = jobs(
         &daemon.url,
@@ -198,6 +221,28 @@ fn a_job_added_to_fasp_serve_is_watched_until_completed() {
     assert_eq!(last["bytes_done"], 1_800_000);
     same_bytes(&a, &work.remote("inbox/a.bin"));
     same_bytes(&b, &work.remote("inbox/b.bin"));
+
+    // The follower saw the transfer: type first, the job named, both files done, the end.
+    let deadline = Instant::now() + WITHIN;
+    let mut kinds = Vec::new();
+    while !kinds.iter().any(|k| k == "finished") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines_rx
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("no finished event ({e}); saw {kinds:?}"));
+        let v: Value = serde_json::from_str(&line).expect("a JSON line");
+        let first = v.as_object().and_then(|o| o.keys().next().cloned());
+        assert_eq!(first.as_deref(), Some("type"), "{line}");
+        assert_eq!(v["job"], id.as_str(), "{line}");
+        kinds.push(v["type"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "file_done").count(),
+        2,
+        "{kinds:?}"
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
 
     let shown = jobs(&daemon.url, &["show", &id, "--json"]);
     assert!(shown.status.success(), "{}", stderr(&shown));

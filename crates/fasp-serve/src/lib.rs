@@ -3,7 +3,9 @@
 //! The gRPC API of [`fasp_jobs`]: the service behind `fasp serve`, its client, and the
 //! protocol (`proto/fasp/jobs/v1/jobs.proto`, package `fasp.jobs.v1`, service `Jobs`):
 //! Submit, Get, List (by state, by tag), Modify (rates, pause, resume), AddPaths, Cancel,
-//! and a server-streamed Watch of a job's state and progress. Server reflection (v1 and
+//! a server-streamed Watch of a job's state and progress (from the store, so for every
+//! worker), and Events, the live typed events of the transfers run by the worker in the
+//! server's process ([`Daemon::with_events`]). Server reflection (v1 and
 //! v1alpha) is on, so `grpcurl` needs no `.proto` file.
 //!
 //! The `.proto` is compiled at build time by protox, in Rust: the build never runs, nor

@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use fasp_jobs::JobStore;
+use fasp_jobs::{JobEvent, JobStore};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::service::InterceptorLayer;
 use tonic::transport::Server;
@@ -98,6 +98,7 @@ enum Bound {
 /// is given a free port), [`Daemon::serve`] runs it.
 pub struct Daemon {
     store: JobStore,
+    events: Option<broadcast::Receiver<JobEvent>>,
     bound: Bound,
     listen: Listen,
     token: Option<Token>,
@@ -141,10 +142,19 @@ impl Daemon {
         };
         Ok(Daemon {
             store,
+            events: None,
             bound,
             listen,
             token: config.token,
         })
+    }
+
+    /// Serve the Events method from this feed: [`fasp_jobs::Worker::subscribe`] of the
+    /// worker that runs in this process (without one, Events answers
+    /// `FAILED_PRECONDITION`).
+    pub fn with_events(mut self, events: broadcast::Receiver<JobEvent>) -> Daemon {
+        self.events = Some(events);
+        self
     }
 
     /// Where it listens (with the port the system gave, for port 0).
@@ -156,7 +166,11 @@ impl Daemon {
     /// `UNAVAILABLE`, and calls in flight finish. A Unix socket is removed at the end.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let service = JobsServer::new(JobsService::new(self.store, stop_rx));
+        let mut service = JobsService::new(self.store, stop_rx);
+        if let Some(events) = self.events {
+            service = service.with_events(events);
+        }
+        let service = JobsServer::new(service);
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
             .build_v1()?;

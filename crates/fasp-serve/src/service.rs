@@ -4,11 +4,11 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use fasp_jobs::{
-    FileOutcome, FileResult, Job, JobError, JobId, JobState, JobStore, ListFilter, NewJob,
-    NodeRequest, Retry,
+    FileOutcome, FileResult, Job, JobError, JobEvent, JobId, JobState, JobStore, ListFilter,
+    NewJob, NodeRequest, Retry,
 };
 use fasp_spec::{RatePolicy, TransferSpec};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -23,18 +23,31 @@ pub const WATCH_MAX_INTERVAL: Duration = Duration::from_secs(10);
 pub const WATCH_DEFAULT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The service: each call is one or two job store requests; Watch polls the store (the
-/// worker persists progress at its heartbeat's pace, so reading faster shows nothing new).
-#[derive(Clone, Debug)]
+/// worker persists progress at its heartbeat's pace, so reading faster shows nothing new);
+/// Events relays the in-process worker's live feed, when there is one.
+#[derive(Debug)]
 pub struct JobsService {
     store: JobStore,
     stopping: watch::Receiver<bool>,
+    events: Option<broadcast::Receiver<JobEvent>>,
 }
 
 impl JobsService {
     /// The service over `store`. Its Watch streams end with `UNAVAILABLE` once `stopping`
     /// turns true (the server is shutting down), so that they do not hold it up.
     pub fn new(store: JobStore, stopping: watch::Receiver<bool>) -> JobsService {
-        JobsService { store, stopping }
+        JobsService {
+            store,
+            stopping,
+            events: None,
+        }
+    }
+
+    /// Serve Events from this feed ([`fasp_jobs::Worker::subscribe`] of the worker running
+    /// in this process).
+    pub fn with_events(mut self, events: broadcast::Receiver<JobEvent>) -> JobsService {
+        self.events = Some(events);
+        self
     }
 
     async fn job(&self, id: &JobId) -> Result<Job, Status> {
@@ -226,6 +239,20 @@ fn new_job(r: pb::SubmitRequest) -> Result<NewJob, Status> {
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send + 'static>>;
+type EventsStream = Pin<Box<dyn Stream<Item = Result<pb::TransferEvent, Status>> + Send + 'static>>;
+
+/// The wire form of a worker's event, or `None` when it cannot be put in JSON.
+fn transfer_event(e: &JobEvent, skipped: u64) -> Option<pb::TransferEvent> {
+    let value = serde_json::to_value(&e.event).ok()?;
+    let kind = value.get("type").and_then(|t| t.as_str())?.to_owned();
+    Some(pb::TransferEvent {
+        job_id: e.job_id.to_string(),
+        epoch: e.epoch,
+        kind,
+        json: value.to_string(),
+        skipped,
+    })
+}
 
 #[tonic::async_trait]
 impl pb::jobs_server::Jobs for JobsService {
@@ -342,6 +369,35 @@ impl pb::jobs_server::Jobs for JobsService {
     }
 
     type WatchStream = WatchStream;
+    type EventsStream = EventsStream;
+
+    async fn events(
+        &self,
+        request: Request<pb::EventsRequest>,
+    ) -> Result<Response<EventsStream>, Status> {
+        let Some(feed) = &self.events else {
+            return Err(Status::failed_precondition(
+                "this server runs no worker, and the events of other workers are not shared: \
+                 use Watch",
+            ));
+        };
+        let job_id = request.into_inner().job_id;
+        let job = if job_id.is_empty() {
+            None
+        } else {
+            // An unknown job is NOT_FOUND rather than a stream that never says anything.
+            self.job(&JobId::from(job_id.as_str())).await?;
+            Some(job_id)
+        };
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(relay_events(
+            feed.resubscribe(),
+            job,
+            tx,
+            self.stopping.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
 
     async fn watch(
         &self,
@@ -400,6 +456,44 @@ impl pb::jobs_server::Jobs for JobsService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Relay `feed` into `tx` (only `job`'s events when set) until the feed closes, the reader
+/// goes, or the server stops.
+async fn relay_events(
+    mut feed: broadcast::Receiver<JobEvent>,
+    job: Option<String>,
+    tx: mpsc::Sender<Result<pb::TransferEvent, Status>>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut skipped = 0u64;
+    loop {
+        let received = tokio::select! {
+            r = feed.recv() => r,
+            () = tx.closed() => return,
+            () = async { let _ = stopping.wait_for(|s| *s).await; } => {
+                let _ = tx
+                    .send(Err(Status::unavailable("the server is shutting down")))
+                    .await;
+                return;
+            }
+        };
+        match received {
+            Ok(e) => {
+                if job.as_deref().is_some_and(|j| j != e.job_id.as_str()) {
+                    continue;
+                }
+                if let Some(event) = transfer_event(&e, skipped) {
+                    skipped = 0;
+                    if tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => skipped = skipped.saturating_add(n),
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 

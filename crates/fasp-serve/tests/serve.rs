@@ -30,7 +30,10 @@ struct Running {
 
 impl Running {
     async fn start(store: &JobStore, config: ServeConfig) -> Running {
-        let daemon = Daemon::bind(store.clone(), config).await.expect("bind");
+        Running::serve(Daemon::bind(store.clone(), config).await.expect("bind"))
+    }
+
+    fn serve(daemon: Daemon) -> Running {
         let target = match daemon.local_addr() {
             Listen::Tcp(addr) => format!("http://{addr}"),
             Listen::Unix(path) => format!("unix:{}", path.display()),
@@ -51,19 +54,35 @@ impl Running {
         }
     }
 
-    fn with_worker(mut self, store: &JobStore, sim: &Path, work: &Work) -> Running {
+    /// A server with a worker in the same task set, its events fed to the Events method.
+    async fn start_with_worker(
+        store: &JobStore,
+        config: ServeConfig,
+        sim: &Path,
+        work: &Work,
+    ) -> Running {
         let options = TransferOptions::default()
             .with_env("ASCP_SIM_ROOT", work.root())
             .with_env("ASCP_SIM_STATS_INTERVAL_MS", "50");
-        let config = WorkerConfig::default()
+        let worker_config = WorkerConfig::default()
             .id("serve-test")
             .lease(Duration::from_secs(5), Duration::from_millis(100))
             .poll(Duration::from_millis(20))
             .stagger(Duration::ZERO)
             .transfer_options(options);
-        let worker = Worker::new(store.clone(), Manager::builder().ascp(sim).build(), config);
+        let worker = Worker::new(
+            store.clone(),
+            Manager::builder().ascp(sim).build(),
+            worker_config,
+        );
+        let events = worker.subscribe();
+        let daemon = Daemon::bind(store.clone(), config)
+            .await
+            .expect("bind")
+            .with_events(events);
+        let mut running = Running::serve(daemon);
         let (tx, rx) = oneshot::channel::<()>();
-        self.tasks.push(tokio::spawn(async move {
+        running.tasks.push(tokio::spawn(async move {
             worker
                 .run(async move {
                     let _ = rx.await;
@@ -71,8 +90,8 @@ impl Running {
                 .await
                 .expect("the worker ends well");
         }));
-        self.stop.push(tx);
-        self
+        running.stop.push(tx);
+        running
     }
 
     async fn client(&self, token: Option<Token>) -> Client {
@@ -138,10 +157,14 @@ async fn a_submitted_job_is_watched_to_completion_with_byte_exact_files() {
     let sim = require_sim!();
     let work = Work::new();
     let store = store(&work).await;
-    let server = Running::start(&store, loopback())
-        .await
-        .with_worker(&store, &sim, &work);
+    let server = Running::start_with_worker(&store, loopback(), &sim, &work).await;
     let mut client = server.client(None).await;
+    // The live feed, opened before the job exists.
+    let mut events = client
+        .events(pb::EventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     let a = work.local_file("a.bin", 300_000);
     let b = work.local_file("b.bin", 2_000_000);
     let mut request = submit_spec(upload_spec(&[&a, &b], "/inbox", 100_000));
@@ -197,6 +220,36 @@ async fn a_submitted_job_is_watched_to_completion_with_byte_exact_files() {
     );
     same_bytes(&a, &work.remote("inbox/a.bin"));
     same_bytes(&b, &work.remote("inbox/b.bin"));
+
+    // The live events of the transfer: spawned, both files done, finished, in order.
+    let mut kinds = Vec::new();
+    while !kinds.iter().any(|k| k == "finished") {
+        let event = tokio::time::timeout_at(deadline.into(), events.next())
+            .await
+            .expect("the events in time")
+            .expect("the feed goes on")
+            .expect("an event");
+        assert_eq!(event.job_id, id);
+        assert_eq!(event.skipped, 0);
+        let json: serde_json::Value = serde_json::from_str(&event.json).unwrap();
+        assert_eq!(json["type"], event.kind.as_str(), "{json}");
+        kinds.push(event.kind);
+    }
+    let at = |k: &str| kinds.iter().position(|x| x == k);
+    assert!(at("spawned") < at("file_done"), "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "file_done").count(),
+        2,
+        "{kinds:?}"
+    );
+    // An unknown job is refused.
+    let unknown = client
+        .events(pb::EventsRequest {
+            job_id: "0123".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
 
     // List by state and by tag.
     let completed = client
@@ -313,6 +366,11 @@ async fn queued_jobs_are_modified_paused_resumed_and_cancelled() {
         .into_inner();
     assert_eq!(state(&resumed), JobState::Queued);
 
+    let events = client
+        .events(pb::EventsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(events.code(), Code::FailedPrecondition, "{events:?}");
     let add = client
         .add_paths(pb::AddPathsRequest {
             id: id.clone(),
