@@ -543,6 +543,63 @@ async fn reflection_lists_the_service_and_a_unix_socket_serves_it() {
     };
     let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&fasp_serve::SERVICE_NAME), "{names:?}");
+    // What `grpcurl describe` asks: the file that defines the service, decodable.
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            fasp_serve::SERVICE_NAME.to_owned(),
+        )),
+    };
+    let answer = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner()
+        .next()
+        .await
+        .expect("an answer")
+        .unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = answer.message_response else {
+        panic!("not a file: {answer:?}")
+    };
+    let file = files.file_descriptor_proto.first().expect("a file");
+    let file = <prost_types::FileDescriptorProto as prost::Message>::decode(file.as_slice())
+        .expect("a file descriptor");
+    assert_eq!(file.package(), "fasp.jobs.v1");
+    assert!(file.service.iter().any(|s| s.name() == "Jobs"));
+    // Older grpcurl versions ask v1alpha.
+    {
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        let channel = tonic::transport::Endpoint::from_shared(server_tcp.target.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let answer = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner()
+            .next()
+            .await
+            .expect("an answer")
+            .unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+            panic!("not a service list: {answer:?}")
+        };
+        assert!(
+            list.service
+                .iter()
+                .any(|s| s.name == fasp_serve::SERVICE_NAME)
+        );
+    }
     server_tcp.stop().await;
     server.stop().await;
     assert!(!socket.exists(), "the socket is removed at the end");
