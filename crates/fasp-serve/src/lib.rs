@@ -65,6 +65,6 @@ pub use client::{Client, connect};
 pub use error::ServeError;
 pub use server::{DEFAULT_LISTEN, Daemon, Listen, ServeConfig};
 pub use service::{
-    JobsService, WATCH_DEFAULT_INTERVAL, WATCH_MAX_INTERVAL, WATCH_MIN_INTERVAL, job_to_pb,
-    state_from_pb, state_to_pb, status,
+    DEFAULT_MAX_STREAMS, JobsService, WATCH_DEFAULT_INTERVAL, WATCH_MAX_INTERVAL,
+    WATCH_MIN_INTERVAL, job_to_pb, state_from_pb, state_to_pb, status,
 };

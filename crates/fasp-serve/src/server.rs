@@ -70,6 +70,7 @@ impl std::fmt::Display for Listen {
 pub struct ServeConfig {
     listen: Listen,
     token: Option<Token>,
+    max_streams: usize,
 }
 
 impl ServeConfig {
@@ -79,7 +80,16 @@ impl ServeConfig {
         ServeConfig {
             listen,
             token: None,
+            max_streams: crate::service::DEFAULT_MAX_STREAMS,
         }
+    }
+
+    /// At most `n` Watch and Events streams open at once (default
+    /// [`DEFAULT_MAX_STREAMS`](crate::DEFAULT_MAX_STREAMS)); more are refused with
+    /// `RESOURCE_EXHAUSTED`.
+    pub fn max_streams(mut self, n: usize) -> ServeConfig {
+        self.max_streams = n;
+        self
     }
 
     /// Require this token of every call.
@@ -102,6 +112,7 @@ pub struct Daemon {
     bound: Bound,
     listen: Listen,
     token: Option<Token>,
+    max_streams: usize,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -146,6 +157,7 @@ impl Daemon {
             bound,
             listen,
             token: config.token,
+            max_streams: config.max_streams,
         })
     }
 
@@ -166,7 +178,7 @@ impl Daemon {
     /// `UNAVAILABLE`, and calls in flight finish. A Unix socket is removed at the end.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut service = JobsService::new(self.store, stop_rx);
+        let mut service = JobsService::new(self.store, stop_rx).max_streams(self.max_streams);
         if let Some(events) = self.events {
             service = service.with_events(events);
         }

@@ -8,7 +8,9 @@ use fasp_jobs::{
     NewJob, NodeRequest, Retry,
 };
 use fasp_spec::{RatePolicy, TransferSpec};
-use tokio::sync::{broadcast, mpsc, watch};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -30,7 +32,12 @@ pub struct JobsService {
     store: JobStore,
     stopping: watch::Receiver<bool>,
     events: Option<broadcast::Receiver<JobEvent>>,
+    streams: Arc<Semaphore>,
 }
+
+/// Watch and Events streams open at once, by default: each holds a task, and a Watch reads
+/// the store at its pace.
+pub const DEFAULT_MAX_STREAMS: usize = 256;
 
 impl JobsService {
     /// The service over `store`. Its Watch streams end with `UNAVAILABLE` once `stopping`
@@ -40,7 +47,25 @@ impl JobsService {
             store,
             stopping,
             events: None,
+            streams: Arc::new(Semaphore::new(DEFAULT_MAX_STREAMS)),
         }
+    }
+
+    /// At most `n` Watch and Events streams open at once (at least 1); one more is refused
+    /// with `RESOURCE_EXHAUSTED`.
+    pub fn max_streams(mut self, n: usize) -> JobsService {
+        self.streams = Arc::new(Semaphore::new(n.max(1)));
+        self
+    }
+
+    /// A place for one more stream, or `RESOURCE_EXHAUSTED`.
+    fn stream_permit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        Arc::clone(&self.streams).try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(
+                "too many Watch and Events streams are open on this server: close one, or \
+                 poll with Get",
+            )
+        })
     }
 
     /// Serve Events from this feed ([`fasp_jobs::Worker::subscribe`] of the worker running
@@ -389,13 +414,13 @@ impl pb::jobs_server::Jobs for JobsService {
             self.job(&JobId::from(job_id.as_str())).await?;
             Some(job_id)
         };
+        let permit = self.stream_permit()?;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(relay_events(
-            feed.resubscribe(),
-            job,
-            tx,
-            self.stopping.clone(),
-        ));
+        let (feed, stopping) = (feed.resubscribe(), self.stopping.clone());
+        tokio::spawn(async move {
+            relay_events(feed, job, tx, stopping).await;
+            drop(permit);
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -406,6 +431,7 @@ impl pb::jobs_server::Jobs for JobsService {
         let r = request.into_inner();
         let id = job_id(&r.id)?;
         let first = self.job(&id).await?;
+        let permit = self.stream_permit()?;
         let interval = match r.interval_ms {
             0 => WATCH_DEFAULT_INTERVAL,
             ms => {
@@ -416,6 +442,8 @@ impl pb::jobs_server::Jobs for JobsService {
         let store = self.store.clone();
         let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
+            // Held until the stream ends, whichever way.
+            let _permit = permit;
             let mut last = first;
             if tx.send(Ok(event(&last))).await.is_err() {
                 return;

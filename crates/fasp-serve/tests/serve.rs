@@ -278,8 +278,8 @@ async fn a_submitted_job_is_watched_to_completion_with_byte_exact_files() {
 async fn queued_jobs_are_modified_paused_resumed_and_cancelled() {
     let work = Work::new();
     let store = store(&work).await;
-    // No worker: the job stays queued.
-    let server = Running::start(&store, loopback()).await;
+    // No worker: the job stays queued. One stream at a time.
+    let server = Running::start(&store, loopback().max_streams(1)).await;
     let mut client = server.client(None).await;
     let a = work.local_file("a.bin", 1000);
     let id = client
@@ -347,6 +347,42 @@ async fn queued_jobs_are_modified_paused_resumed_and_cancelled() {
         .unwrap_err();
     assert_eq!(policy.code(), Code::InvalidArgument, "{policy:?}");
 
+    // One Watch open: a second is refused until the first is closed.
+    let first = client
+        .watch(pb::WatchRequest {
+            id: id.clone(),
+            interval_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let second = client
+        .watch(pb::WatchRequest {
+            id: id.clone(),
+            interval_ms: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(second.code(), Code::ResourceExhausted, "{second:?}");
+    drop(first);
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        match client
+            .watch(pb::WatchRequest {
+                id: id.clone(),
+                interval_ms: 0,
+            })
+            .await
+        {
+            Ok(_) => break,
+            Err(e) => assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream's place is never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let paused = client
         .modify(modify(pb::ModifyRequest {
             pause: true,
