@@ -956,15 +956,16 @@ async fn human(
         let p = progress.borrow().clone();
         if let Some(bar) = &bar {
             match p.bytes_expected {
-                // The ETA shows once the total is known (pre-calculation, or the end).
-                Some(total) => {
+                // The ETA shows once the whole job's size is known (pre-calculation); the
+                // sizes of the files seen so far are not a total.
+                Some(total) if p.total_known => {
                     if !total_known {
                         bar.set_style(known.clone());
                         total_known = true;
                     }
                     bar.set_length(total.max(p.bytes_done));
                 }
-                None => bar.set_length(p.bytes_done),
+                _ => bar.set_length(p.bytes_done),
             }
             bar.set_position(p.bytes_done);
             let mut msg = mbits(p.throughput_bps);

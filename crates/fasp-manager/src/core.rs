@@ -312,11 +312,12 @@ impl Core {
                 result: None,
             })
             .collect();
+        let count = cfg.parts.max(1) as usize;
         Core {
             cfg,
             parts,
             out: VecDeque::new(),
-            tracker: Tracker::new(),
+            tracker: Tracker::new(count),
             progress: Progress::default(),
             progress_dirty: true,
             queued: false,

@@ -43,8 +43,13 @@ pub struct Progress {
     pub state: TransferState,
     /// Bytes written so far.
     pub bytes_done: u64,
-    /// Bytes to write, when known (pre-calculation, or the sizes of the files seen so far).
+    /// Bytes to write, when known (pre-calculation, or the sizes of the files seen so far:
+    /// see [`Progress::total_known`]).
     pub bytes_expected: Option<u64>,
+    /// Whether [`Progress::bytes_expected`] is the whole job's size: every part reported its
+    /// pre-calculated job size (`precalculate_job_size`). Otherwise it only sums the files
+    /// seen so far and may still grow; [`Progress::eta`] is then `None`.
+    pub total_known: bool,
     /// Files started.
     pub files_started: u64,
     /// Files done.
@@ -124,11 +129,14 @@ pub(crate) struct Tracker {
     /// Per part: rates in force.
     rates: HashMap<u32, PartRates>,
     last_sample: Option<(Duration, u64)>,
+    /// Parts of the transfer: the total is known once each reported its job size.
+    parts: usize,
 }
 
 impl Tracker {
-    pub(crate) fn new() -> Tracker {
+    pub(crate) fn new(parts: usize) -> Tracker {
         Tracker {
+            parts: parts.max(1),
             files: HashMap::new(),
             file_count: 0,
             written_sum: 0,
@@ -264,6 +272,7 @@ impl Tracker {
         p.elapsed = now;
         p.bytes_done = self.written_sum;
         let job: u64 = self.job_bytes.values().sum();
+        p.total_known = self.job_bytes.len() >= self.parts;
         p.bytes_expected = if job > 0 {
             Some(job.max(p.bytes_done))
         } else if self.file_count > 0 {
@@ -298,9 +307,12 @@ impl Tracker {
             }
         }
         p.eta = match p.bytes_expected {
-            Some(total) if p.throughput_bps > 1.0 && total >= p.bytes_done => Some(
-                Duration::from_secs_f64((total - p.bytes_done) as f64 / p.throughput_bps),
-            ),
+            // No estimate from a total that may still grow.
+            Some(total) if p.total_known && p.throughput_bps > 1.0 && total >= p.bytes_done => {
+                Some(Duration::from_secs_f64(
+                    (total - p.bytes_done) as f64 / p.throughput_bps,
+                ))
+            }
             _ => None,
         };
     }
@@ -332,8 +344,41 @@ mod tests {
     }
 
     #[test]
+    fn no_eta_until_every_part_reported_its_job_size() {
+        let mut t = Tracker::new(2);
+        let mut p = Progress::default();
+        let job = |bytes| EventKind::JobSize {
+            files: Some(1),
+            bytes: Some(bytes),
+        };
+        // Files seen without pre-calculation: a total that may grow, no estimate.
+        t.apply(
+            &mut p,
+            &ev(0, 1, EventKind::FileStarted(file("a", 0, 1000))),
+            Duration::ZERO,
+        );
+        t.apply(
+            &mut p,
+            &ev(0, 1, EventKind::FileProgress(file("a", 400, 1000))),
+            Duration::from_secs(1),
+        );
+        assert_eq!(p.bytes_expected, Some(1000));
+        assert!(!p.total_known);
+        assert!(p.throughput_bps > 1.0);
+        assert_eq!(p.eta, None);
+        // One part of two counted its job: still not the whole total.
+        t.apply(&mut p, &ev(0, 1, job(1000)), Duration::from_secs(1));
+        assert!(!p.total_known && p.eta.is_none());
+        // Both: the total is the job's and the estimate shows.
+        t.apply(&mut p, &ev(1, 1, job(3000)), Duration::from_secs(1));
+        assert!(p.total_known);
+        assert_eq!(p.bytes_expected, Some(4000));
+        assert!(p.eta.is_some());
+    }
+
+    #[test]
     fn bytes_stay_continuous_across_attempts_and_sum_across_parts() {
-        let mut t = Tracker::new();
+        let mut t = Tracker::new(2);
         let mut p = Progress::default();
         t.apply(
             &mut p,
@@ -376,7 +421,7 @@ mod tests {
     /// sizes known, unknown, and learnt late, across parts.
     #[test]
     fn running_sums_match_a_recount() {
-        let mut t = Tracker::new();
+        let mut t = Tracker::new(2);
         let mut p = Progress::default();
         let mut truth: HashMap<(u32, String), (u64, Option<u64>)> = HashMap::new();
         let mut seed = 7u64;
