@@ -524,6 +524,26 @@ async fn other_addresses_need_a_token_and_every_call_must_send_it() {
         .await
         .unwrap_err();
     assert_eq!(none.code(), Code::Unauthenticated, "{none:?}");
+    // Reflection is behind the same check.
+    {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        let channel = tonic::transport::Endpoint::from_shared(server.target.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let refused = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    }
     let wrong = server
         .client(Token::new("t0k3n-for-tests2"))
         .await
