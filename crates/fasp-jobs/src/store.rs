@@ -242,11 +242,21 @@ impl JobStore {
             .begin()
             .await
             .map_err(JobError::db("begin submit"))?;
+        // Submission order is the queue's order among equal priorities: a job is always
+        // younger than the last one submitted before it, even within one millisecond (then it
+        // takes the next millisecond; only submissions racing on different connections can
+        // share one, and go in id order).
+        let last: Option<i64> = sqlx::query("SELECT MAX(created_ms) AS last FROM fasp_jobs")
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|row| row.try_get("last"))
+            .map_err(JobError::db("read the last submission time"))?;
+        let created = last.map_or(now, |last| now.max(last.saturating_add(1)));
         let inserted = sqlx::query(
             "INSERT INTO fasp_jobs (id, idempotency_key, kind, payload, host, priority, state, \
              max_attempts, backoff_initial_ms, backoff_max_ms, run_after_ms, target_rate_kbps, \
              min_rate_kbps, rate_policy, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12, $13, $10, $10) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12, $13, $14, $10) \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(id.as_str())
@@ -262,6 +272,7 @@ impl JobStore {
         .bind(job.target_rate_kbps.map(to_i64))
         .bind(job.min_rate_kbps.map(to_i64))
         .bind(job.rate_policy.map(RatePolicy::as_str))
+        .bind(created)
         .execute(&mut *tx)
         .await
         .map_err(JobError::db("insert a job"))?;

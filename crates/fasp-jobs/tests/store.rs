@@ -47,6 +47,18 @@ async fn submit_get_list(url: String) {
     let b = store.submit(&job("b", "h2").tag("nightly")).await.unwrap();
     let c = store.submit(&job("c", "h2")).await.unwrap();
     assert!(a.created && b.created && c.created);
+    // Submission order is kept even within one millisecond.
+    let created = |id: &JobId| {
+        let store = &store;
+        let id = id.clone();
+        async move { store.get(&id).await.unwrap().unwrap().created_ms }
+    };
+    let (ta, tb, tc) = (
+        created(&a.id).await,
+        created(&b.id).await,
+        created(&c.id).await,
+    );
+    assert!(ta < tb && tb < tc, "{ta} {tb} {tc}");
     let got = store.get(&a.id).await.unwrap().unwrap();
     assert_eq!(got.state, JobState::Queued);
     assert_eq!(got.host, "h1");
