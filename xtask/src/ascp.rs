@@ -316,7 +316,7 @@ pub(crate) fn ensure_sshd() -> Result<(), String> {
         return Ok(());
     }
 
-    if !is_root() {
+    if !crate::util::is_root() {
         return Err(format!(
             "the real-ascp tests need {SSHD} and ssh-keygen; install {} \
              (for example `sudo apt-get install {}`) or run this as root",
@@ -324,31 +324,7 @@ pub(crate) fn ensure_sshd() -> Result<(), String> {
             need.join(" ")
         ));
     }
-    let apt_ok = Command::new("apt-get")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !apt_ok {
-        return Err(format!(
-            "{} missing and apt-get is not available: install OpenSSH server and client by hand",
-            need.join(" and ")
-        ));
-    }
-    crate::util::run(
-        Command::new("apt-get")
-            .arg("update")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null()),
-    )?;
-    crate::util::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(["openssh-server", "openssh-client"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null()),
-    )?;
+    crate::util::apt_install(&["openssh-server", "openssh-client"], &need.join(" and "))?;
 
     if !Path::new(SSHD).is_file() {
         return Err(format!(
@@ -370,13 +346,6 @@ fn has_ssh_keygen() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 #[cfg(test)]

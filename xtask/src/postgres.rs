@@ -4,7 +4,6 @@
 //! is set up here.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// The variable the fasp-jobs tests read the binaries' folder from.
 pub(crate) const PG_BIN_ENV: &str = "FASP_PG_BIN";
@@ -29,18 +28,11 @@ pub(crate) fn ensure_postgres() -> Result<PathBuf, String> {
     if let Some(dir) = find() {
         return Ok(dir);
     }
-    if !is_root() {
+    if !crate::util::is_root() {
         return Err(
             "the fasp-jobs tests need PostgreSQL's server binaries (initdb, pg_ctl): \
              install Debian's postgresql package (`sudo apt-get install postgresql`), set \
              FASP_PG_BIN to their folder, or run this as root"
-                .into(),
-        );
-    }
-    if !crate::util::has_program("apt-get", &["--version"]) {
-        return Err(
-            "PostgreSQL is missing and apt-get is not available: install PostgreSQL's server \
-             binaries by hand and set FASP_PG_BIN to their folder"
                 .into(),
         );
     }
@@ -51,20 +43,7 @@ pub(crate) fn ensure_postgres() -> Result<PathBuf, String> {
             .and_then(|()| std::fs::write(conf, "create_main_cluster = false\n"))
             .map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
     }
-    crate::util::run(
-        Command::new("apt-get")
-            .arg("update")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null()),
-    )?;
-    crate::util::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(["-o", "Dpkg::Options::=--force-confold"])
-            .arg("postgresql")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null()),
-    )?;
+    crate::util::apt_install(&["postgresql"], "PostgreSQL's server binaries")?;
     find().ok_or_else(|| {
         "the postgresql package was installed, but no /usr/lib/postgresql/<version>/bin holds \
          initdb and pg_ctl"
@@ -94,13 +73,6 @@ fn find() -> Option<PathBuf> {
 
 fn has_server(dir: &Path) -> bool {
     dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 #[cfg(test)]

@@ -57,3 +57,33 @@ pub(crate) fn display(cmd: &Command) -> String {
     }
     s
 }
+
+/// Whether this process runs as root (the only case where the tasks install system packages).
+pub(crate) fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Installs Debian packages non-interactively (`apt-get update`, then `apt-get install -y
+/// --no-install-recommends`, keeping existing configuration files). `what` names what they are
+/// for in the error when apt-get is missing.
+pub(crate) fn apt_install(packages: &[&str], what: &str) -> Result<(), String> {
+    if !has_program("apt-get", &["--version"]) {
+        return Err(format!(
+            "{what} missing and apt-get is not available: install {} by hand",
+            packages.join(" ")
+        ));
+    }
+    run(Command::new("apt-get")
+        .arg("update")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(std::process::Stdio::null()))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(["-o", "Dpkg::Options::=--force-confold"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(std::process::Stdio::null()))
+}
