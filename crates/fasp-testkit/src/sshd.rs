@@ -304,6 +304,16 @@ impl SshServer {
         }
         let _ = child.kill();
         let _ = child.wait();
+        // A session whose client went away (an ascp killed in session initiation) may have
+        // ended already, its command (a script of this server's folder) re-parented to init:
+        // the server's folder in its command line finds it.
+        let folder = self.dir.path().to_string_lossy().into_owned();
+        let me = std::process::id();
+        for p in procs::all_processes() {
+            if p.pid != me && p.cmdline.contains(&folder) {
+                let _ = procs::send_signal(p.pid, Signal::SIGKILL);
+            }
+        }
     }
 }
 
