@@ -6,7 +6,7 @@
 //! cargo xtask fuzz [--time SECS] [--smoke] [TARGET]
 //! cargo xtask proptest [--cases N]
 //! cargo xtask simulate [--seeds N | --seed S]
-//! cargo xtask bench [codec | manager [--n 1,64 --hz 10 ...]]
+//! cargo xtask bench [codec | manager [--n 1,64 --hz 10 ...] | jobs [claims|latency|memory] [--jobs N ...]]
 //! cargo xtask release [VERSION] [--execute] [--preflight] [--skip-preflight]
 //! cargo xtask semver-checks [--baseline REV | --fallback-baseline REV] [--report-only]
 //! ```
@@ -49,7 +49,8 @@ enum Task {
     Proptest(test::ProptestArgs),
     /// The manager core's seeded simulation over a range of seeds, or one seed to replay
     Simulate(test::SimulateArgs),
-    /// The decode benchmark (criterion; the default), or the manager load benchmark
+    /// The decode benchmark (criterion; the default), the manager load benchmark, or the
+    /// jobs benchmark (claims/s, submit-to-spawn latency, memory, against baselines)
     Bench(bench::BenchArgs),
     /// Dry run (default) or, with --execute, the release: preflight, version bump,
     /// CHANGELOG.md, package, publish, tag (RELEASING.md)
@@ -161,6 +162,20 @@ mod tests {
                 "--mode",
                 "both",
             ],
+            &["bench", "jobs"],
+            &["bench", "jobs", "claims", "memory"],
+            &[
+                "bench",
+                "jobs",
+                "--jobs",
+                "2000",
+                "--latency-jobs",
+                "50",
+                "--running",
+                "200,1000",
+                "--poll-ms",
+                "20",
+            ],
             &["release"],
             &["release", "0.2.0"],
             &["release", "0.2.0", "--dry-run"],
@@ -194,6 +209,8 @@ mod tests {
         assert!(rejects(&["bench", "manager", "--n", "1,x"]).contains("x"));
         assert!(rejects(&["bench", "codec", "--n", "5"]).contains("--n"));
         assert!(rejects(&["bench", "nosuch"]).contains("nosuch"));
+        assert!(rejects(&["bench", "jobs", "speed"]).contains("speed"));
+        assert!(rejects(&["bench", "jobs", "--running", "1,x"]).contains("x"));
         assert!(rejects(&["release", "0.2"]).contains("0.2"));
         assert!(rejects(&["release", "--preflight", "--skip-preflight"]).contains("--preflight"));
         assert!(rejects(&["release", "0.2.0", "0.3.0"]).contains("0.3.0"));
@@ -248,6 +265,37 @@ mod tests {
                 "40",
                 "--mode",
                 "unread"
+            ]
+        );
+    }
+
+    #[test]
+    fn jobs_flags_become_the_harness_environment() {
+        let Task::Bench(a) = parse(&[
+            "bench",
+            "jobs",
+            "latency",
+            "--jobs",
+            "500",
+            "--running",
+            "20,40",
+            "--poll-ms",
+            "5",
+        ])
+        .unwrap() else {
+            panic!("not bench");
+        };
+        let Some(bench::Which::Jobs(j)) = a.which else {
+            panic!("not jobs: {a:?}");
+        };
+        let (parts, env) = j.harness();
+        assert_eq!(parts, ["latency"]);
+        assert_eq!(
+            env,
+            [
+                ("FASP_JOBS_BENCH_JOBS", "500".to_string()),
+                ("FASP_JOBS_BENCH_RUNNING", "20,40".to_string()),
+                ("FASP_JOBS_BENCH_POLL_MS", "5".to_string()),
             ]
         );
     }
