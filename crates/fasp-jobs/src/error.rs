@@ -66,6 +66,15 @@ pub enum JobError {
         /// What was asked.
         action: &'static str,
     },
+    /// Paths cannot be added to the job, or it cannot be closed: it is not persistent, it
+    /// ended, or its close was asked. `reason` says which, and what to do instead.
+    #[error("job {id} takes no paths: {reason}")]
+    NotAccepting {
+        /// The job.
+        id: JobId,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// The spec holds a secret, which the store does not keep unless told to: pass it by the
     /// name of an environment variable of the worker instead
     /// ([`NewJob::secret_from_env`](crate::NewJob::secret_from_env)), or allow it with

@@ -71,8 +71,9 @@ mod worker;
 
 pub use error::JobError;
 pub use model::{
-    Claim, Completion, Controls, FileOutcome, FileResult, Job, JobId, JobPayload, JobProgress,
-    JobState, Lease, ListFilter, NewJob, NodeDirection, NodeRequest, Retry, SECRET_KEYS, Submitted,
+    AddedPath, Claim, Completion, Controls, FileOutcome, FileResult, Job, JobId, JobPayload,
+    JobProgress, JobState, Lease, ListFilter, NewJob, NodeDirection, NodeRequest, PathsAdded,
+    Retry, SECRET_KEYS, Submitted,
 };
 pub use store::{Backend, JobStore};
 pub use worker::{JobEvent, Worker, WorkerConfig};

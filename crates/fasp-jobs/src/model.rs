@@ -305,6 +305,7 @@ pub struct NewJob {
     pub(crate) rate_policy: Option<RatePolicy>,
     pub(crate) store_secrets: bool,
     pub(crate) secret_in_spec: Option<String>,
+    pub(crate) persistent: bool,
 }
 
 impl NewJob {
@@ -335,6 +336,7 @@ impl NewJob {
             rate_policy: spec.rate_policy,
             store_secrets: false,
             secret_in_spec,
+            persistent: spec.keepalive == Some(true),
         }
     }
 
@@ -353,6 +355,7 @@ impl NewJob {
             rate_policy: None,
             store_secrets: false,
             secret_in_spec: None,
+            persistent: false,
         }
     }
 
@@ -379,6 +382,26 @@ impl NewJob {
     /// (its file, its backups) can then read them: prefer [`NewJob::secret_from_env`].
     pub fn store_secrets(mut self, allow: bool) -> Self {
         self.store_secrets = allow;
+        self
+    }
+
+    /// A persistent job (the default for a spec with `keepalive`): one persistent ascp session
+    /// that waits for paths, added while the job lives with
+    /// [`JobStore::add_paths`](crate::JobStore::add_paths) and kept in the store until done,
+    /// and ended by [`JobStore::finish_job`](crate::JobStore::finish_job) once every path is done. The
+    /// spec's own paths are its first paths. Only spec jobs can be persistent (the submit of
+    /// a persistent node job is refused).
+    pub fn persistent(mut self, persistent: bool) -> Self {
+        self.persistent = persistent;
+        if let JobPayload::Spec { spec, .. } = &mut self.payload {
+            if let Some(o) = spec.as_object_mut() {
+                if persistent {
+                    o.insert("keepalive".into(), Value::Bool(true));
+                } else {
+                    o.remove("keepalive");
+                }
+            }
+        }
         self
     }
 
@@ -497,6 +520,13 @@ pub struct Job {
     pub started_ms: Option<i64>,
     /// Ended (ms since the Unix epoch).
     pub finished_ms: Option<i64>,
+    /// A persistent job: paths are added while it lives ([`NewJob::persistent`]).
+    pub persistent: bool,
+    /// A persistent job whose close was asked: it takes no more paths, and completes once
+    /// every path is done.
+    pub closing: bool,
+    /// Paths added to a persistent job so far (its spec's included).
+    pub paths_added: u64,
 }
 
 /// Progress as persisted by the worker (at a bounded rate).
@@ -685,6 +715,9 @@ pub struct Claim {
     pub failures: u32,
     /// The retry policy.
     pub retry: Retry,
+    /// A persistent job: the spec runs a keepalive session, and the worker adds the job's
+    /// paths ([`JobStore::paths`](crate::JobStore::paths)).
+    pub persistent: bool,
 }
 
 /// What the store asks of the worker that holds a job, read at each heartbeat.
@@ -701,6 +734,51 @@ pub struct Controls {
     pub min_rate_kbps: Option<u64>,
     /// Rate policy.
     pub policy: Option<RatePolicy>,
+    /// A persistent job: the sequence number of the last path added.
+    pub paths_added: u64,
+    /// A persistent job: close asked (no more paths will come).
+    pub closing: bool,
+}
+
+/// A path of a persistent job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AddedPath {
+    /// Its sequence number in the job (1, 2, ...: the order of addition).
+    pub seq: u64,
+    /// The source.
+    pub source: String,
+    /// The destination (relative to the spec's destination root, or absolute).
+    pub destination: String,
+    /// How it ended, once a worker saw it end (`Done` or `Failed`); `None` before.
+    pub outcome: Option<FileOutcome>,
+}
+
+impl AddedPath {
+    /// A path to add: `source` to `destination` (empty: the source's file name, in the spec's
+    /// destination root).
+    pub fn new(source: impl Into<String>, destination: impl Into<String>) -> AddedPath {
+        AddedPath {
+            seq: 0,
+            source: source.into(),
+            destination: destination.into(),
+            outcome: None,
+        }
+    }
+}
+
+/// What [`JobStore::add_paths`](crate::JobStore::add_paths) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PathsAdded {
+    /// Paths added by this request (0 when its key names a request applied before).
+    pub added: u64,
+    /// The job's paths now, in all.
+    pub total: u64,
+    /// False when the request key names a request applied before (nothing was done again).
+    pub applied: bool,
+    /// The job is closing (this request or an earlier one asked it).
+    pub closing: bool,
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use sqlx::{AnyPool, Row};
 
 use crate::error::{JobError, redact_url};
 use crate::model::{
-    Claim, Completion, Controls, FileOutcome, FileResult, Job, JobId, JobPayload, JobProgress,
-    JobState, Lease, ListFilter, NewJob, Retry, Submitted,
+    AddedPath, Claim, Completion, Controls, FileOutcome, FileResult, Job, JobId, JobPayload,
+    JobProgress, JobState, Lease, ListFilter, NewJob, PathsAdded, Retry, Submitted,
 };
 
 /// The schema's migrations, embedded in the library (no files at run time).
@@ -28,6 +28,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "rate policy",
         include_str!("../migrations/0003_rate_policy.sql"),
+    ),
+    (
+        4,
+        "created index",
+        include_str!("../migrations/0004_created_index.sql"),
+    ),
+    (
+        5,
+        "persistent jobs",
+        include_str!("../migrations/0005_persistent_jobs.sql"),
     ),
 ];
 
@@ -114,7 +124,7 @@ const JOB_COLUMNS: &str = "id, idempotency_key, kind, host, priority, state, max
      failures, claims, epoch, lease_owner, cancel_requested, target_rate_kbps, min_rate_kbps, \
      rate_policy, \
      bytes_done, bytes_expected, files_done, files_skipped, files_failed, last_error, \
-     created_ms, updated_ms, started_ms, finished_ms";
+     created_ms, updated_ms, started_ms, finished_ms, persistent, closing, paths_added";
 
 impl JobStore {
     /// Open (creating it if needed) the store at `url`: a SQLite file (`sqlite:PATH`,
@@ -228,7 +238,8 @@ impl JobStore {
                 });
             }
         }
-        let payload = serde_json::to_string(&job.payload).map_err(|e| JobError::Invalid {
+        let (payload, paths) = persistent_payload(job)?;
+        let payload = serde_json::to_string(&payload).map_err(|e| JobError::Invalid {
             reason: format!("cannot serialise the job: {e}"),
         })?;
         let kind = match job.payload {
@@ -255,8 +266,9 @@ impl JobStore {
         let inserted = sqlx::query(
             "INSERT INTO fasp_jobs (id, idempotency_key, kind, payload, host, priority, state, \
              max_attempts, backoff_initial_ms, backoff_max_ms, run_after_ms, target_rate_kbps, \
-             min_rate_kbps, rate_policy, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12, $13, $14, $10) \
+             min_rate_kbps, rate_policy, created_ms, updated_ms, persistent, paths_added) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12, $13, $14, $10, \
+               $15, $16) \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(id.as_str())
@@ -273,6 +285,8 @@ impl JobStore {
         .bind(job.min_rate_kbps.map(to_i64))
         .bind(job.rate_policy.map(RatePolicy::as_str))
         .bind(created)
+        .bind(i64::from(job.persistent))
+        .bind(i64::try_from(paths.len()).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await
         .map_err(JobError::db("insert a job"))?;
@@ -301,6 +315,7 @@ impl JobStore {
                 .await
                 .map_err(JobError::db("insert a tag"))?;
         }
+        insert_paths(&mut tx, &id, 0, &paths, now).await?;
         tx.commit().await.map_err(JobError::db("commit submit"))?;
         tracing::info!(job = %id, kind, host = %job.host, "job submitted");
         Ok(Submitted { id, created: true })
@@ -593,6 +608,187 @@ impl JobStore {
         Ok(())
     }
 
+    /// Add paths to a persistent job (queued, running or paused, its close not asked): they
+    /// are kept in the store, numbered in order, until a worker records them done; the worker
+    /// that runs the job adds them to its session at its next heartbeat, and a worker that
+    /// starts the job (first run, retry, rescue) adds every path not yet done. With
+    /// `request_key`, a retried request (same key) adds nothing twice: it returns
+    /// `applied: false`. With `last`, the job is closed in the same transaction (see
+    /// [`JobStore::finish_job`]). [`JobError::NotAccepting`] when the job is not persistent, ended,
+    /// or closing.
+    pub async fn add_paths(
+        &self,
+        id: &JobId,
+        paths: &[AddedPath],
+        request_key: Option<&str>,
+        last: bool,
+    ) -> Result<PathsAdded, JobError> {
+        if let Some(p) = paths.iter().find(|p| p.source.is_empty()) {
+            return Err(JobError::Invalid {
+                reason: format!(
+                    "a path with an empty source (destination {:?})",
+                    p.destination
+                ),
+            });
+        }
+        let n = i64::try_from(paths.len()).unwrap_or(i64::MAX);
+        let now = now_ms();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(JobError::db("begin adding paths"))?;
+        // The job's row first: its write lock orders this request with the worker's writes
+        // and with other requests, and the condition refuses an ended or closing job.
+        let row = sqlx::query(
+            "UPDATE fasp_jobs SET paths_added = paths_added + $2, \
+               closing = CASE WHEN $3 = 1 THEN 1 ELSE closing END, updated_ms = $4 \
+             WHERE id = $1 AND persistent = 1 AND closing = 0 \
+               AND state IN ('queued', 'running', 'paused') RETURNING paths_added",
+        )
+        .bind(id.as_str())
+        .bind(n)
+        .bind(i64::from(last))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(JobError::db("add paths"))?;
+        let Some(row) = row else {
+            drop(tx);
+            if let Some(key) = request_key {
+                if self.request_applied(id, key).await? {
+                    return self.replayed(id).await;
+                }
+            }
+            let job = self.require(id).await?;
+            return Err(refusal(&job));
+        };
+        let total: i64 = row
+            .try_get("paths_added")
+            .map_err(JobError::db("add paths"))?;
+        if let Some(key) = request_key {
+            let fresh = sqlx::query(
+                "INSERT INTO fasp_job_path_requests (job_id, request_key, created_ms) \
+                 VALUES ($1, $2, $3) ON CONFLICT (job_id, request_key) DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(JobError::db("record an AddPaths request key"))?;
+            if fresh.rows_affected() == 0 {
+                // Applied before: roll this one back.
+                drop(tx);
+                return self.replayed(id).await;
+            }
+        }
+        insert_paths(&mut tx, id, total.saturating_sub(n), paths, now).await?;
+        tx.commit()
+            .await
+            .map_err(JobError::db("commit adding paths"))?;
+        tracing::info!(job = %id, added = n, total, last, "paths added");
+        Ok(PathsAdded {
+            added: to_u64(n),
+            total: to_u64(total),
+            applied: true,
+            closing: last,
+        })
+    }
+
+    async fn request_applied(&self, id: &JobId, key: &str) -> Result<bool, JobError> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM fasp_job_path_requests WHERE job_id = $1 AND request_key = $2",
+        )
+        .bind(id.as_str())
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(JobError::db("read an AddPaths request key"))?;
+        Ok(row.is_some())
+    }
+
+    async fn replayed(&self, id: &JobId) -> Result<PathsAdded, JobError> {
+        let job = self.require(id).await?;
+        Ok(PathsAdded {
+            added: 0,
+            total: job.paths_added,
+            applied: false,
+            closing: job.closing,
+        })
+    }
+
+    /// Close a persistent job: it takes no more paths, and its worker ends the session (and
+    /// the job `completed`) once every path is done; a queued job runs its paths, then ends.
+    /// Closing a closing job again changes nothing. Returns the job's state.
+    /// [`JobError::NotAccepting`] when the job is not persistent or ended without a close.
+    pub async fn finish_job(&self, id: &JobId) -> Result<JobState, JobError> {
+        let row = sqlx::query(
+            "UPDATE fasp_jobs SET closing = 1, updated_ms = $2 \
+             WHERE id = $1 AND persistent = 1 AND state IN ('queued', 'running', 'paused') \
+             RETURNING state",
+        )
+        .bind(id.as_str())
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(JobError::db("close a job"))?;
+        match row {
+            Some(row) => state_of(&row, id),
+            None => {
+                let job = self.require(id).await?;
+                if job.persistent && job.closing {
+                    Ok(job.state)
+                } else {
+                    Err(refusal(&job))
+                }
+            }
+        }
+    }
+
+    /// The paths of a persistent job whose sequence number is above `after` (0: all), in
+    /// order, with their outcome when a worker recorded one.
+    pub async fn paths(&self, id: &JobId, after: u64) -> Result<Vec<AddedPath>, JobError> {
+        let rows = sqlx::query(
+            "SELECT seq, source, destination, outcome FROM fasp_job_paths \
+             WHERE job_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(after))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(JobError::db("read a job's paths"))?;
+        rows.iter()
+            .map(|r| {
+                let read = |r: &AnyRow| -> Result<_, sqlx::Error> {
+                    Ok((
+                        r.try_get::<i64, _>("seq")?,
+                        r.try_get::<String, _>("source")?,
+                        r.try_get::<String, _>("destination")?,
+                        r.try_get::<Option<String>, _>("outcome")?,
+                    ))
+                };
+                let (seq, source, destination, outcome) =
+                    read(r).map_err(JobError::db("read a path"))?;
+                let outcome = match outcome {
+                    None => None,
+                    Some(word) => {
+                        Some(FileOutcome::parse(&word).ok_or_else(|| JobError::Corrupt {
+                            id: id.to_string(),
+                            reason: format!("path outcome {word:?}"),
+                        })?)
+                    }
+                };
+                Ok(AddedPath {
+                    seq: to_u64(seq),
+                    source,
+                    destination,
+                    outcome,
+                })
+            })
+            .collect()
+    }
+
     async fn require(&self, id: &JobId) -> Result<Job, JobError> {
         self.get(id)
             .await?
@@ -804,6 +1000,9 @@ impl JobStore {
         let policy: Option<String> = row
             .try_get("rate_policy")
             .map_err(JobError::db("read a claimed job"))?;
+        let persistent: i64 = row
+            .try_get("persistent")
+            .map_err(JobError::db("read a claimed job"))?;
         let lease = Lease {
             job_id: JobId(id.clone()),
             epoch,
@@ -834,6 +1033,7 @@ impl JobStore {
                 initial_backoff: Duration::from_millis(to_u64(b0)),
                 max_backoff: Duration::from_millis(to_u64(b1)),
             },
+            persistent: persistent != 0,
         }))
     }
 
@@ -850,7 +1050,8 @@ impl JobStore {
             "UPDATE fasp_jobs SET lease_until_ms = $3, updated_ms = $4, bytes_done = $5, \
                bytes_expected = $6, files_done = $7, files_skipped = $8, files_failed = $9 \
              WHERE id = $1 AND epoch = $2 AND state IN ('running', 'paused') \
-             RETURNING state, cancel_requested, target_rate_kbps, min_rate_kbps, rate_policy",
+             RETURNING state, cancel_requested, target_rate_kbps, min_rate_kbps, rate_policy, \
+               paths_added, closing",
         )
         .bind(lease.job_id.as_str())
         .bind(lease.epoch)
@@ -879,6 +1080,8 @@ impl JobStore {
                     .try_get::<Option<String>, _>("rate_policy")?
                     .as_deref()
                     .and_then(RatePolicy::parse),
+                paths_added: to_u64(row.try_get("paths_added")?),
+                closing: row.try_get::<i64, _>("closing")? != 0,
             })
         };
         read(&row).map_err(JobError::db("read controls"))
@@ -950,6 +1153,36 @@ impl JobStore {
         tx.commit()
             .await
             .map_err(JobError::db("commit file results"))
+    }
+
+    /// Record how paths of a persistent job ended (by sequence number), fenced by the lease.
+    pub async fn record_paths(
+        &self,
+        lease: &Lease,
+        ended: &[(u64, FileOutcome)],
+    ) -> Result<(), JobError> {
+        if ended.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.fenced(lease, "record path outcomes").await?;
+        let now = now_ms();
+        for (seq, outcome) in ended {
+            sqlx::query(
+                "UPDATE fasp_job_paths SET outcome = $3, epoch = $4, updated_ms = $5 \
+                 WHERE job_id = $1 AND seq = $2",
+            )
+            .bind(lease.job_id.as_str())
+            .bind(to_i64(*seq))
+            .bind(outcome.as_str())
+            .bind(lease.epoch)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(JobError::db("record a path outcome"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(JobError::db("commit path outcomes"))
     }
 
     /// Record the job completed, with its last file results and progress, and its one
@@ -1150,7 +1383,7 @@ const CLAIM_SET: &str = "state = CASE WHEN state = 'paused' THEN 'paused' ELSE '
 /// What a claim returns.
 const CLAIM_RETURNING: &str = "id, epoch, kind, payload, host, state, claims, failures, \
      max_attempts, backoff_initial_ms, backoff_max_ms, target_rate_kbps, min_rate_kbps, \
-     rate_policy";
+     rate_policy, persistent";
 
 /// The two kinds of claimable jobs.
 #[derive(Debug, Clone, Copy)]
@@ -1262,6 +1495,9 @@ fn job_from_row(row: &AnyRow) -> Result<Job, JobError> {
             updated_ms: row.try_get("updated_ms")?,
             started_ms: row.try_get("started_ms")?,
             finished_ms: row.try_get("finished_ms")?,
+            persistent: row.try_get::<i64, _>("persistent")? != 0,
+            closing: row.try_get::<i64, _>("closing")? != 0,
+            paths_added: to_u64(row.try_get("paths_added")?),
         })
     };
     let mut job = read(row).map_err(JobError::db("read a job"))?;
@@ -1294,4 +1530,100 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
                 Err(e)
             }
         })
+}
+
+/// The payload to store for `job` and, for a persistent job, its first paths (the spec's,
+/// taken out of it: a keepalive session gets its files from the worker).
+fn persistent_payload(job: &NewJob) -> Result<(JobPayload, Vec<AddedPath>), JobError> {
+    if !job.persistent {
+        return Ok((job.payload.clone(), Vec::new()));
+    }
+    match &job.payload {
+        JobPayload::Node(_) => Err(JobError::Invalid {
+            reason: "a node job cannot be persistent: submit a transfer spec with keepalive \
+                     (from the node's answer) instead"
+                .into(),
+        }),
+        JobPayload::Spec { spec, secret_env } => {
+            let mut spec = spec.clone();
+            let Some(o) = spec.as_object_mut() else {
+                return Err(JobError::Invalid {
+                    reason: "the spec is not a JSON object".into(),
+                });
+            };
+            o.insert("keepalive".into(), serde_json::Value::Bool(true));
+            let mut paths = Vec::new();
+            if let Some(listed) = o.remove("paths") {
+                for p in listed.as_array().into_iter().flatten() {
+                    let text = |key: &str| {
+                        p.get(key)
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let path = AddedPath::new(text("source"), text("destination"));
+                    if path.source.is_empty() {
+                        return Err(JobError::Invalid {
+                            reason: format!("a path of the spec has no source: {p}"),
+                        });
+                    }
+                    paths.push(path);
+                }
+            }
+            Ok((
+                JobPayload::Spec {
+                    spec,
+                    secret_env: secret_env.clone(),
+                },
+                paths,
+            ))
+        }
+    }
+}
+
+/// Insert `paths` for job `id`, numbered from `after + 1`.
+async fn insert_paths(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &JobId,
+    after: i64,
+    paths: &[AddedPath],
+    now: i64,
+) -> Result<(), JobError> {
+    for (i, p) in paths.iter().enumerate() {
+        let seq = after
+            .saturating_add(i64::try_from(i).unwrap_or(i64::MAX))
+            .saturating_add(1);
+        sqlx::query(
+            "INSERT INTO fasp_job_paths (job_id, seq, source, destination, created_ms, \
+               updated_ms) VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(id.as_str())
+        .bind(seq)
+        .bind(&p.source)
+        .bind(&p.destination)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(JobError::db("insert a path"))?;
+    }
+    Ok(())
+}
+
+/// Why `job` takes no paths, and what to do.
+fn refusal(job: &Job) -> JobError {
+    let reason = if !job.persistent {
+        "it is not persistent (add paths only to a job submitted with a keepalive spec, \
+         `fasp jobs add --persistent`): submit another job with these paths"
+            .to_owned()
+    } else if job.state.is_terminal() {
+        format!("it is {}: submit another job with these paths", job.state)
+    } else {
+        "its close was asked (it completes once its paths are done): submit another job \
+         with these paths"
+            .to_owned()
+    };
+    JobError::NotAccepting {
+        id: job.id.clone(),
+        reason,
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use fasp_manager::{Event, EventKind, Manager, TransferError, TransferOptions};
+use fasp_manager::{DoneOperation, Event, EventKind, Manager, TransferError, TransferOptions};
 use fasp_spec::{ResumePolicy, TransferSpec};
 use futures::StreamExt;
 use serde_json::Value;
@@ -386,6 +386,12 @@ impl JobRun {
             let _ = ctl.pause().await;
             paused = true;
         }
+        // A persistent job: its paths not yet done go to the session now, the others as they
+        // are added.
+        let mut feed = claim.persistent.then(PathFeed::default);
+        if let Some(feed) = feed.as_mut() {
+            feed.forward_new(&self.store, &lease.job_id, &ctl).await;
+        }
         let mut rates = (claim.target_rate_kbps, claim.min_rate_kbps);
         let mut policy = claim.rate_policy;
         let mut events = transfer.events();
@@ -412,6 +418,10 @@ impl JobRun {
                             results.insert(f.path.clone(), f.clone());
                             pending.push(f);
                         }
+                        if let Some(feed) = feed.as_mut() {
+                            feed.on_event(&ev.kind);
+                            feed.finish_if_done(&ctl).await;
+                        }
                         self.publish(lease, ev);
                     }
                     None => events_open = false,
@@ -434,6 +444,17 @@ impl JobRun {
                             }
                             cancel_asked |=
                                 apply(&ctl, &controls, &mut paused, &mut rates, &mut policy).await;
+                            if let Some(feed) = feed.as_mut() {
+                                match feed.heartbeat(&self.store, lease, &controls, &ctl).await {
+                                    Err(e) if e.is_lease_lost() => {
+                                        lost = true;
+                                        let _ = ctl.cancel().await;
+                                        continue;
+                                    }
+                                    Err(e) => tracing::warn!(job = %lease.job_id, error = %e, "cannot record path outcomes yet"),
+                                    Ok(()) => {}
+                                }
+                            }
                         }
                         Err(e) if e.is_lease_lost() => {
                             lost = true;
@@ -465,6 +486,9 @@ impl JobRun {
                 if let Some(f) = file_result(&ev.kind) {
                     results.insert(f.path.clone(), f.clone());
                 }
+                if let Some(feed) = feed.as_mut() {
+                    feed.on_event(&ev.kind);
+                }
                 self.publish(lease, ev);
             }
         }
@@ -477,7 +501,29 @@ impl JobRun {
         let mut files: Vec<FileResult> = results.into_values().collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let p = job_progress(&progress.borrow());
+        if let Some(feed) = feed.as_mut() {
+            // The paths that ended are not added again by the next run, whatever this one's
+            // outcome.
+            match self.store.record_paths(lease, &feed.ended).await {
+                Ok(()) => feed.ended.clear(),
+                Err(e) if e.is_lease_lost() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(job = %lease.job_id, error = %e, "cannot record path outcomes")
+                }
+            }
+        }
         match outcome {
+            Ok(_) if feed.as_ref().is_some_and(|f| !f.finish_sent) => {
+                // A persistent session that ended without being finished: its paths may not
+                // all be done, so the job is not complete.
+                self.failed_attempt(
+                    claim,
+                    "the persistent session ended before the job was finished",
+                    true,
+                    &files,
+                )
+                .await
+            }
             Ok(_summary) => {
                 // The transfer is done: a database that fails for a moment must not make it
                 // run again, so the record is tried a few times (the lease still fences it).
@@ -630,6 +676,106 @@ impl JobRun {
                     .map_err(transient)?;
                 let dest = node.destination.clone().unwrap_or_else(|| ".".into());
                 fasp_token::prepare_download(answer.spec, dest).map_err(bad)
+            }
+        }
+    }
+}
+
+/// The paths of a persistent job on its way to the session, and back.
+#[derive(Debug, Default)]
+struct PathFeed {
+    /// The highest sequence number read from the store.
+    seen: u64,
+    /// Paths given to the session that have not ended yet, in order: (sequence, source).
+    open: Vec<(u64, String)>,
+    /// Paths that ended, not yet recorded.
+    ended: Vec<(u64, FileOutcome)>,
+    /// The job's path count, as of the last heartbeat.
+    added: u64,
+    /// Close asked, as of the last heartbeat.
+    closing: bool,
+    /// The session was told to finish.
+    finish_sent: bool,
+}
+
+impl PathFeed {
+    /// Give the session every path added after those seen, but those already done.
+    async fn forward_new(&mut self, store: &JobStore, job: &JobId, ctl: &fasp_manager::Controller) {
+        let paths = match store.paths(job, self.seen).await {
+            Ok(paths) => paths,
+            Err(e) => {
+                // Read again at the next heartbeat.
+                tracing::warn!(job = %job, error = %e, "cannot read the job's paths");
+                return;
+            }
+        };
+        for p in paths {
+            self.seen = self.seen.max(p.seq);
+            if p.outcome == Some(FileOutcome::Done) {
+                continue;
+            }
+            let destination = if p.destination.is_empty() {
+                p.source
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            } else {
+                p.destination.clone()
+            };
+            match ctl.add_file(p.source.clone(), destination, None).await {
+                Ok(()) => self.open.push((p.seq, p.source)),
+                // The session is ending: the path stays in the store for the next run.
+                Err(e) => tracing::warn!(job = %job, seq = p.seq, error = %e, "cannot add a path"),
+            }
+        }
+    }
+
+    /// A path ends with its source argument (`ARGSTOP`).
+    fn on_event(&mut self, kind: &EventKind) {
+        if let EventKind::ArgDone { source, failed, .. } = kind {
+            let same = |s: &str| s.trim_end_matches('/') == source.trim_end_matches('/');
+            if let Some(i) = self.open.iter().position(|(_, s)| same(s)) {
+                let (seq, _) = self.open.remove(i);
+                let outcome = if *failed == 0 {
+                    FileOutcome::Done
+                } else {
+                    FileOutcome::Failed
+                };
+                self.ended.push((seq, outcome));
+            }
+        }
+    }
+
+    /// What a heartbeat brings: new paths to add, the close; path outcomes to record.
+    async fn heartbeat(
+        &mut self,
+        store: &JobStore,
+        lease: &crate::model::Lease,
+        controls: &Controls,
+        ctl: &fasp_manager::Controller,
+    ) -> Result<(), JobError> {
+        self.added = controls.paths_added;
+        self.closing = controls.closing;
+        if self.added > self.seen {
+            self.forward_new(store, &lease.job_id, ctl).await;
+        }
+        let recorded = store.record_paths(lease, &self.ended).await;
+        if recorded.is_ok() {
+            self.ended.clear();
+        }
+        self.finish_if_done(ctl).await;
+        recorded
+    }
+
+    /// Closing, every path seen and ended: finish the session (it ends well, and the job
+    /// completes).
+    async fn finish_if_done(&mut self, ctl: &fasp_manager::Controller) {
+        if self.closing && !self.finish_sent && self.seen >= self.added && self.open.is_empty() {
+            self.finish_sent = true;
+            if let Err(e) = ctl.finish(DoneOperation::Linger).await {
+                tracing::warn!(error = %e, "cannot finish the persistent session");
             }
         }
     }

@@ -1,0 +1,311 @@
+//! Persistent jobs with ascp-sim as the engine: paths added to a running job's keepalive
+//! session, paths added while the job is queued, a worker dropped with paths pending and the
+//! rescuer adding them, the close ending the job completed, requests refused with a reason,
+//! retried requests applied once.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fasp_jobs::{
+    AddedPath, FileOutcome, JobError, JobId, JobState, JobStore, NewJob, Worker, WorkerConfig,
+};
+use fasp_manager::{Manager, TransferOptions};
+use fasp_spec::TransferSpec;
+use fasp_testkit::require_sim;
+use fasp_testkit::sim::Work;
+use support::{sqlite_store, wait_for};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+fn config(id: &str, work: &Work) -> WorkerConfig {
+    let options = TransferOptions::default()
+        .with_env("ASCP_SIM_ROOT", work.root())
+        .with_env("ASCP_SIM_STATS_INTERVAL_MS", "50")
+        .with_cancel_graces(Duration::from_millis(500), Duration::from_millis(500));
+    WorkerConfig::default()
+        .id(id)
+        .lease(Duration::from_millis(900), Duration::from_millis(100))
+        .poll(Duration::from_millis(20))
+        .stagger(Duration::ZERO)
+        .transfer_options(options)
+}
+
+/// A keepalive upload into `/drop` on ascp-sim's remote side, at `rate_kbps`, with `sources`
+/// as its first paths.
+fn persistent(sources: &[&Path], rate_kbps: u64) -> NewJob {
+    let mut b = TransferSpec::builder()
+        .upload()
+        .host("127.0.0.1")
+        .user("xfer")
+        .keepalive(true)
+        .target_rate_kbps(rate_kbps)
+        .destination_root("/drop");
+    for s in sources {
+        b = b.source(s.to_str().expect("a UTF-8 path"));
+    }
+    NewJob::transfer(&b.build().expect("a valid spec"))
+}
+
+fn path(source: &Path, destination: &str) -> AddedPath {
+    AddedPath::new(source.to_str().expect("a UTF-8 path"), destination)
+}
+
+/// A worker task: stopped (its jobs given back) by `stop`, or dropped as a crash by `crash`.
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), JobError>>,
+}
+
+impl Running {
+    fn start(store: &JobStore, sim: &PathBuf, config: WorkerConfig) -> Running {
+        let worker = Worker::new(store.clone(), Manager::builder().ascp(sim).build(), config);
+        let (stop, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(worker.run(async move {
+            let _ = rx.await;
+        }));
+        Running { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(WITHIN, self.task)
+            .await
+            .expect("the worker stops")
+            .expect("the worker task")
+            .expect("the worker ends well");
+    }
+
+    async fn crash(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+fn same_bytes(a: &Path, b: &Path) {
+    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
+    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
+    assert!(
+        x == y,
+        "{} and {} differ ({} and {} bytes)",
+        a.display(),
+        b.display(),
+        x.len(),
+        y.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_added_while_queued_and_while_running_complete_byte_exact() {
+    let sim = require_sim!();
+    let work = Work::new();
+    let store = sqlite_store(work.path()).await;
+    let first = work.local_file("first.bin", 200_000);
+    let queued = work.local_file("queued.bin", 300_000);
+    let later = work.local_file("later.bin", 400_000);
+    let id = store
+        .submit(&persistent(&[&first], 100_000))
+        .await
+        .unwrap()
+        .id;
+    let job = store.get(&id).await.unwrap().unwrap();
+    assert!(job.persistent && !job.closing, "{job:#?}");
+    assert_eq!(job.paths_added, 1, "the spec's path is the first");
+    // While queued: kept in the store, added by the run.
+    let added = store
+        .add_paths(&id, &[path(&queued, "q/queued.bin")], Some("r1"), false)
+        .await
+        .unwrap();
+    assert_eq!((added.added, added.total, added.applied), (1, 2, true));
+    // The same request again (a client retrying): nothing added twice.
+    let again = store
+        .add_paths(&id, &[path(&queued, "q/queued.bin")], Some("r1"), false)
+        .await
+        .unwrap();
+    assert_eq!((again.added, again.total, again.applied), (0, 2, false));
+
+    let worker = Running::start(&store, &sim, config("w1", &work));
+    let running = wait_for(&store, &id, WITHIN, "both first paths done", |j| {
+        j.progress.files_done >= 2
+    })
+    .await;
+    // The session waits for more: the job is not over.
+    assert_eq!(running.state, JobState::Running, "{running:#?}");
+    store
+        .add_paths(&id, &[path(&later, "")], None, false)
+        .await
+        .unwrap();
+    wait_for(
+        &store,
+        &id,
+        WITHIN,
+        "the path added while running done",
+        |j| j.progress.files_done >= 3,
+    )
+    .await;
+    assert_eq!(store.finish_job(&id).await.unwrap(), JobState::Running);
+    // Closing twice is closing once.
+    store.finish_job(&id).await.unwrap();
+    let job = wait_for(&store, &id, WITHIN, "completed", |j| j.state.is_terminal()).await;
+    assert_eq!(job.state, JobState::Completed, "{job:#?}");
+    assert_eq!(job.claims, 1);
+    same_bytes(&first, &work.remote("drop/first.bin"));
+    same_bytes(&queued, &work.remote("drop/q/queued.bin"));
+    same_bytes(&later, &work.remote("drop/later.bin"));
+    // Every path recorded done; per-file results as for any job; one completion.
+    let paths = store.paths(&id, 0).await.unwrap();
+    assert_eq!(paths.len(), 3, "{paths:#?}");
+    assert!(
+        paths.iter().all(|p| p.outcome == Some(FileOutcome::Done)),
+        "{paths:#?}"
+    );
+    assert_eq!(paths.iter().map(|p| p.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    let files = store.files(&id).await.unwrap();
+    assert_eq!(files.len(), 3, "{files:#?}");
+    assert!(files.iter().all(|f| f.outcome == FileOutcome::Done));
+    assert_eq!(files.iter().map(|f| f.bytes).sum::<u64>(), 900_000);
+    assert_eq!(store.completions(&id).await.unwrap().len(), 1);
+    // Ended: no more paths, with a reason that says what to do.
+    let refused = store
+        .add_paths(&id, &[path(&later, "x.bin")], None, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, JobError::NotAccepting { reason, .. } if reason.contains("completed") && reason.contains("submit another job")),
+        "{refused}"
+    );
+    worker.stop().await;
+    fasp_testkit::assert_no_leftover(&work.needle());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rescuer_adds_the_paths_a_dead_worker_left_and_those_added_meanwhile() {
+    let sim = require_sim!();
+    let work = Work::new();
+    let store = sqlite_store(work.path()).await;
+    let big = work.local_file("big.bin", 6_000_000);
+    let small = work.local_file("small.bin", 100_000);
+    let meanwhile = work.local_file("meanwhile.bin", 150_000);
+    // 16 Mbit/s: 3 s for the big file.
+    let id = store.submit(&persistent(&[], 16_000)).await.unwrap().id;
+    assert_eq!(store.get(&id).await.unwrap().unwrap().paths_added, 0);
+    let first = Running::start(&store, &sim, config("dies", &work));
+    wait_for(&store, &id, WITHIN, "running", |j| {
+        j.state == JobState::Running
+    })
+    .await;
+    store
+        .add_paths(
+            &id,
+            &[path(&big, "big.bin"), path(&small, "small.bin")],
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    wait_for(&store, &id, WITHIN, "a third of the big file", |j| {
+        j.progress.bytes_done > 2_000_000
+    })
+    .await;
+    first.crash().await;
+    // Between the death and the rescue: kept, and added by the rescuer.
+    store
+        .add_paths(&id, &[path(&meanwhile, "meanwhile.bin")], None, true)
+        .await
+        .unwrap();
+    let pending = store.paths(&id, 0).await.unwrap();
+    assert!(
+        pending.iter().all(|p| p.outcome.is_none()),
+        "nothing was done when the worker died: {pending:#?}"
+    );
+    let second = Running::start(&store, &sim, config("rescuer", &work));
+    let job = wait_for(&store, &id, WITHIN, "completed", |j| j.state.is_terminal()).await;
+    assert_eq!(job.state, JobState::Completed, "{job:#?}");
+    assert_eq!(job.claims, 2, "first run and rescue");
+    assert_eq!(job.failures, 0, "a dead worker is not a failed attempt");
+    same_bytes(&big, &work.remote("drop/big.bin"));
+    same_bytes(&small, &work.remote("drop/small.bin"));
+    same_bytes(&meanwhile, &work.remote("drop/meanwhile.bin"));
+    let paths = store.paths(&id, 0).await.unwrap();
+    assert!(
+        paths.iter().all(|p| p.outcome == Some(FileOutcome::Done)),
+        "{paths:#?}"
+    );
+    let completions = store.completions(&id).await.unwrap();
+    assert_eq!(completions.len(), 1);
+    assert_eq!(completions[0].worker, "rescuer");
+    second.stop().await;
+    fasp_testkit::assert_no_leftover(&work.needle());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_are_refused_by_jobs_that_are_not_persistent_or_closing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path()).await;
+    let plain = store.submit(&support::job("a.bin", "h")).await.unwrap().id;
+    let p = AddedPath::new("/src/b.bin", "b.bin");
+    let e = store
+        .add_paths(&plain, std::slice::from_ref(&p), None, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, JobError::NotAccepting { reason, .. } if reason.contains("not persistent")),
+        "{e}"
+    );
+    assert!(store.finish_job(&plain).await.is_err());
+    assert!(matches!(
+        store
+            .add_paths(&JobId::from("nope"), std::slice::from_ref(&p), None, false)
+            .await,
+        Err(JobError::NotFound { .. })
+    ));
+    // A persistent job, closed with its last request: later ones are refused, but the last
+    // one retried (same key) is not an error.
+    let spec = TransferSpec::builder()
+        .upload()
+        .host("h")
+        .user("u")
+        .keepalive(true)
+        .destination_root("/in")
+        .build()
+        .unwrap();
+    let kept = store.submit(&NewJob::transfer(&spec)).await.unwrap().id;
+    let last = store
+        .add_paths(&kept, std::slice::from_ref(&p), Some("last"), true)
+        .await
+        .unwrap();
+    assert!(last.applied && last.closing);
+    let retried = store
+        .add_paths(&kept, std::slice::from_ref(&p), Some("last"), true)
+        .await
+        .unwrap();
+    assert_eq!((retried.applied, retried.total), (false, 1));
+    let e = store
+        .add_paths(&kept, std::slice::from_ref(&p), Some("other"), false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, JobError::NotAccepting { reason, .. } if reason.contains("close")),
+        "{e}"
+    );
+    assert_eq!(store.paths(&kept, 0).await.unwrap().len(), 1);
+    // An empty source is a bad request.
+    assert!(matches!(
+        store
+            .add_paths(&kept, &[AddedPath::new("", "x")], None, false)
+            .await,
+        Err(JobError::Invalid { .. })
+    ));
+    // NewJob::persistent on a spec without keepalive makes it a persistent job, its paths
+    // the first ones.
+    let job = support::job("c.bin", "h").persistent(true);
+    let id = store.submit(&job).await.unwrap().id;
+    let stored = store.get(&id).await.unwrap().unwrap();
+    assert!(stored.persistent);
+    let paths = store.paths(&id, 0).await.unwrap();
+    assert_eq!(paths.len(), 1);
+    assert_eq!(paths[0].source, "/src/c.bin");
+}
