@@ -65,6 +65,7 @@
 struct ReadmeDoctests;
 
 mod error;
+mod failpoint;
 mod model;
 mod store;
 mod worker;

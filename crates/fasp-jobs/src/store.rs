@@ -1139,6 +1139,7 @@ impl JobStore {
             .execute(&mut **tx)
             .await
             .map_err(JobError::db("record a file result"))?;
+            crate::failpoint::hit("in_files_tx");
         }
         Ok(())
     }
@@ -1212,6 +1213,7 @@ impl JobStore {
         .execute(&mut *tx)
         .await
         .map_err(JobError::db("complete a job"))?;
+        crate::failpoint::hit("in_complete_tx");
         sqlx::query(
             "INSERT INTO fasp_job_completions (job_id, epoch, worker, completed_ms, bytes, \
                files_done) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1228,6 +1230,7 @@ impl JobStore {
         tx.commit()
             .await
             .map_err(JobError::db("commit completion"))?;
+        crate::failpoint::hit("after_complete");
         tracing::info!(job = %lease.job_id, epoch = lease.epoch, "job completed");
         Ok(())
     }

@@ -188,6 +188,7 @@ const EVENT_BUFFER: usize = 4096;
 impl Worker {
     /// A worker of `store` that starts ascp through `manager`.
     pub fn new(store: JobStore, manager: Manager, config: WorkerConfig) -> Worker {
+        let config = crate::failpoint::timing(config);
         Worker {
             store,
             manager,
@@ -371,6 +372,7 @@ impl JobRun {
         };
         let mut options = self.config.transfer.clone();
         options.retry = fasp_manager::RetryPolicy::attempts(1);
+        crate::failpoint::hit("before_spawn");
         let mut transfer = match self.manager.start(&spec, options) {
             Ok(t) => t,
             Err(e) => {
@@ -381,6 +383,7 @@ impl JobRun {
             }
         };
         let ctl = transfer.controller();
+        crate::failpoint::hit("after_spawn");
         let mut paused = false;
         if claim.paused {
             let _ = ctl.pause().await;
@@ -431,6 +434,7 @@ impl JobRun {
                     match self.store.heartbeat(lease, self.config.lease, &p).await {
                         Ok(controls) => {
                             last_ok = Instant::now();
+                            crate::failpoint::hit_when(p.bytes_done > 0, "mid_file");
                             if !pending.is_empty() {
                                 match self.store.record_files(lease, &pending).await {
                                     Ok(()) => pending.clear(),
@@ -525,6 +529,7 @@ impl JobRun {
                 .await
             }
             Ok(_summary) => {
+                crate::failpoint::hit("before_complete");
                 // The transfer is done: a database that fails for a moment must not make it
                 // run again, so the record is tried a few times (the lease still fences it).
                 let mut tries = 0u32;

@@ -6,6 +6,12 @@
 //!
 //! `FASP_JOBS_KILLS` (default 20) sets the number of kills, `FASP_JOBS_SEED` the seed.
 //!
+//! The named-point loops kill the worker exactly at each kill point of fasp-jobs (feature
+//! `failpoints`, on for these tests: before and after spawning ascp, mid-file, inside a
+//! file-results transaction, just before the completion write, inside it, just after it),
+//! `FASP_JOBS_POINT_KILLS` times per point (default 2), and fail if a point is never hit.
+//! Every point reached is counted (in the random loop too) and printed.
+//!
 //! The worker process is this test binary itself, started on the test `crash_child` with
 //! `FASP_JOBS_CRASH_CHILD` set (without it, `crash_child` does nothing).
 
@@ -19,6 +25,7 @@ use fasp_jobs::{JobId, JobState, JobStore, NewJob, Retry, Worker, WorkerConfig};
 use fasp_manager::{Manager, TransferOptions};
 use fasp_testkit::require_sim;
 use fasp_testkit::sim::Work;
+use support::points::{FAILPOINT_ENV, LOG_ENV, POINTS, PointCounts};
 use support::{Rng, upload};
 
 const CHILD_ENV: &str = "FASP_JOBS_CRASH_CHILD";
@@ -60,29 +67,40 @@ fn crash_child() {
     });
 }
 
-fn spawn_worker(work: &Work, sim: &Path, db: &str, log: &Path) -> Child {
+/// The log the kill points of every worker process of `work` append to.
+fn points_log(work: &Work) -> PathBuf {
+    work.path().join("points.log")
+}
+
+/// A worker process on `db`; with `failpoint` (`NAME:N`), it kills itself there.
+fn spawn_worker(work: &Work, sim: &Path, db: &str, log: &Path, failpoint: Option<&str>) -> Child {
     let exe = std::env::current_exe().expect("the test binary");
+    let mut cmd = Command::new(exe);
+    cmd.env(LOG_ENV, points_log(work));
+    match failpoint {
+        Some(point) => cmd.env(FAILPOINT_ENV, point),
+        None => cmd.env_remove(FAILPOINT_ENV),
+    };
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("the worker log");
-    Command::new(exe)
-        .args([
-            "--exact",
-            "crash_child",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(CHILD_ENV, db)
-        .env(SIM_ENV, sim)
-        .env(ROOT_ENV, work.root())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("the worker log"))
-        .stderr(log)
-        .spawn()
-        .expect("start a worker process")
+    cmd.args([
+        "--exact",
+        "crash_child",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env(CHILD_ENV, db)
+    .env(SIM_ENV, sim)
+    .env(ROOT_ENV, work.root())
+    .stdin(Stdio::null())
+    .stdout(log.try_clone().expect("the worker log"))
+    .stderr(log)
+    .spawn()
+    .expect("start a worker process")
 }
 
 fn kill(child: &mut Child) {
@@ -144,34 +162,36 @@ fn postgres_crash_loop_three_workers() {
     crash_loop(&sim, &work, &url, 3);
 }
 
-fn crash_loop(sim: &Path, work: &Work, url: &str, workers: usize) {
-    let (kills, seed) = kills_and_seed();
-    eprintln!(
-        "crash loop: {workers} worker(s), {kills} kills, seed {seed} (FASP_JOBS_KILLS, FASP_JOBS_SEED)"
-    );
-    let mut rng = Rng::new(seed);
-    let log = work.path().join("workers.log");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let store = rt.block_on(JobStore::open(url)).unwrap();
-    // Enough work to outlast the kills: each job two files of 0.2 to 2 MB at 8 Mbit/s.
-    let n_jobs = (6 + kills / 2) * workers as u64;
-    let mut jobs: Vec<(JobId, Vec<(PathBuf, PathBuf)>)> = Vec::new();
-    for j in 0..n_jobs {
+/// A job of the loops: its id and its (source, destination) pairs.
+type Submitted = (JobId, Vec<(PathBuf, PathBuf)>);
+
+/// Submit `n` jobs named `{prefix}{j}`, each two files of `min..max` bytes at 8 Mbit/s.
+fn submit_jobs(
+    rt: &tokio::runtime::Runtime,
+    store: &JobStore,
+    work: &Work,
+    rng: &mut Rng,
+    prefix: &str,
+    n: u64,
+    (min, max): (u64, u64),
+) -> Vec<Submitted> {
+    let mut jobs = Vec::new();
+    for j in 0..n {
         let mut pairs = Vec::new();
         let mut sources = Vec::new();
         for f in 0..2 {
-            let len = rng.range(200_000, 2_000_000) as usize;
-            let src = work.local_file(&format!("job{j}/file{f}.bin"), len);
-            pairs.push((src.clone(), work.remote(&format!("out{j}/file{f}.bin"))));
+            let len = rng.range(min, max) as usize;
+            let src = work.local_file(&format!("{prefix}{j}/file{f}.bin"), len);
+            pairs.push((
+                src.clone(),
+                work.remote(&format!("out-{prefix}{j}/file{f}.bin")),
+            ));
             sources.push(src);
         }
         let refs: Vec<&Path> = sources.iter().map(PathBuf::as_path).collect();
-        let spec = upload(&refs, &format!("/out{j}"), 8_000);
+        let spec = upload(&refs, &format!("/out-{prefix}{j}"), 8_000);
         let job = NewJob::transfer(&spec)
-            .idempotency_key(format!("crash-{j}"))
+            .idempotency_key(format!("crash-{prefix}{j}"))
             .retry(
                 Retry::attempts(50)
                     .with_backoff(Duration::from_millis(50), Duration::from_millis(200)),
@@ -179,29 +199,12 @@ fn crash_loop(sim: &Path, work: &Work, url: &str, workers: usize) {
         let id = rt.block_on(store.submit(&job)).unwrap().id;
         jobs.push((id, pairs));
     }
+    jobs
+}
 
-    let started = Instant::now();
-    let mut children: Vec<Child> = (0..workers)
-        .map(|_| spawn_worker(work, sim, url, &log))
-        .collect();
-    for k in 0..kills {
-        let life = Duration::from_millis(rng.range(30, 900));
-        std::thread::sleep(life);
-        let victim = rng.range(0, workers as u64) as usize;
-        kill(&mut children[victim]);
-        children[victim] = spawn_worker(work, sim, url, &log);
-        if k % 10 == 9 {
-            let counts = rt.block_on(store.counts()).unwrap();
-            eprintln!(
-                "after {} kills ({:?}): {counts:?}",
-                k + 1,
-                started.elapsed()
-            );
-        }
-    }
-
-    // The workers alive now finish the work.
-    let deadline = Instant::now() + Duration::from_secs(300);
+/// Wait until no job of the store is open (panics after `within`).
+fn wait_all_ended(rt: &tokio::runtime::Runtime, store: &JobStore, log: &Path, within: Duration) {
+    let deadline = Instant::now() + within;
     loop {
         let open = rt
             .block_on(store.list(&fasp_jobs::ListFilter::all()))
@@ -210,7 +213,7 @@ fn crash_loop(sim: &Path, work: &Work, url: &str, workers: usize) {
             .filter(|j| !j.state.is_terminal())
             .count();
         if open == 0 {
-            break;
+            return;
         }
         assert!(
             Instant::now() < deadline,
@@ -219,19 +222,16 @@ fn crash_loop(sim: &Path, work: &Work, url: &str, workers: usize) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    for child in &mut children {
-        kill(child);
-    }
-    eprintln!(
-        "all jobs ended {:?} after the first start",
-        started.elapsed()
-    );
+}
 
+/// Every job completed, with one completion record and byte-exact files; returns the claims
+/// in all.
+fn check_jobs(rt: &tokio::runtime::Runtime, store: &JobStore, jobs: &[Submitted]) -> u64 {
     let mut claims = 0;
-    for (id, pairs) in &jobs {
+    for (id, pairs) in jobs {
         let job = rt.block_on(store.get(id)).unwrap().unwrap();
         assert_eq!(job.state, JobState::Completed, "{job:#?}");
-        claims += job.claims;
+        claims += u64::from(job.claims);
         let completions = rt.block_on(store.completions(id)).unwrap();
         assert_eq!(completions.len(), 1, "job {id}: {completions:?}");
         for (src, dst) in pairs {
@@ -246,9 +246,11 @@ fn crash_loop(sim: &Path, work: &Work, url: &str, workers: usize) {
             );
         }
     }
-    eprintln!("{} jobs, {claims} claims in all, {kills} kills", jobs.len());
+    claims
+}
 
-    // Nothing left: no ascp-sim, no worker, holding the work folder in argv or environment.
+/// Nothing left: no ascp-sim, no worker, holding the work folder in argv or environment.
+fn assert_nothing_left(work: &Work) {
     let needle = work.needle();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -263,4 +265,182 @@ fn crash_loop(sim: &Path, work: &Work, url: &str, workers: usize) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn crash_loop(sim: &Path, work: &Work, url: &str, workers: usize) {
+    let (kills, seed) = kills_and_seed();
+    eprintln!(
+        "crash loop: {workers} worker(s), {kills} kills, seed {seed} (FASP_JOBS_KILLS, FASP_JOBS_SEED)"
+    );
+    let mut rng = Rng::new(seed);
+    let log = work.path().join("workers.log");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt.block_on(JobStore::open(url)).unwrap();
+    // Enough work to outlast the kills: each job two files of 0.2 to 2 MB at 8 Mbit/s.
+    let n_jobs = (6 + kills / 2) * workers as u64;
+    let jobs = submit_jobs(
+        &rt,
+        &store,
+        work,
+        &mut rng,
+        "job",
+        n_jobs,
+        (200_000, 2_000_000),
+    );
+
+    let started = Instant::now();
+    let mut children: Vec<Child> = (0..workers)
+        .map(|_| spawn_worker(work, sim, url, &log, None))
+        .collect();
+    for k in 0..kills {
+        let life = Duration::from_millis(rng.range(30, 900));
+        std::thread::sleep(life);
+        let victim = rng.range(0, workers as u64) as usize;
+        kill(&mut children[victim]);
+        children[victim] = spawn_worker(work, sim, url, &log, None);
+        if k % 10 == 9 {
+            let counts = rt.block_on(store.counts()).unwrap();
+            eprintln!(
+                "after {} kills ({:?}): {counts:?}",
+                k + 1,
+                started.elapsed()
+            );
+        }
+    }
+
+    // The workers alive now finish the work.
+    wait_all_ended(&rt, &store, &log, Duration::from_secs(300));
+    for child in &mut children {
+        kill(child);
+    }
+    eprintln!(
+        "all jobs ended {:?} after the first start",
+        started.elapsed()
+    );
+    let claims = check_jobs(&rt, &store, &jobs);
+    eprintln!(
+        "{} jobs, {claims} claims in all, {kills} kills; the named points reached (not armed):\n{}",
+        jobs.len(),
+        PointCounts::read(&points_log(work))
+    );
+    assert_nothing_left(work);
+}
+
+/// SQLite: one worker process at a time, killed at each named point in turn.
+#[test]
+fn named_points_every_job_completes_once_and_byte_exact() {
+    let sim = require_sim!();
+    let work = Work::new();
+    let db = work.path().join("jobs.db").to_string_lossy().into_owned();
+    point_loop(&sim, &work, &db, 1);
+}
+
+/// PostgreSQL: a worker process killed at each named point in turn; then three workers
+/// finish the work.
+#[test]
+fn postgres_named_points() {
+    let sim = require_sim!();
+    let Some(mut cluster) = support::pg::PgCluster::start() else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = rt.block_on(cluster.fresh_db());
+    let work = Work::new();
+    point_loop(&sim, &work, &url, 3);
+}
+
+/// For each named point, `FASP_JOBS_POINT_KILLS` worker processes in a row die exactly
+/// there (the 1st or 2nd time they reach it), each started once its predecessor is dead;
+/// then `finishers` workers finish every job, and every job must be completed once and
+/// byte-exact, every point hit, every kill at its point.
+fn point_loop(sim: &Path, work: &Work, url: &str, finishers: usize) {
+    let per_point: u64 = std::env::var("FASP_JOBS_POINT_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+        .max(1);
+    let (_, seed) = kills_and_seed();
+    eprintln!(
+        "named points: {per_point} kills at each of {} points (FASP_JOBS_POINT_KILLS), seed {seed}",
+        POINTS.len()
+    );
+    let mut rng = Rng::new(seed);
+    let log = work.path().join("workers.log");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt.block_on(JobStore::open(url)).unwrap();
+    let started = Instant::now();
+    let mut jobs = Vec::new();
+    let mut lives = Vec::new();
+    for point in POINTS {
+        // Fresh jobs for each point, enough that every life finds work to die in: two files
+        // of 100 to 600 kB at 8 Mbit/s (a few heartbeats each).
+        jobs.extend(submit_jobs(
+            &rt,
+            &store,
+            work,
+            &mut rng,
+            &format!("{point}-"),
+            2 * per_point + 2,
+            (100_000, 600_000),
+        ));
+        for k in 0..per_point {
+            let nth = 1 + (k + rng.range(0, 2)) % 2;
+            let armed = format!("{point}:{nth}");
+            let life = Instant::now();
+            let mut child = spawn_worker(work, sim, url, &log, Some(&armed));
+            let status = loop {
+                if let Some(status) = child.try_wait().expect("wait for a worker") {
+                    break status;
+                }
+                if life.elapsed() > Duration::from_secs(60) {
+                    kill(&mut child);
+                    panic!(
+                        "{armed}: the worker did not reach it within 60 s; workers' log: {}",
+                        log.display()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(
+                status.signal(),
+                Some(9),
+                "{armed}: the worker ended otherwise than by its kill point ({status:?}); log: {}",
+                log.display()
+            );
+            lives.push(life.elapsed());
+        }
+    }
+    let killed = started.elapsed();
+    let mut children: Vec<Child> = (0..finishers)
+        .map(|_| spawn_worker(work, sim, url, &log, None))
+        .collect();
+    wait_all_ended(&rt, &store, &log, Duration::from_secs(300));
+    for child in &mut children {
+        kill(child);
+    }
+    let claims = check_jobs(&rt, &store, &jobs);
+    let counts = PointCounts::read(&points_log(work));
+    eprintln!(
+        "{} jobs, {claims} claims, {} kills in {killed:?} (lives {:?} to {:?}), all ended after {:?}:\n{counts}",
+        jobs.len(),
+        counts.total_kills(),
+        lives.iter().min().unwrap(),
+        lives.iter().max().unwrap(),
+        started.elapsed()
+    );
+    for point in POINTS {
+        assert!(counts.hits(point) > 0, "{point} never hit:\n{counts}");
+        assert_eq!(counts.kills(point), per_point, "{point}:\n{counts}");
+    }
+    assert_nothing_left(work);
 }

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod pg;
+pub(crate) mod points;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
