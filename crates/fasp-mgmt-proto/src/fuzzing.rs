@@ -11,8 +11,8 @@ use crate::{Control, FileStats, Frame, FrameParser, Message, StatsView};
 /// * each frame's bytes are the input bytes just before the parser's stream offset (zero-copy
 ///   split, nothing rewritten), and frames and errors come in stream order;
 /// * after `finish` every input byte is consumed and the parser is idle;
-/// * the frames (and errors) equal those of decoding the same bytes in one piece, and those of
-///   the `tokio_util` codec;
+/// * the frames (and errors) equal those of decoding the same bytes in one piece, those of the
+///   SSE2 block loop where the CPU has AVX2, and those of the `tokio_util` codec;
 /// * every frame re-encodes to bytes that decode to an equal frame;
 /// * typed views never panic, and the lazy [`StatsView`] reads what [`FileStats`] reads.
 ///
@@ -26,9 +26,11 @@ pub fn stream(data: &[u8]) {
     let chunk_seed = usize::from(data[1]);
     let input = &data[2..];
 
-    let whole = decode_all(input, max, input.len().max(1));
-    let chunked = decode_all(input, max, 1 + chunk_seed % 97);
+    let whole = decode_all(input, max, input.len().max(1), true);
+    let chunked = decode_all(input, max, 1 + chunk_seed % 97, true);
     assert_eq!(whole, chunked, "chunking changed the result");
+    let sse2 = decode_all(input, max, 1 + chunk_seed % 89, false);
+    assert_eq!(whole, sse2, "the AVX2 and SSE2 block loops differ");
     #[cfg(feature = "codec")]
     assert_eq!(whole, codec_decode_all(input, max), "the codec differs");
 
@@ -74,8 +76,17 @@ fn stats_view_agrees(frame: &Frame) {
     }
 }
 
-fn decode_all(input: &[u8], max: usize, chunk: usize) -> Vec<Result<Frame, crate::DecodeError>> {
+/// `avx2`: whether the parser may take its AVX2 block loop (where the CPU has AVX2).
+fn decode_all(
+    input: &[u8],
+    max: usize,
+    chunk: usize,
+    avx2: bool,
+) -> Vec<Result<Frame, crate::DecodeError>> {
     let mut parser = FrameParser::with_max_frame_len(max);
+    if !avx2 {
+        parser = parser.without_avx2();
+    }
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     // Stream position of the previous frame's end or error, and of the bytes fed so far.

@@ -5,7 +5,7 @@ use memchr::memchr;
 
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::frame::{Frame, HEADER, INLINE_FIELDS, Index, NO_TYPE, SPAN_LEN, Span, put_span};
-use crate::scan::masks;
+use crate::scan::{Masks, avx2_available, masks};
 
 /// "Not found" for positions.
 const NONE: usize = usize::MAX;
@@ -87,6 +87,8 @@ pub struct FrameParser {
     suspicious: usize,
     /// Stream offset of `buf[0]`.
     consumed: u64,
+    /// Whether the CPU has AVX2 (the block loop then runs compiled for it).
+    avx2: bool,
 }
 
 impl Default for FrameParser {
@@ -115,7 +117,16 @@ impl FrameParser {
             spilled: BytesMut::new(),
             suspicious: NONE,
             consumed: 0,
+            avx2: avx2_available(),
         }
+    }
+
+    /// The same parser on the SSE2 (or portable) path even where the CPU has AVX2: the tests
+    /// and the fuzz harness check that both paths decode alike.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn without_avx2(mut self) -> FrameParser {
+        self.avx2 = false;
+        self
     }
 
     /// The maximum frame length in bytes.
@@ -228,6 +239,34 @@ impl FrameParser {
     /// the end of a full block (its first colon, a bad key byte) is kept, so bytes are looked at
     /// again only in an incomplete last block.
     fn body(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            #[allow(unsafe_code)]
+            // SAFETY: `avx2` is set only when the CPU has AVX2 (`FrameParser::with_max_frame_len`).
+            return unsafe { self.body_avx2(buf) };
+        }
+        self.blocks::<false>(buf)
+    }
+
+    /// [`FrameParser::body`] compiled for AVX2: the whole block loop, not only the
+    /// classification, so that nothing is dispatched per block.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn body_avx2(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        self.blocks::<true>(buf)
+    }
+
+    /// The block loop of [`FrameParser::body`]; `AVX2` only where the CPU has it.
+    #[inline(always)]
+    fn blocks<const AVX2: bool>(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Frame>, DecodeError> {
         let mut pos = self.scanned;
         let mut line_start = self.line_start;
         let mut key_end = self.key_end;
@@ -240,13 +279,16 @@ impl FrameParser {
             let data: &[u8] = buf;
             let full = pos + 64 <= len;
             let (m, valid) = match data.get(pos..pos + 64) {
-                Some(block) => (masks(block.try_into().unwrap_or(&[0; 64])), u64::MAX),
+                Some(block) => (
+                    classify::<AVX2>(block.try_into().unwrap_or(&[0; 64])),
+                    u64::MAX,
+                ),
                 None => {
                     let n = len - pos;
                     let mut tail = [b' '; 64];
                     tail[..n].copy_from_slice(&data[pos..]);
                     tail[n..].fill(b' ');
-                    (masks(&tail), (1u64 << n) - 1)
+                    (classify::<AVX2>(&tail), (1u64 << n) - 1)
                 }
             };
             if m.suspicious && self.suspicious == NONE {
@@ -580,6 +622,20 @@ impl FrameParser {
     }
 }
 
+/// Classify a block, with AVX2 when `AVX2` (only instantiated so from
+/// [`FrameParser::body_avx2`]).
+#[inline(always)]
+fn classify<const AVX2: bool>(block: &[u8; 64]) -> Masks {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        #[allow(unsafe_code)]
+        // SAFETY: `classify::<true>` is reached only through `FrameParser::body_avx2`, which
+        // runs only on a CPU with AVX2.
+        return unsafe { crate::scan::masks_avx2(block) };
+    }
+    masks(block)
+}
+
 /// Split a body line at its first `": "` (or a final `:`): `(key length, value offset)`.
 /// The key must be printable ASCII; one pass over the key bytes does both.
 #[inline]
@@ -673,5 +729,46 @@ mod tests {
             }
         }
         assert!(parser.is_idle() && buf.is_empty());
+    }
+
+    /// Everything a parser returns for `input` fed in reads of `chunk` bytes.
+    fn decode(mut parser: FrameParser, input: &[u8], chunk: usize) -> Vec<String> {
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            loop {
+                match parser.parse(&mut buf) {
+                    Ok(Some(f)) => out.push(format!(
+                        "{:?} {:?}",
+                        f.fields().collect::<Vec<_>>(),
+                        f.as_bytes()
+                    )),
+                    Ok(None) => break,
+                    Err(e) => out.push(format!("{e:?}")),
+                }
+            }
+        }
+        out.extend(parser.finish(&mut buf).map(|e| format!("{e:?}")));
+        out
+    }
+
+    proptest::proptest! {
+        /// The AVX2 block loop (where the CPU has it) and the SSE2 one decode alike, whole or
+        /// in reads of any size, valid or damaged input.
+        #[test]
+        fn proptest_avx2_and_sse2_paths_agree(
+            lines in proptest::collection::vec("(FASPMGR 2|[A-Za-z]{1,70}: [ -~\u{e9}]{0,90}|[A-Za-z :\r]{0,20}|)\r?", 1..60),
+            chunk in 1usize..200,
+            max in 64usize..3000,
+        ) {
+            let input = lines.join("\n");
+            let avx2 = FrameParser::with_max_frame_len(max);
+            let sse2 = FrameParser::with_max_frame_len(max).without_avx2();
+            proptest::prop_assert_eq!(
+                decode(avx2, input.as_bytes(), chunk),
+                decode(sse2, input.as_bytes(), input.len().max(1))
+            );
+        }
     }
 }

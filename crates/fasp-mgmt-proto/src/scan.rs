@@ -1,8 +1,9 @@
 //! Bulk classification of 64-byte blocks: where the line feeds and colons are, which bytes
 //! cannot be in a key, which bytes need a closer look (non-ASCII or NUL).
 //!
-//! On x86_64 this uses SSE2, which every x86_64 CPU has; elsewhere a plain loop. The two are
-//! checked against each other by the tests. Scanning 64 bytes at once instead of searching
+//! On x86_64 this uses SSE2, which every x86_64 CPU has, or AVX2 when the CPU has it (detected
+//! at run time, once per parser); elsewhere a plain loop. The three are checked against each
+//! other by the tests and the fuzz harness. Scanning 64 bytes at once instead of searching
 //! line by line is what makes the parser outrun `httparse` (see docs/benchmarks.md).
 
 /// Bit `i` of each mask describes byte `i` of the block.
@@ -37,6 +38,33 @@ pub(crate) fn masks(block: &[u8; 64]) -> Masks {
     {
         scalar_masks(block)
     }
+}
+
+/// Whether [`masks_avx2`] may be called on this CPU (AVX2, detected at run time; the standard
+/// library caches the answer).
+#[inline]
+pub(crate) fn avx2_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Classify one block with two 32-byte AVX2 loads instead of four 16-byte SSE2 ones.
+///
+/// # Safety
+///
+/// The CPU must have AVX2 ([`avx2_available`] said so).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn masks_avx2(block: &[u8; 64]) -> Masks {
+    avx2::masks(block)
 }
 
 /// The reference implementation (and the one used off x86_64).
@@ -115,6 +143,79 @@ mod sse2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::{
+        __m256i, _mm256_add_epi8, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8, _mm256_movemask_epi8,
+        _mm256_or_si256, _mm256_set_epi64x, _mm256_set1_epi8, _mm256_setzero_si256,
+    };
+
+    use super::Masks;
+
+    /// The same classification as `sse2::masks`, 32 bytes per compare.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn masks(block: &[u8; 64]) -> Masks {
+        let lo = load(&block[..32]);
+        let hi = load(&block[32..]);
+        let nl_byte = _mm256_set1_epi8(b'\n' as i8);
+        let nl = join(
+            _mm256_cmpeq_epi8(lo, nl_byte),
+            _mm256_cmpeq_epi8(hi, nl_byte),
+        );
+        let colon_byte = _mm256_set1_epi8(b':' as i8);
+        let colon = join(
+            _mm256_cmpeq_epi8(lo, colon_byte),
+            _mm256_cmpeq_epi8(hi, colon_byte),
+        );
+        // Key bytes are 0x21..=0x7e: adding 1 maps them to 0x22..=0x7f, the only bytes that a
+        // signed compare puts at or above 0x22 (DEL and high bytes wrap negative).
+        let (one, limit) = (_mm256_set1_epi8(1), _mm256_set1_epi8(0x22));
+        let key_bad = join(
+            _mm256_cmpgt_epi8(limit, _mm256_add_epi8(lo, one)),
+            _mm256_cmpgt_epi8(limit, _mm256_add_epi8(hi, one)),
+        );
+        // The sign bit is set for bytes >= 0x80 and, through the compare, for NUL.
+        let zero = _mm256_setzero_si256();
+        let odd = _mm256_or_si256(
+            _mm256_or_si256(lo, _mm256_cmpeq_epi8(lo, zero)),
+            _mm256_or_si256(hi, _mm256_cmpeq_epi8(hi, zero)),
+        );
+        let cr_byte = _mm256_set1_epi8(b'\r' as i8);
+        let cr = _mm256_or_si256(
+            _mm256_cmpeq_epi8(lo, cr_byte),
+            _mm256_cmpeq_epi8(hi, cr_byte),
+        );
+        Masks {
+            nl,
+            colon,
+            key_bad,
+            suspicious: _mm256_movemask_epi8(odd) != 0,
+            cr: _mm256_movemask_epi8(cr) != 0,
+        }
+    }
+
+    /// The byte masks of the two halves of a block as one bit mask.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn join(lo: __m256i, hi: __m256i) -> u64 {
+        u64::from(_mm256_movemask_epi8(lo) as u32)
+            | (u64::from(_mm256_movemask_epi8(hi) as u32) << 32)
+    }
+
+    /// Thirty-two bytes into a register, without a raw pointer (the compiler makes it one load).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn load(chunk: &[u8]) -> __m256i {
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&chunk[8 * i..8 * i + 8]);
+            i64::from_le_bytes(w)
+        };
+        _mm256_set_epi64x(word(3), word(2), word(1), word(0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +226,7 @@ mod tests {
         fn proptest_simd_masks_match_the_reference(bytes in proptest::collection::vec(any::<u8>(), 64)) {
             let block: [u8; 64] = bytes.try_into().unwrap();
             prop_assert_eq!(masks(&block), scalar_masks(&block));
+            check_avx2(&block);
         }
 
         #[test]
@@ -134,6 +236,18 @@ mod tests {
             let n = b.len().min(64);
             block[..n].copy_from_slice(&b[..n]);
             prop_assert_eq!(masks(&block), scalar_masks(&block));
+            check_avx2(&block);
+        }
+    }
+
+    /// The AVX2 classification equals the reference (when this CPU has AVX2).
+    fn check_avx2(block: &[u8; 64]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx2_available() {
+            #[allow(unsafe_code)]
+            // SAFETY: the CPU has AVX2, just checked.
+            let m = unsafe { masks_avx2(block) };
+            assert_eq!(m, scalar_masks(block), "AVX2 on {block:?}");
         }
     }
 
@@ -142,6 +256,7 @@ mod tests {
         for start in (0..=255u8).step_by(64) {
             let block: [u8; 64] = std::array::from_fn(|i| start.wrapping_add(i as u8));
             assert_eq!(masks(&block), scalar_masks(&block), "bytes from {start}");
+            check_avx2(&block);
         }
     }
 }

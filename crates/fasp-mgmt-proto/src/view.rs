@@ -59,6 +59,94 @@ fn slot(key: &[u8]) -> Option<usize> {
     })
 }
 
+/// A key as its length and its first and last eight bytes (little-endian words; keys of eight
+/// bytes or fewer: the key itself and 0). Keys of 1 to 16 bytes are told apart exactly by it.
+type Words = (usize, u64, u64);
+
+/// The first `min(8, len)` bytes of `s` from `at`, as a little-endian word.
+const fn word(s: &[u8], at: usize) -> u64 {
+    let mut w = 0u64;
+    let mut i = 0;
+    while i < 8 && at + i < s.len() {
+        w |= (s[at + i] as u64) << (8 * i);
+        i += 1;
+    }
+    w
+}
+
+/// [`Words`] of a known key.
+const fn words(key: &str) -> Words {
+    let k = key.as_bytes();
+    if k.len() <= 8 {
+        (k.len(), word(k, 0), 0)
+    } else {
+        (k.len(), word(k, 0), word(k, k.len() - 8))
+    }
+}
+
+const W_FILE: Words = words(KEYS[0]);
+const W_SIZE: Words = words(KEYS[1]);
+const W_LOSS: Words = words(KEYS[2]);
+const W_DELAY: Words = words(KEYS[3]);
+const W_WRITTEN: Words = words(KEYS[4]);
+const W_END_BYTE: Words = words(KEYS[5]);
+const W_USER_STR: Words = words(KEYS[6]);
+const W_BYTESCONT: Words = words(KEYS[7]);
+const W_FILE_BYTES: Words = words(KEYS[8]);
+const W_SESSION_ID: Words = words(KEYS[9]);
+const W_START_BYTE: Words = words(KEYS[10]);
+const W_FILE_ID: Words = words(KEYS[11]);
+const W_ELAPSED: Words = words(KEYS[12]);
+const W_CHECKSUM: Words = words(KEYS[13]);
+const W_TRANSFER_BYTES: Words = words(KEYS[14]);
+const W_ARG_INDEX: Words = words(KEYS[15]);
+const W_CHECKSUM_TYPE: Words = words(KEYS[16]);
+
+/// The slot of the key `raw[a..b]` of a frame: one or two 8-byte loads, then the key's
+/// [`Words`] matched against those of the known keys (no byte-by-byte compare). A key too close
+/// to the end of the frame for the load goes through [`slot`].
+#[inline(always)]
+fn slot_at(raw: &[u8], a: usize, b: usize) -> Option<usize> {
+    let len = b.wrapping_sub(a);
+    let Some(head) = raw.get(a..a.wrapping_add(8)) else {
+        return slot(raw.get(a..b)?);
+    };
+    let head = u64::from_le_bytes(head.try_into().unwrap_or([0; 8]));
+    let key: Words = if len.wrapping_sub(1) < 8 {
+        (len, head & (u64::MAX >> (64 - 8 * len)), 0)
+    } else if len <= 16 {
+        // The key's last eight bytes end at `b`, and `b >= a + 9`.
+        let tail = raw.get(b - 8..b)?;
+        (
+            len,
+            head,
+            u64::from_le_bytes(tail.try_into().unwrap_or([0; 8])),
+        )
+    } else {
+        return None;
+    };
+    Some(match key {
+        W_FILE => 0,
+        W_SIZE => 1,
+        W_LOSS => 2,
+        W_DELAY => 3,
+        W_WRITTEN => 4,
+        W_END_BYTE => 5,
+        W_USER_STR => 6,
+        W_BYTESCONT => 7,
+        W_FILE_BYTES => 8,
+        W_SESSION_ID => 9,
+        W_START_BYTE => 10,
+        W_FILE_ID => 11,
+        W_ELAPSED => 12,
+        W_CHECKSUM => 13,
+        W_TRANSFER_BYTES => 14,
+        W_ARG_INDEX => 15,
+        W_CHECKSUM_TYPE => 16,
+        _ => return None,
+    })
+}
+
 /// A lazy, borrowed view of a `STATS`, `STOP`, `SKIP` or `FILEERROR` frame: the same figures
 /// as [`FileStats`], read when asked for.
 ///
@@ -102,6 +190,7 @@ macro_rules! numbers {
     ($($(#[$m:meta])* $name:ident = $slot:expr;)+) => {
         $(
             $(#[$m])*
+            #[inline]
             pub fn $name(&self) -> Result<Option<u64>, FieldError> {
                 self.number($slot)
             }
@@ -114,6 +203,7 @@ macro_rules! texts {
     ($($(#[$m:meta])* $name:ident = $slot:expr;)+) => {
         $(
             $(#[$m])*
+            #[inline]
             pub fn $name(&self) -> Option<&'a str> {
                 self.find($slot).map(|(s, e)| self.text(s, e))
             }
@@ -123,6 +213,7 @@ macro_rules! texts {
 
 impl<'a> StatsView<'a> {
     /// View a `STATS`, `STOP`, `SKIP` or `FILEERROR` frame (any other `Type` is an error).
+    #[inline]
     pub fn from_frame(frame: &'a Frame) -> Result<StatsView<'a>, FieldError> {
         let message = match frame.type_name() {
             Some("STATS") => "STATS",
@@ -143,8 +234,7 @@ impl<'a> StatsView<'a> {
         let raw = frame.as_bytes();
         if let Some(spans) = frame.inline_spans() {
             for &[a, b, c] in spans {
-                let key = raw.get(usize::from(a)..usize::from(b)).unwrap_or_default();
-                if let Some(s) = slot(key) {
+                if let Some(s) = slot_at(raw, usize::from(a), usize::from(b)) {
                     at[s] = (u32::from((b + 2).min(c)), u32::from(c));
                 }
             }
@@ -174,6 +264,7 @@ impl<'a> StatsView<'a> {
     }
 
     /// `File`, ESC-decoded.
+    #[inline]
     pub fn file(&self) -> Option<Cow<'a, str>> {
         self.find(0).map(|(s, e)| unescape_path(self.text(s, e)))
     }
@@ -256,6 +347,39 @@ mod tests {
         assert_eq!(slot(b""), None);
         assert_eq!(slot(b"Type"), None);
         assert_eq!(slot(b"Wxxxxxn"), None);
+    }
+
+    #[test]
+    fn word_slots_match_byte_slots() {
+        let mut keys: Vec<String> = KEYS.iter().map(|k| k.to_string()).collect();
+        // Near misses: one byte changed anywhere, one byte more or less, other keys.
+        for k in KEYS {
+            for i in 0..k.len() {
+                let mut b = k.as_bytes().to_vec();
+                b[i] ^= 0x20;
+                keys.push(String::from_utf8(b).unwrap());
+            }
+            keys.push(format!("{k}s"));
+            keys.push(k[1..].to_string());
+            keys.push(k[..k.len() - 1].to_string());
+        }
+        keys.extend(["Type", "Rate", "X", "FileChecksumTypes", "TransferBytesX"].map(String::from));
+        for k in &keys {
+            // The key at the start, in the middle and at the very end of the bytes.
+            for (before, after) in [
+                ("", ": 1\n\n"),
+                ("FASPMGR 2\n", ": 1\n\n"),
+                ("FASPMGR 2\n", ""),
+            ] {
+                let raw = format!("{before}{k}{after}");
+                let (a, b) = (before.len(), before.len() + k.len());
+                assert_eq!(
+                    slot_at(raw.as_bytes(), a, b),
+                    slot(k.as_bytes()),
+                    "{k:?} in {raw:?}"
+                );
+            }
+        }
     }
 
     #[test]
