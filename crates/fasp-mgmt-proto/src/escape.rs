@@ -10,10 +10,38 @@ use std::borrow::Cow;
 pub const ESC: char = '\u{1b}';
 
 /// Decode an ESC-escaped path value. Borrows when the value holds no ESC.
+#[inline]
 pub fn unescape_path(value: &str) -> Cow<'_, str> {
-    if memchr::memchr(0x1b, value.as_bytes()).is_none() {
+    if !has_esc(value.as_bytes()) {
         return Cow::Borrowed(value);
     }
+    unescape_slow(value)
+}
+
+/// Whether `b` holds an ESC. Paths are mostly short: eight bytes at a time without a call up to
+/// 64 bytes, `memchr` beyond.
+#[inline]
+fn has_esc(b: &[u8]) -> bool {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if b.len() > 64 {
+        return memchr::memchr(0x1b, b).is_some();
+    }
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        // A zero byte of `x` is an ESC of `w`; the usual test finds any (and, past the first
+        // zero, may flag a 0x01 byte: only the "any" answer is used).
+        let x = u64::from_le_bytes(w.try_into().unwrap_or([0; 8])) ^ (0x1b * LOW);
+        if x.wrapping_sub(LOW) & !x & HIGH != 0 {
+            return true;
+        }
+    }
+    words.remainder().contains(&0x1b)
+}
+
+/// [`unescape_path`] once an ESC was seen.
+#[cold]
+fn unescape_slow(value: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(value.len());
     let mut chars = value.chars();
     while let Some(c) = chars.next() {
@@ -65,6 +93,27 @@ pub(crate) fn escaped_len(path: &str) -> usize {
             .bytes()
             .filter(|b| matches!(b, b'\n' | b'\r' | 0x1b))
             .count()
+}
+
+#[cfg(test)]
+mod esc_scan_tests {
+    use super::has_esc;
+
+    #[test]
+    fn an_esc_is_found_at_every_place_in_every_length() {
+        for len in 0..80 {
+            let clean = vec![b'a'; len];
+            assert!(!has_esc(&clean), "{len}");
+            // Bytes next to ESC in value (0x1a, 0x1c, 0x01, 0x9b) are not ESC.
+            let near: Vec<u8> = (0..len).map(|i| [0x1a, 0x1c, 0x01, 0x9b][i % 4]).collect();
+            assert!(!has_esc(&near), "{len} near");
+            for at in 0..len {
+                let mut b = clean.clone();
+                b[at] = 0x1b;
+                assert!(has_esc(&b), "{len} {at}");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

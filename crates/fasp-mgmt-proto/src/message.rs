@@ -260,8 +260,9 @@ fn eight_digits(b: &[u8]) -> Option<u64> {
 
 /// The number in `raw[start..end]`, as [`parse_u64`] reads it. Up to 16 digits, the digits are
 /// read with one or two 8-byte loads ending at `end` (a value in a frame has at least the
-/// header line and its key before it), the bytes before the value masked off.
-#[inline]
+/// header line and its key before it), the bytes before the value masked off. Inlined into
+/// its two callers (the eager `FileStats` loop and the lazy `StatsView` accessors).
+#[inline(always)]
 pub(crate) fn number_in(raw: &[u8], start: usize, end: usize) -> Option<u64> {
     let n = end.wrapping_sub(start);
     let word = |at: usize| u64::from_le_bytes(raw[at - 8..at].try_into().unwrap_or([0; 8]));
