@@ -253,6 +253,15 @@ impl JobStore {
             .begin()
             .await
             .map_err(JobError::db("begin submit"))?;
+        if self.backend == Backend::Sqlite {
+            // Take the writer lock first (waiting for it as long as the busy timeout): a
+            // transaction that reads, then writes, is refused its write at once ("database
+            // is locked") when another connection wrote in between, such as a heartbeat.
+            sqlx::query("UPDATE fasp_host_slots SET claimed_ms = claimed_ms WHERE host = ''")
+                .execute(&mut *tx)
+                .await
+                .map_err(JobError::db("begin submit"))?;
+        }
         // Submission order is the queue's order among equal priorities: a job is always
         // younger than the last one submitted before it, even within one millisecond (then it
         // takes the next millisecond; only submissions racing on different connections can
