@@ -52,6 +52,8 @@ pub(crate) fn run_all(args: &TestArgs) -> Result<(), String> {
         "warnings",
     ]))?;
 
+    spec_without_preserve_order()?;
+
     let mut test = cargo();
     test.args(["test", "--workspace", "--locked"]);
     // PostgreSQL's server binaries for the fasp-jobs tests (installed when missing; each test
@@ -74,6 +76,58 @@ pub(crate) fn run_all(args: &TestArgs) -> Result<(), String> {
         crate::fuzz::smoke_all(None)?;
     }
     Ok(())
+}
+
+/// fasp-spec keeps its key order itself (`JsonMap`), so that its users are not forced into
+/// serde_json's `preserve_order`: none of its normal dependencies may turn the feature on, and
+/// its tests pass in a build without it (the workspace run below has it, through the `fasp`
+/// binary, and so cannot tell).
+fn spec_without_preserve_order() -> Result<(), String> {
+    let mut tree = cargo();
+    tree.args([
+        "tree",
+        "--locked",
+        "-p",
+        "fasp-spec",
+        "-e",
+        "normal,features",
+        "-i",
+        "serde_json",
+        "--prefix",
+        "none",
+    ]);
+    eprintln!("$ {}", crate::util::display(&tree));
+    let out = tree
+        .output()
+        .map_err(|e| format!("cannot run `{}`: {e}", crate::util::display(&tree)))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !text.contains("fasp-spec") {
+        return Err(format!(
+            "`{}` failed ({}): {}",
+            crate::util::display(&tree),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    if text.contains("\"preserve_order\"") {
+        return Err(format!(
+            "a dependency of fasp-spec turns on serde_json's preserve_order, which every user \
+             of fasp-spec would then get (fasp-spec keeps key order with its own JsonMap):\n{text}"
+        ));
+    }
+    // The variable makes the key-order test check that this build really sorts serde_json's
+    // maps (no dev-dependency turned the feature back on).
+    run(cargo()
+        .args([
+            "test",
+            "--locked",
+            "-p",
+            "fasp-spec",
+            "--lib",
+            "--test",
+            "spec",
+        ])
+        .env("FASP_SPEC_EXPECT_SORTED_MAPS", "1"))
 }
 
 /// The manager core's seeded simulation over a long range of seeds (the test suite runs

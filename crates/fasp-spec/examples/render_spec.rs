@@ -12,8 +12,9 @@
 use fasp_spec::{Cipher, OverwritePolicy, RatePolicy, RenderOptions, ResumePolicy, TransferSpec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut tags = serde_json::Map::new();
-    tags.insert("job".into(), serde_json::json!({"id": 42, "owner": "me"}));
+    // Tags keep their key order (JsonMap), at every depth, in every build.
+    let mut tags = fasp_spec::JsonMap::new();
+    tags.insert("job".into(), r#"{"owner": "me", "id": 42}"#.parse()?);
 
     let spec = TransferSpec::builder()
         .upload()

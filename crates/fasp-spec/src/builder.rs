@@ -1,8 +1,7 @@
 //! [`TransferSpecBuilder`]: transfer specs written by hand.
 
-use serde_json::{Map, Value};
-
 use crate::error::SpecError;
+use crate::json::JsonMap;
 use crate::secret::Secret;
 use crate::spec::{TransferPath, TransferSpec};
 use crate::values::{
@@ -205,7 +204,7 @@ impl TransferSpecBuilder {
     }
 
     /// `tags`.
-    pub fn tags(mut self, tags: Map<String, Value>) -> Self {
+    pub fn tags(mut self, tags: JsonMap) -> Self {
         self.spec.tags = Some(tags);
         self
     }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::json::JsonValue;
 use crate::secret::REDACTED;
 
 /// Everything that can be wrong with a transfer spec, from reading its JSON to writing the file
@@ -265,16 +266,22 @@ pub struct NodeError {
 impl NodeError {
     /// Reads an error object leniently: missing or oddly typed members become `None`.
     pub fn from_json_value(value: &serde_json::Value) -> Self {
+        Self::from_json(&JsonValue::from(value.clone()))
+    }
+
+    /// [`NodeError::from_json_value`] from a [`JsonValue`] (a member that is an object shows
+    /// as JSON text with its keys in their order).
+    pub fn from_json(value: &JsonValue) -> Self {
         let text = |name: &str| -> Option<String> {
             match value.get(name)? {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Null => None,
+                JsonValue::String(s) => Some(s.clone()),
+                JsonValue::Null => None,
                 other => Some(other.to_string()),
             }
         };
         let code = match value.get("code") {
-            Some(serde_json::Value::Number(n)) => n.as_i64(),
-            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            Some(JsonValue::Number(n)) => n.as_i64(),
+            Some(JsonValue::String(s)) => s.trim().parse().ok(),
             _ => None,
         };
         NodeError {

@@ -127,6 +127,7 @@ struct ReadmeDoctests;
 
 mod builder;
 mod error;
+mod json;
 mod node;
 mod proxy;
 mod render;
@@ -138,6 +139,10 @@ mod values;
 
 pub use builder::TransferSpecBuilder;
 pub use error::{NodeError, SpecError};
+/// The ordered map of [`JsonMap`], re-exported so that its type and methods need no dependency
+/// of their own.
+pub use indexmap;
+pub use json::{JsonMap, JsonValue};
 pub use node::{
     DEFAULT_MAX_NODE_SPECS, NODE_ANSWER_KEYS, NodeAnswer, NodeAnswerError, NodeAnswerReader,
     NodeSpec, node_may_set,

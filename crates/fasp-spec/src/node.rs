@@ -3,8 +3,8 @@
 use std::cell::Cell;
 use std::fmt;
 
+use crate::json::{JsonMap, JsonValue};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
 
 use crate::error::{NodeError, SpecError};
 use crate::spec::{ALIASES, TransferSpec, is_node_error};
@@ -13,9 +13,9 @@ use crate::values::Direction;
 /// One result per element of `transfer_specs`; the outer error for an answer that is not of
 /// that shape (or is a node error as a whole).
 pub(crate) fn specs_from_answer(
-    answer: Value,
+    answer: JsonValue,
 ) -> Result<Vec<Result<TransferSpec, SpecError>>, SpecError> {
-    let Value::Object(mut answer) = answer else {
+    let JsonValue::Object(mut answer) = answer else {
         return Err(SpecError::Json {
             line: 0,
             column: 0,
@@ -23,7 +23,7 @@ pub(crate) fn specs_from_answer(
         });
     };
     let elements = match answer.shift_remove("transfer_specs") {
-        Some(Value::Array(elements)) => elements,
+        Some(JsonValue::Array(elements)) => elements,
         Some(other) => {
             return Err(SpecError::WrongType {
                 key: "transfer_specs".into(),
@@ -32,9 +32,7 @@ pub(crate) fn specs_from_answer(
             });
         }
         None if is_node_error(&answer) => {
-            return Err(SpecError::Node(NodeError::from_json_value(
-                &answer["error"],
-            )));
+            return Err(SpecError::Node(NodeError::from_json(&answer["error"])));
         }
         None => {
             return Err(SpecError::Missing {
@@ -50,8 +48,8 @@ pub(crate) fn specs_from_answer(
         .collect())
 }
 
-fn read_element(index: usize, element: Value) -> Result<TransferSpec, SpecError> {
-    let Value::Object(mut element) = element else {
+fn read_element(index: usize, element: JsonValue) -> Result<TransferSpec, SpecError> {
+    let JsonValue::Object(mut element) = element else {
         return Err(SpecError::WrongType {
             key: format!("transfer_specs[{index}]"),
             value: element.to_string(),
@@ -60,12 +58,10 @@ fn read_element(index: usize, element: Value) -> Result<TransferSpec, SpecError>
     };
     // An error wins over a spec: a node that reports an error did not authorise anything.
     if is_node_error(&element) {
-        return Err(SpecError::Node(NodeError::from_json_value(
-            &element["error"],
-        )));
+        return Err(SpecError::Node(NodeError::from_json(&element["error"])));
     }
     match element.shift_remove("transfer_spec") {
-        Some(spec @ Value::Object(_)) => TransferSpec::from_json_value(spec),
+        Some(spec @ JsonValue::Object(_)) => TransferSpec::from_json_tree(spec),
         Some(other) => Err(SpecError::WrongType {
             key: format!("transfer_specs[{index}].transfer_spec"),
             value: other.to_string(),
@@ -151,14 +147,14 @@ pub fn node_may_set(key: &str, direction: Direction) -> bool {
 
 /// Whether a value asks for nothing (`null`, `false`, `""`): such local-side keys are removed
 /// without being reported (real nodes send `"source_root": ""` with every upload answer).
-fn asks_for_nothing(value: &Value) -> bool {
-    matches!(value, Value::Null | Value::Bool(false)) || value.as_str() == Some("")
+fn asks_for_nothing(value: &JsonValue) -> bool {
+    matches!(value, JsonValue::Null | JsonValue::Bool(false)) || value.as_str() == Some("")
 }
 
 /// Removes from one `transfer_spec` object the keys a node may not set, and returns the names
 /// of those that asked for something, in the answer's order (`paths[].source` once for all
 /// paths).
-pub(crate) fn restrict_map(map: &mut Map<String, Value>, direction: Direction) -> Vec<String> {
+pub(crate) fn restrict_map(map: &mut JsonMap, direction: Direction) -> Vec<String> {
     let mut dropped = Vec::new();
     map.retain(|key, value| {
         let keep = node_may_set(key, direction);
@@ -167,14 +163,16 @@ pub(crate) fn restrict_map(map: &mut Map<String, Value>, direction: Direction) -
         }
         keep
     });
-    if let Some(Value::Array(paths)) = map.get_mut("paths") {
+    if let Some(JsonValue::Array(paths)) = map.get_mut("paths") {
         let local = match direction {
             Direction::Send => "source",
             Direction::Receive => "destination",
         };
         let mut reported = false;
         for path in paths.iter_mut() {
-            let Value::Object(path) = path else { continue };
+            let JsonValue::Object(path) = path else {
+                continue;
+            };
             let Some(value) = path.shift_remove(local) else {
                 continue;
             };
@@ -182,7 +180,7 @@ pub(crate) fn restrict_map(map: &mut Map<String, Value>, direction: Direction) -
             let echo = direction == Direction::Receive
                 && value.as_str().is_some_and(|destination| {
                     path.get("source")
-                        .and_then(Value::as_str)
+                        .and_then(JsonValue::as_str)
                         .is_some_and(|source| source.rsplit('/').next() == Some(destination))
                 });
             if !reported && !echo && !asks_for_nothing(&value) {
@@ -235,7 +233,7 @@ impl TransferSpec {
     /// # Ok::<(), fasp_spec::SpecError>(())
     /// ```
     pub fn restrict_to_node_keys(&mut self, direction: Direction) -> Vec<String> {
-        let Value::Object(mut map) = self.to_json_value() else {
+        let JsonValue::Object(mut map) = self.to_json() else {
             return Vec::new();
         };
         let dropped = restrict_map(&mut map, direction);
@@ -284,8 +282,8 @@ pub struct NodeAnswerReader {
 #[derive(Debug)]
 pub struct NodeAnswer {
     direction: Direction,
-    specs: Option<Vec<Value>>,
-    error: Option<Value>,
+    specs: Option<Vec<JsonValue>>,
+    error: Option<JsonValue>,
 }
 
 /// Why [`NodeAnswerReader::read_from`] failed: too many specs, or the deserializer's own error
@@ -385,9 +383,7 @@ impl NodeAnswer {
         let direction = self.direction;
         let Some(elements) = self.specs else {
             return Err(match self.error {
-                Some(error @ Value::Object(_)) => {
-                    SpecError::Node(NodeError::from_json_value(&error))
-                }
+                Some(error @ JsonValue::Object(_)) => SpecError::Node(NodeError::from_json(&error)),
                 _ => SpecError::Missing {
                     key: "transfer_specs".into(),
                     reason: "a node answer lists its transfer specs there",
@@ -404,26 +400,24 @@ impl NodeAnswer {
 
 fn read_node_element(
     index: usize,
-    element: Value,
+    element: JsonValue,
     direction: Direction,
 ) -> Result<NodeSpec, SpecError> {
-    let Value::Object(mut element) = element else {
+    let JsonValue::Object(mut element) = element else {
         return Err(SpecError::WrongType {
             key: format!("transfer_specs[{index}]"),
-            value: describe(&element).into(),
+            value: element.kind().into(),
             expected: "an object holding \"transfer_spec\" or \"error\"",
         });
     };
     if is_node_error(&element) {
-        return Err(SpecError::Node(NodeError::from_json_value(
-            &element["error"],
-        )));
+        return Err(SpecError::Node(NodeError::from_json(&element["error"])));
     }
     match element.shift_remove("transfer_spec") {
-        Some(Value::Object(mut spec)) => {
+        Some(JsonValue::Object(mut spec)) => {
             // A node may put its error inside the spec: it authorised nothing.
             if is_node_error(&spec) {
-                return Err(SpecError::Node(NodeError::from_json_value(&spec["error"])));
+                return Err(SpecError::Node(NodeError::from_json(&spec["error"])));
             }
             let dropped_keys = restrict_map(&mut spec, direction);
             let spec = TransferSpec::from_fields(spec)?;
@@ -431,7 +425,7 @@ fn read_node_element(
         }
         Some(other) => Err(SpecError::WrongType {
             key: format!("transfer_specs[{index}].transfer_spec"),
-            value: describe(&other).into(),
+            value: other.kind().into(),
             expected: "an object",
         }),
         None => Err(SpecError::Missing {
@@ -441,24 +435,12 @@ fn read_node_element(
     }
 }
 
-/// The kind of a JSON value, shown instead of a value that could be anything a node sent.
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 struct AnswerVisitor<'a> {
     reader: &'a NodeAnswerReader,
 }
 
 impl<'de> Visitor<'de> for AnswerVisitor<'_> {
-    type Value = (Option<Vec<Value>>, Option<Value>);
+    type Value = (Option<Vec<JsonValue>>, Option<JsonValue>);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a node answer, {\"transfer_specs\": [...]}")
@@ -478,7 +460,7 @@ impl<'de> Visitor<'de> for AnswerVisitor<'_> {
                     })?);
                 }
                 "error" if error.is_some() => return Err(de::Error::duplicate_field("error")),
-                "error" => error = Some(map.next_value::<Value>()?),
+                "error" => error = Some(map.next_value::<JsonValue>()?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -493,7 +475,7 @@ struct SpecsSeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for SpecsSeed<'_> {
-    type Value = Vec<Value>;
+    type Value = Vec<JsonValue>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_seq(self)
@@ -501,7 +483,7 @@ impl<'de> DeserializeSeed<'de> for SpecsSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for SpecsSeed<'_> {
-    type Value = Vec<Value>;
+    type Value = Vec<JsonValue>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -526,7 +508,7 @@ impl<'de> Visitor<'de> for SpecsSeed<'_> {
                     }
                 };
             }
-            match seq.next_element::<Value>()? {
+            match seq.next_element::<JsonValue>()? {
                 Some(element) => elements.push(element),
                 None => return Ok(elements),
             }
@@ -554,7 +536,7 @@ impl<'de> DeserializeSeed<'de> for Refuse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[test]
     fn elements_in_order_with_errors_inside() {
@@ -565,7 +547,7 @@ mod tests {
             7,
             {}
         ]});
-        let results = specs_from_answer(answer).unwrap();
+        let results = specs_from_answer(answer.into()).unwrap();
         assert_eq!(results.len(), 5);
         assert_eq!(
             results[0].as_ref().unwrap().remote_host.as_deref(),
@@ -591,13 +573,14 @@ mod tests {
 
     #[test]
     fn whole_answer_errors() {
-        let err = specs_from_answer(json!({"error": {"code": 401, "reason": "Unauthorized"}}))
-            .unwrap_err();
+        let err =
+            specs_from_answer(json!({"error": {"code": 401, "reason": "Unauthorized"}}).into())
+                .unwrap_err();
         assert!(matches!(err, SpecError::Node(_)));
         assert_eq!(err.to_string(), "node error 401: Unauthorized");
-        let err = specs_from_answer(json!({"specs": []})).unwrap_err();
+        let err = specs_from_answer(json!({"specs": []}).into()).unwrap_err();
         assert_eq!(err.key(), Some("transfer_specs"));
-        let err = specs_from_answer(json!({"transfer_specs": {}})).unwrap_err();
+        let err = specs_from_answer(json!({"transfer_specs": {}}).into()).unwrap_err();
         assert!(matches!(err, SpecError::WrongType { .. }));
     }
 
@@ -644,10 +627,10 @@ mod tests {
         }
     }
 
-    fn every_key() -> Map<String, Value> {
+    fn every_key() -> JsonMap {
         TransferSpec::KNOWN_KEYS
             .iter()
-            .map(|k| ((*k).to_owned(), sample(k)))
+            .map(|k| ((*k).to_owned(), sample(k).into()))
             .collect()
     }
 
@@ -663,12 +646,12 @@ mod tests {
     #[test]
     fn only_node_keys_survive_an_upload_answer() {
         let mut map = every_key();
-        map.insert("mystery".into(), json!(1));
-        map.insert("overwrite_policy".into(), json!("always"));
+        map.insert("mystery".into(), json!(1).into());
+        map.insert("overwrite_policy".into(), json!("always").into());
         let dropped = restrict_map(&mut map, Direction::Send);
         let spec = TransferSpec::from_fields(map).unwrap();
         let kept: Vec<String> = spec
-            .to_json_value()
+            .to_json()
             .as_object()
             .unwrap()
             .keys()
@@ -713,9 +696,11 @@ mod tests {
         assert!(dropped.contains(&"destination_root".to_owned()));
         assert!(dropped.contains(&"paths[].destination".to_owned()));
         // The usual echo of the source's name is dropped silently.
-        let mut echo = json!({"paths": [{"source": "/out/a.bin", "destination": "a.bin"},
+        let mut echo = JsonValue::from(
+            json!({"paths": [{"source": "/out/a.bin", "destination": "a.bin"},
                                           {"source": "b", "destination": "b"}],
-                              "destination_root": ""})
+                              "destination_root": ""}),
+        )
         .as_object()
         .unwrap()
         .clone();
@@ -728,8 +713,8 @@ mod tests {
 
     #[test]
     fn values_asking_for_nothing_are_removed_silently() {
-        let mut map = json!({"source_root": "", "remove_after_transfer": false,
-                             "proxy": null, "create_dir": true})
+        let mut map = JsonValue::from(json!({"source_root": "", "remove_after_transfer": false,
+                             "proxy": null, "create_dir": true}))
         .as_object()
         .unwrap()
         .clone();

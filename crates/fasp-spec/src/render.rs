@@ -639,11 +639,8 @@ fn guard(path: &str) -> String {
     }
 }
 
-fn render_tags(
-    tags: &serde_json::Map<String, serde_json::Value>,
-    encoding: TagsEncoding,
-) -> Result<String, SpecError> {
-    let json = serde_json::Value::Object(tags.clone()).to_string();
+fn render_tags(tags: &crate::JsonMap, encoding: TagsEncoding) -> Result<String, SpecError> {
+    let json = crate::json::JsonValue::Object(tags.clone()).to_string();
     match encoding {
         TagsEncoding::Base64 => Ok(format!("--tags64={}", base64(json.as_bytes()))),
         TagsEncoding::Json => {

@@ -3,10 +3,10 @@
 
 use std::fmt;
 
+use crate::json::{JsonMap, JsonValue};
 use serde::de::{self, Deserializer};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::error::{SpecError, is_secret_key, shown};
 use crate::secret::{REDACTED, Secret};
@@ -55,17 +55,17 @@ macro_rules! transfer_spec {
             pub paths: Vec<TransferPath>,
             $( $(#[$meta])* pub $field: Option<$ty>, )*
             /// Keys this crate does not know, kept as they came, in their order.
-            pub extra: Map<String, Value>,
+            pub extra: JsonMap,
         }
 
         impl TransferSpec {
             /// Every key this crate reads (aliases excluded).
             pub const KNOWN_KEYS: &'static [&'static str] = &["paths", $(stringify!($field)),*];
 
-            pub(crate) fn from_fields(mut map: Map<String, Value>) -> Result<Self, SpecError> {
+            pub(crate) fn from_fields(mut map: JsonMap) -> Result<Self, SpecError> {
                 apply_aliases(&mut map)?;
                 let paths = match map.shift_remove("paths") {
-                    None | Some(Value::Null) => Vec::new(),
+                    None | Some(JsonValue::Null) => Vec::new(),
                     Some(value) => read_paths(value)?,
                 };
                 $( let $field = take(&mut map, stringify!($field), $reader)?; )*
@@ -149,7 +149,7 @@ transfer_spec! {
     /// `cookie`: opaque string echoed to both ends' managers. Secret: `ASPERA_SCP_COOKIE`.
     cookie: Secret => read_secret,
     /// `tags`: JSON object echoed to both ends (`--tags` / `--tags64`).
-    tags: Map<String, Value> => read_object,
+    tags: JsonMap => read_object,
 
     // --- speed ------------------------------------------------------------------------
     /// `cipher`: in-transit encryption (`-c` / `-T`).
@@ -287,20 +287,31 @@ impl TransferSpec {
         crate::TransferSpecBuilder::new()
     }
 
-    /// Reads a bare transfer spec object from JSON text.
+    /// Reads a bare transfer spec object from JSON text, keeping the order of its keys (those
+    /// of [`TransferSpec::extra`] and of `tags`, at every depth).
     ///
     /// Errors: [`SpecError::Json`] (with line and column) for text that is not a JSON object;
     /// a typed error naming the key and value for a bad value. Cross-key rules are not checked
     /// here: call [`TransferSpec::validate`].
     pub fn from_json(text: &str) -> Result<Self, SpecError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| SpecError::json(&e))?;
-        Self::from_json_value(value)
+        let value: JsonValue = serde_json::from_str(text).map_err(|e| SpecError::json(&e))?;
+        Self::from_json_tree(value)
     }
 
-    /// Reads a bare transfer spec from a JSON value (which must be an object).
-    pub fn from_json_value(value: Value) -> Result<Self, SpecError> {
+    /// Reads a bare transfer spec from a `serde_json` value (which must be an object).
+    ///
+    /// The unknown keys and `tags` keep the order the value's maps have: the order they were
+    /// read in when serde_json's `preserve_order` feature is on in the build, sorted otherwise.
+    /// [`TransferSpec::from_json`] and [`TransferSpec::from_json_tree`] keep it in every build.
+    pub fn from_json_value(value: serde_json::Value) -> Result<Self, SpecError> {
+        Self::from_json_tree(JsonValue::from(value))
+    }
+
+    /// Reads a bare transfer spec from a [`JsonValue`] (which must be an object), keeping the
+    /// order of its keys.
+    pub fn from_json_tree(value: JsonValue) -> Result<Self, SpecError> {
         match value {
-            Value::Object(map) => Self::from_fields(map),
+            JsonValue::Object(map) => Self::from_fields(map),
             other => Err(not_an_object("a transfer spec", &other)),
         }
     }
@@ -309,12 +320,12 @@ impl TransferSpec {
     /// `{"transfer_spec": {...}}`, or a whole node answer `{"transfer_specs": [...]}` (whose
     /// first element is taken; a node error there is returned as [`SpecError::Node`]).
     pub fn from_document(text: &str) -> Result<Self, SpecError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| SpecError::json(&e))?;
-        let Value::Object(map) = value else {
+        let value: JsonValue = serde_json::from_str(text).map_err(|e| SpecError::json(&e))?;
+        let JsonValue::Object(mut map) = value else {
             return Err(not_an_object("a transfer spec or a node answer", &value));
         };
         if map.contains_key("transfer_specs") || is_node_error(&map) {
-            let first = crate::node::specs_from_answer(Value::Object(map))?
+            let first = crate::node::specs_from_answer(JsonValue::Object(map))?
                 .into_iter()
                 .next();
             return first.unwrap_or(Err(SpecError::Missing {
@@ -322,9 +333,9 @@ impl TransferSpec {
                 reason: "the node answer holds no transfer spec",
             }));
         }
-        if map.len() == 1 {
-            if let Some(Value::Object(inner)) = map.get("transfer_spec") {
-                return Self::from_fields(inner.clone());
+        if map.len() == 1 && matches!(map.get("transfer_spec"), Some(JsonValue::Object(_))) {
+            if let Some(JsonValue::Object(inner)) = map.shift_remove("transfer_spec") {
+                return Self::from_fields(inner);
             }
         }
         Self::from_fields(map)
@@ -342,43 +353,61 @@ impl TransferSpec {
     /// node, use [`NodeAnswerReader`](crate::NodeAnswerReader): it bounds the number of specs
     /// and drops the keys a node may not set.
     pub fn from_node_response(text: &str) -> Result<Vec<Result<Self, SpecError>>, SpecError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| SpecError::json(&e))?;
+        let value: JsonValue = serde_json::from_str(text).map_err(|e| SpecError::json(&e))?;
         crate::node::specs_from_answer(value)
     }
 
-    /// Like [`TransferSpec::from_node_response`], from a parsed JSON value.
+    /// Like [`TransferSpec::from_node_response`], from a parsed `serde_json` value (key order
+    /// as for [`TransferSpec::from_json_value`]).
     pub fn from_node_response_value(
-        value: Value,
+        value: serde_json::Value,
     ) -> Result<Vec<Result<Self, SpecError>>, SpecError> {
-        crate::node::specs_from_answer(value)
+        crate::node::specs_from_answer(JsonValue::from(value))
     }
 
-    /// The spec as a JSON value (secrets included: this is the round-trip form).
-    pub fn to_json_value(&self) -> Value {
-        // Serialising plain data into a Value cannot fail.
-        serde_json::to_value(self).unwrap_or(Value::Null)
+    /// The spec as a [`JsonValue`], in the order of its serialisation: `paths`, the known keys
+    /// in the order of [`TransferSpec::KNOWN_KEYS`], then the unknown keys in their order
+    /// (secrets included: this is the round-trip form).
+    pub fn to_json(&self) -> JsonValue {
+        // Serialising plain data (strings, numbers, booleans, ordered maps) cannot fail.
+        JsonValue::from_serialize(self).unwrap_or_default()
     }
 
-    /// The spec as JSON for showing: every secret (the token, cookie, passwords, keys, and
-    /// any unknown key whose name says it holds one: `token`, `cookie`, `password`,
-    /// `passphrase`, `secret`) as `<redacted>`, and the proxy URL without its password.
-    pub fn to_redacted_json_value(&self) -> Value {
-        let mut value = self.to_json_value();
-        if let Value::Object(map) = &mut value {
+    /// The spec as a `serde_json` value (secrets included: this is the round-trip form). Its
+    /// maps keep the spec's order only when serde_json's `preserve_order` feature is on in the
+    /// build; [`TransferSpec::to_json`], or serialising the spec itself
+    /// (`serde_json::to_string(&spec)`), keep it in every build.
+    pub fn to_json_value(&self) -> serde_json::Value {
+        self.to_json().into()
+    }
+
+    /// The spec as JSON for showing, in the order of [`TransferSpec::to_json`]: every secret
+    /// (the token, cookie, passwords, keys, and any unknown key whose name says it holds one:
+    /// `token`, `cookie`, `password`, `passphrase`, `secret`) as `<redacted>`, and the proxy
+    /// URL without its password.
+    pub fn to_redacted_json(&self) -> JsonValue {
+        let mut value = self.to_json();
+        if let JsonValue::Object(map) = &mut value {
             for (key, item) in map.iter_mut() {
                 if item.is_null() {
                     continue;
                 }
                 if is_secret_key(key) {
-                    *item = Value::from(REDACTED);
+                    *item = JsonValue::from(REDACTED);
                 } else if key == "proxy" {
-                    if let Value::String(url) = item {
+                    if let JsonValue::String(url) = item {
                         *url = crate::proxy::redacted_url(url);
                     }
                 }
             }
         }
         value
+    }
+
+    /// [`TransferSpec::to_redacted_json`] as a `serde_json` value (ordered as
+    /// [`TransferSpec::to_json_value`] explains).
+    pub fn to_redacted_json_value(&self) -> serde_json::Value {
+        self.to_redacted_json().into()
     }
 
     /// The keys this crate did not recognise, kept in [`TransferSpec::extra`] (and in the
@@ -403,7 +432,7 @@ impl Serialize for TransferSpec {
 
 impl<'de> Deserialize<'de> for TransferSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let map = Map::<String, Value>::deserialize(deserializer)?;
+        let map = JsonMap::deserialize(deserializer)?;
         TransferSpec::from_fields(map).map_err(de::Error::custom)
     }
 }
@@ -420,7 +449,7 @@ impl fmt::Debug for TransferSpec {
 }
 
 /// Debug helper printing a map's keys and hiding its values.
-struct KeysOnly<'a>(&'a Map<String, Value>);
+struct KeysOnly<'a>(&'a JsonMap);
 
 impl fmt::Debug for KeysOnly<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -442,7 +471,7 @@ pub struct TransferPath {
     /// `destination`: the exact target path, relative to `destination_root`.
     pub destination: Option<String>,
     /// Keys this crate does not know, kept as they came.
-    pub extra: Map<String, Value>,
+    pub extra: JsonMap,
 }
 
 impl TransferPath {
@@ -459,7 +488,7 @@ impl TransferPath {
         TransferPath {
             source: Some(source.into()),
             destination: Some(destination.into()),
-            extra: Map::new(),
+            extra: JsonMap::new(),
         }
     }
 
@@ -506,22 +535,15 @@ impl Serialize for TransferPath {
 
 impl<'de> Deserialize<'de> for TransferPath {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
+        let value = JsonValue::deserialize(deserializer)?;
         read_path("paths[]", value).map_err(de::Error::custom)
     }
 }
 
 // --- reading -------------------------------------------------------------------------------
 
-fn not_an_object(what: &str, found: &Value) -> SpecError {
-    let kind = match found {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
+fn not_an_object(what: &str, found: &JsonValue) -> SpecError {
+    let kind = found.kind();
     SpecError::Json {
         line: 0,
         column: 0,
@@ -529,17 +551,17 @@ fn not_an_object(what: &str, found: &Value) -> SpecError {
     }
 }
 
-pub(crate) fn is_node_error(map: &Map<String, Value>) -> bool {
-    matches!(map.get("error"), Some(Value::Object(_)))
+pub(crate) fn is_node_error(map: &JsonMap) -> bool {
+    matches!(map.get("error"), Some(JsonValue::Object(_)))
 }
 
-fn apply_aliases(map: &mut Map<String, Value>) -> Result<(), SpecError> {
+fn apply_aliases(map: &mut JsonMap) -> Result<(), SpecError> {
     for (alias, canonical) in ALIASES {
         let Some(value) = map.shift_remove(*alias) else {
             continue;
         };
         match map.get(*canonical) {
-            None | Some(Value::Null) => {
+            None | Some(JsonValue::Null) => {
                 map.insert((*canonical).to_owned(), value);
             }
             Some(existing) if *existing == value => {}
@@ -556,28 +578,24 @@ fn apply_aliases(map: &mut Map<String, Value>) -> Result<(), SpecError> {
     Ok(())
 }
 
-type Reader<T> = fn(&str, Value) -> Result<T, SpecError>;
+type Reader<T> = fn(&str, JsonValue) -> Result<T, SpecError>;
 
-fn take<T>(
-    map: &mut Map<String, Value>,
-    key: &str,
-    read: Reader<T>,
-) -> Result<Option<T>, SpecError> {
+fn take<T>(map: &mut JsonMap, key: &str, read: Reader<T>) -> Result<Option<T>, SpecError> {
     match map.shift_remove(key) {
-        None | Some(Value::Null) => Ok(None),
+        None | Some(JsonValue::Null) => Ok(None),
         Some(value) => read(key, value).map(Some),
     }
 }
 
 /// A value as error messages show it: strings bare, anything else as JSON text.
-fn json_text(value: &Value) -> String {
+fn json_text(value: &JsonValue) -> String {
     match value {
-        Value::String(s) => s.clone(),
+        JsonValue::String(s) => s.clone(),
         other => other.to_string(),
     }
 }
 
-fn wrong_type(key: &str, value: &Value, expected: &'static str) -> SpecError {
+fn wrong_type(key: &str, value: &JsonValue, expected: &'static str) -> SpecError {
     let text = if is_secret_key(key) || key == "proxy" {
         REDACTED.to_owned()
     } else {
@@ -590,36 +608,36 @@ fn wrong_type(key: &str, value: &Value, expected: &'static str) -> SpecError {
     }
 }
 
-fn read_string(key: &str, value: Value) -> Result<String, SpecError> {
+fn read_string(key: &str, value: JsonValue) -> Result<String, SpecError> {
     match value {
-        Value::String(s) => Ok(s),
+        JsonValue::String(s) => Ok(s),
         other => Err(wrong_type(key, &other, "a string")),
     }
 }
 
-fn read_secret(key: &str, value: Value) -> Result<Secret, SpecError> {
+fn read_secret(key: &str, value: JsonValue) -> Result<Secret, SpecError> {
     read_string(key, value).map(Secret::from)
 }
 
-fn read_bool(key: &str, value: Value) -> Result<bool, SpecError> {
+fn read_bool(key: &str, value: JsonValue) -> Result<bool, SpecError> {
     match &value {
-        Value::Bool(b) => Ok(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        JsonValue::Bool(b) => Ok(*b),
+        JsonValue::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        JsonValue::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
         _ => Err(wrong_type(key, &value, "true or false")),
     }
 }
 
-fn read_object(key: &str, value: Value) -> Result<Map<String, Value>, SpecError> {
+fn read_object(key: &str, value: JsonValue) -> Result<JsonMap, SpecError> {
     match value {
-        Value::Object(map) => Ok(map),
+        JsonValue::Object(map) => Ok(map),
         other => Err(wrong_type(key, &other, "a JSON object")),
     }
 }
 
-fn read_enum<T: SpecEnum>(key: &str, value: Value) -> Result<T, SpecError> {
+fn read_enum<T: SpecEnum>(key: &str, value: JsonValue) -> Result<T, SpecError> {
     match &value {
-        Value::String(s) => T::parse_value(s).ok_or_else(|| SpecError::UnknownValue {
+        JsonValue::String(s) => T::parse_value(s).ok_or_else(|| SpecError::UnknownValue {
             key: key.to_owned(),
             value: s.clone(),
             expected: T::EXPECTED,
@@ -628,9 +646,14 @@ fn read_enum<T: SpecEnum>(key: &str, value: Value) -> Result<T, SpecError> {
     }
 }
 
-fn read_http_fallback(key: &str, value: Value) -> Result<HttpFallback, SpecError> {
-    HttpFallback::from_json_value(&value).ok_or_else(|| match &value {
-        Value::String(s) => SpecError::UnknownValue {
+fn read_http_fallback(key: &str, value: JsonValue) -> Result<HttpFallback, SpecError> {
+    let scalar = match &value {
+        JsonValue::Bool(b) => serde_json::Value::Bool(*b),
+        JsonValue::String(s) => serde_json::Value::String(s.clone()),
+        _ => serde_json::Value::Null,
+    };
+    HttpFallback::from_json_value(&scalar).ok_or_else(|| match &value {
+        JsonValue::String(s) => SpecError::UnknownValue {
             key: key.to_owned(),
             value: s.clone(),
             expected: HttpFallback::EXPECTED,
@@ -640,7 +663,7 @@ fn read_http_fallback(key: &str, value: Value) -> Result<HttpFallback, SpecError
 }
 
 /// Reads a whole number given as a JSON number or a numeric string (real nodes send both).
-pub(crate) fn read_u64(key: &str, value: Value) -> Result<u64, SpecError> {
+pub(crate) fn read_u64(key: &str, value: JsonValue) -> Result<u64, SpecError> {
     const EXPECTED: &str = "a whole number (JSON number or numeric string)";
     let negative = |text: String| SpecError::Negative {
         key: key.to_owned(),
@@ -653,7 +676,7 @@ pub(crate) fn read_u64(key: &str, value: Value) -> Result<u64, SpecError> {
         max: u64::MAX,
     };
     match &value {
-        Value::Number(n) => {
+        JsonValue::Number(n) => {
             if let Some(v) = n.as_u64() {
                 return Ok(v);
             }
@@ -666,7 +689,7 @@ pub(crate) fn read_u64(key: &str, value: Value) -> Result<u64, SpecError> {
                 _ => Err(too_big(n.to_string())),
             }
         }
-        Value::String(s) => {
+        JsonValue::String(s) => {
             let digits = s.strip_prefix('-').unwrap_or(s);
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(wrong_type(key, &value, EXPECTED));
@@ -684,7 +707,7 @@ pub(crate) fn read_u64(key: &str, value: Value) -> Result<u64, SpecError> {
     }
 }
 
-fn read_bounded(key: &str, value: Value, min: u64, max: u64) -> Result<u64, SpecError> {
+fn read_bounded(key: &str, value: JsonValue, min: u64, max: u64) -> Result<u64, SpecError> {
     let text = json_text(&value);
     let v = read_u64(key, value).map_err(|err| match err {
         SpecError::OutOfRange { key, value, .. } => SpecError::OutOfRange {
@@ -706,22 +729,22 @@ fn read_bounded(key: &str, value: Value, min: u64, max: u64) -> Result<u64, Spec
     Ok(v)
 }
 
-fn read_port(key: &str, value: Value) -> Result<u16, SpecError> {
+fn read_port(key: &str, value: JsonValue) -> Result<u16, SpecError> {
     // 0 is representable here; validate() rejects it for the ports it renders.
     read_bounded(key, value, 0, u64::from(u16::MAX)).map(|v| v as u16)
 }
 
-fn read_u16(key: &str, value: Value) -> Result<u16, SpecError> {
+fn read_u16(key: &str, value: JsonValue) -> Result<u16, SpecError> {
     read_bounded(key, value, 0, u64::from(u16::MAX)).map(|v| v as u16)
 }
 
-fn read_u32(key: &str, value: Value) -> Result<u32, SpecError> {
+fn read_u32(key: &str, value: JsonValue) -> Result<u32, SpecError> {
     read_bounded(key, value, 0, u64::from(u32::MAX)).map(|v| v as u32)
 }
 
-fn read_paths(value: Value) -> Result<Vec<TransferPath>, SpecError> {
+fn read_paths(value: JsonValue) -> Result<Vec<TransferPath>, SpecError> {
     match value {
-        Value::Array(items) => items
+        JsonValue::Array(items) => items
             .into_iter()
             .enumerate()
             .map(|(i, item)| read_path(&format!("paths[{i}]"), item))
@@ -734,8 +757,8 @@ fn read_paths(value: Value) -> Result<Vec<TransferPath>, SpecError> {
     }
 }
 
-fn read_path(key: &str, value: Value) -> Result<TransferPath, SpecError> {
-    let Value::Object(mut map) = value else {
+fn read_path(key: &str, value: JsonValue) -> Result<TransferPath, SpecError> {
+    let JsonValue::Object(mut map) = value else {
         return Err(wrong_type(
             key,
             &value,
@@ -813,7 +836,7 @@ mod tests {
     }
     use serde_json::json;
 
-    fn spec(value: Value) -> Result<TransferSpec, SpecError> {
+    fn spec(value: serde_json::Value) -> Result<TransferSpec, SpecError> {
         TransferSpec::from_json_value(value)
     }
 
@@ -910,13 +933,14 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_kept_in_order_and_reported() {
-        let s = spec(json!({
-            "zeta": 1, "remote_host": "h", "alpha": {"x": [1, 2]},
-            "paths": [{"source": "a", "type": "file"}]
-        }))
+        // From text: a `json!` value has already lost the order without preserve_order.
+        let s = TransferSpec::from_json(
+            r#"{"zeta": 1, "remote_host": "h", "alpha": {"x": [1, 2]},
+                "paths": [{"type": "file", "source": "a"}]}"#,
+        )
         .unwrap();
         assert_eq!(s.unknown_keys(), vec!["zeta", "alpha", "paths[0].type"]);
-        let back = serde_json::to_value(&s).unwrap();
+        let back = s.to_json();
         assert_eq!(back["zeta"], json!(1));
         assert_eq!(back["alpha"], json!({"x": [1, 2]}));
         assert_eq!(back["paths"][0]["type"], json!("file"));

@@ -390,7 +390,7 @@ impl TransferSpec {
 
     fn check_tags_and_proxy(&self) -> Result<(), SpecError> {
         if let Some(tags) = &self.tags {
-            let text = serde_json::Value::Object(tags.clone()).to_string();
+            let text = crate::json::JsonValue::Object(tags.clone()).to_string();
             if text.len() > MAX_TAGS_BYTES {
                 return Err(SpecError::TooLong {
                     key: "tags".into(),
@@ -735,8 +735,8 @@ mod tests {
     #[test]
     fn tags_size_and_proxy() {
         let err = error_of(|s| {
-            let mut tags = serde_json::Map::new();
-            tags.insert("k".into(), json!("x".repeat(MAX_TAGS_BYTES)));
+            let mut tags = crate::JsonMap::new();
+            tags.insert("k".into(), "x".repeat(MAX_TAGS_BYTES).into());
             s.tags = Some(tags);
         });
         assert!(matches!(
@@ -748,8 +748,8 @@ mod tests {
         ));
         assert_eq!(err.key(), Some("tags"));
         let mut exact = base();
-        let mut tags = serde_json::Map::new();
-        tags.insert("k".into(), json!("x".repeat(MAX_TAGS_BYTES - 8)));
+        let mut tags = crate::JsonMap::new();
+        tags.insert("k".into(), "x".repeat(MAX_TAGS_BYTES - 8).into());
         exact.tags = Some(tags);
         exact.validate().unwrap();
         let err = error_of(|s| s.proxy = Some("http://u:hunter2@proxy".into()));

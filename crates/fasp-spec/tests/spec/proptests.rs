@@ -2,12 +2,12 @@
 //! survive a JSON round trip.
 
 use fasp_spec::{
-    Cipher, ContentProtection, Direction, FileChecksum, HttpFallback, OverwritePolicy, RatePolicy,
-    RenderOptions, ResumePolicy, Secret, SymlinkPolicy, TagsEncoding, TransferPath, TransferSpec,
+    Cipher, ContentProtection, Direction, FileChecksum, HttpFallback, JsonMap, JsonValue,
+    OverwritePolicy, RatePolicy, RenderOptions, ResumePolicy, Secret, SymlinkPolicy, TagsEncoding,
+    TransferPath, TransferSpec,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
-use serde_json::{Map, Value};
 
 /// A secret: at least 8 random alphanumerics, so that finding it inside another string by
 /// accident is practically impossible.
@@ -40,12 +40,13 @@ fn paths() -> impl Strategy<Value = Vec<TransferPath>> {
         })
 }
 
-fn tags() -> impl Strategy<Value = Option<Map<String, Value>>> {
+/// Tags in any key order (not sorted), so that the round trip checks the order is kept.
+fn tags() -> impl Strategy<Value = Option<JsonMap>> {
     prop::option::of(
-        prop::collection::btree_map("[a-z_é]{1,8}", "[ -~é😀]{0,16}", 0..4).prop_map(|entries| {
+        prop::collection::vec(("[a-z_é]{1,8}", "[ -~é😀]{0,16}"), 0..4).prop_map(|entries| {
             entries
                 .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
+                .map(|(k, v)| (k, JsonValue::String(v)))
                 .collect()
         }),
     )
@@ -158,7 +159,7 @@ fn valid_spec() -> impl Strategy<Value = (TransferSpec, Secrets)> {
             ContentProtection::Encrypt,
             ContentProtection::Decrypt,
         ])),
-        prop::collection::btree_map("x_[a-z]{1,6}", "[a-z0-9]{0,6}", 0..3),
+        prop::collection::vec(("x_[a-z]{1,6}", "[a-z0-9]{0,6}"), 0..3),
     );
     (connection, files, extras).prop_map(|(connection, files, extras)| {
         let (direction, host, user, ssh_port, fasp_port, cipher, policy, (target, min)) =
@@ -221,7 +222,7 @@ fn valid_spec() -> impl Strategy<Value = (TransferSpec, Secrets)> {
         spec.http_fallback_port = http_port;
         spec.https_fallback_port = https_port;
         for (key, value) in unknown {
-            spec.extra.insert(key, Value::String(value));
+            spec.extra.insert(key, JsonValue::String(value));
         }
         (spec, secrets)
     })
@@ -281,6 +282,11 @@ proptest! {
         let text = serde_json::to_string(&spec).unwrap();
         let back = TransferSpec::from_json(&text).unwrap();
         prop_assert_eq!(&back, &spec);
+        // The same text again: key order included (equality of maps ignores it).
+        prop_assert_eq!(serde_json::to_string(&back).unwrap(), text.clone());
+        prop_assert_eq!(spec.to_json().to_string(), text);
+        let tree = spec.to_json();
+        prop_assert_eq!(TransferSpec::from_json_tree(tree.clone()).unwrap().to_json().to_string(), tree.to_string());
         let value = spec.to_json_value();
         prop_assert_eq!(TransferSpec::from_json_value(value.clone()).unwrap().to_json_value(), value);
     }

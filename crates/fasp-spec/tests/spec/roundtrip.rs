@@ -1,7 +1,9 @@
 //! Round trips: every known key and unknown keys come back unchanged.
 
-use fasp_spec::TransferSpec;
+use fasp_spec::{Direction, NodeAnswerReader, RenderOptions, TransferSpec};
 use serde_json::{Value, json};
+
+use crate::common::args;
 
 /// A spec using every key this crate knows, in canonical spelling, plus unknown keys.
 fn everything() -> Value {
@@ -95,5 +97,90 @@ fn lenient_inputs_come_back_canonical() {
             "resume_policy": "full_csum", "overwrite": "never", "create_dir": false,
             "content_protection_password": "pw"
         })
+    );
+}
+
+/// Whether this build's `serde_json::Map` sorts its keys (serde_json's `preserve_order` feature
+/// off, as when fasp-spec is built alone: `cargo xtask test` checks that none of its
+/// dependencies turns the feature on).
+fn serde_json_sorts_maps() -> bool {
+    let map: serde_json::Map<String, Value> = serde_json::from_str(r#"{"b": 1, "a": 2}"#).unwrap();
+    map.keys().next().map(String::as_str) == Some("a")
+}
+
+/// Keys in an order that is not alphabetical, at every depth, come back in that order through
+/// every output of the crate, whether or not the build sorts `serde_json::Map`s.
+#[test]
+fn key_order_is_the_spec_own_in_every_build() {
+    let sorted = serde_json_sorts_maps();
+    eprintln!("serde_json sorts maps in this build: {sorted}");
+    // `cargo xtask test` runs this crate's tests alone, without the feature, and says so.
+    if std::env::var_os("FASP_SPEC_EXPECT_SORTED_MAPS").is_some_and(|v| v == "1") {
+        assert!(
+            sorted,
+            "serde_json's preserve_order is on in fasp-spec's own test build"
+        );
+    }
+    let text = r#"{"zulu": {"y": 1, "x": [{"d": 0, "c": 0}]}, "remote_host": "h",
+        "tags": {"zz": {"b": 1, "a": 2}, "aa": "first"}, "token": "t",
+        "paths": [{"source": "s", "z_kind": "file", "a_size": 3}],
+        "destination_root": "/in", "direction": "send", "alpha": true, "mike_token": "m"}"#;
+    let spec = TransferSpec::from_json(text).unwrap();
+    assert_eq!(
+        spec.unknown_keys(),
+        [
+            "zulu",
+            "alpha",
+            "mike_token",
+            "paths[0].z_kind",
+            "paths[0].a_size"
+        ]
+    );
+    // Known keys in the crate's order (KNOWN_KEYS), unknown ones in theirs, nested ones too.
+    let expected = concat!(
+        r#"{"paths":[{"source":"s","z_kind":"file","a_size":3}],"destination_root":"/in","direction":"send","#,
+        r#""remote_host":"h","token":"t","tags":{"zz":{"b":1,"a":2},"aa":"first"},"#,
+        r#""zulu":{"y":1,"x":[{"d":0,"c":0}]},"alpha":true,"mike_token":"m"}"#
+    );
+    assert_eq!(serde_json::to_string(&spec).unwrap(), expected);
+    assert_eq!(spec.to_json().to_string(), expected);
+    assert_eq!(spec.to_json()["zulu"]["y"], json!(1));
+    let shown = spec.to_redacted_json().to_string();
+    assert_eq!(
+        shown,
+        expected
+            .replace(r#""token":"t""#, r#""token":"<redacted>""#)
+            .replace(r#""mike_token":"m""#, r#""mike_token":"<redacted>""#)
+    );
+    // Pretty text reads back to the same order.
+    let pretty = serde_json::to_string_pretty(&spec).unwrap();
+    let again = TransferSpec::from_json(&pretty).unwrap();
+    assert_eq!(serde_json::to_string(&again).unwrap(), expected);
+    let again: TransferSpec = serde_json::from_str(&pretty).unwrap();
+    assert_eq!(serde_json::to_string(&again).unwrap(), expected);
+    // The tags reach ascp in their order.
+    let command = spec.render(&RenderOptions::new()).unwrap();
+    let argv = args(&command);
+    assert!(
+        argv.contains(&r#"--tags={"zz":{"b":1,"a":2},"aa":"first"}"#.to_owned()),
+        "{argv:?}"
+    );
+    // A node answer keeps its order too, and names dropped keys in the spec's order.
+    let answer = format!(r#"{{"transfer_specs": [{{"transfer_spec": {text}}}]}}"#);
+    let node = NodeAnswerReader::new(Direction::Send)
+        .read(&answer)
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    assert_eq!(node.dropped_keys, ["paths[].source"]);
+    let kept = serde_json::to_string(&node.spec).unwrap();
+    assert!(kept.contains(r#""tags":{"zz":{"b":1,"a":2},"aa":"first"},"zulu":{"y":1,"x":[{"d":0,"c":0}]},"alpha":true"#), "{kept}");
+    let mut local = TransferSpec::from_json(
+        r#"{"remove_after_transfer": true, "ssh_private_key_path": "/k", "remote_host": "h"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        local.restrict_to_node_keys(Direction::Send),
+        ["ssh_private_key_path", "remove_after_transfer"]
     );
 }
