@@ -242,21 +242,23 @@ impl FrameParser {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
             #[allow(unsafe_code)]
-            // SAFETY: `avx2` is set only when the CPU has AVX2 (`FrameParser::with_max_frame_len`).
+            // SAFETY: `avx2` is set only when the CPU has AVX2, BMI1 and BMI2
+            // (`avx2_available`, in `FrameParser::with_max_frame_len`).
             return unsafe { self.body_avx2(buf) };
         }
         self.blocks::<false>(buf)
     }
 
-    /// [`FrameParser::body`] compiled for AVX2: the whole block loop, not only the
-    /// classification, so that nothing is dispatched per block.
+    /// [`FrameParser::body`] compiled for AVX2 (and BMI1/BMI2, for the bit operations of each
+    /// line): the whole block loop, not only the classification, so that nothing is dispatched
+    /// per block.
     ///
     /// # Safety
     ///
-    /// The CPU must have AVX2.
+    /// The CPU must have AVX2, BMI1 and BMI2 ([`avx2_available`]).
     #[cfg(target_arch = "x86_64")]
     #[allow(unsafe_code)]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,bmi1,bmi2")]
     unsafe fn body_avx2(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
         self.blocks::<true>(buf)
     }
@@ -338,7 +340,7 @@ impl FrameParser {
                 {
                     return Err(self.line_error(buf, line_start, end, next));
                 }
-                self.push([line_start as u32, key_end as u32, end as u32]);
+                self.push(line_start, key_end, end);
                 line_start = next;
                 key_end = NONE;
                 key_bad = false;
@@ -370,7 +372,7 @@ impl FrameParser {
                 {
                     return Err(self.line_error(buf, line_start, end, next));
                 }
-                self.push([line_start as u32, k as u32, end as u32]);
+                self.push(line_start, k, end);
                 line_start = next;
                 let rest = (u64::MAX << i) << 1;
                 colons &= rest;
@@ -410,20 +412,23 @@ impl FrameParser {
 
     /// Record the offsets of the next field.
     #[inline]
-    fn push(&mut self, span: Span) {
+    fn push(&mut self, key_start: usize, key_end: usize, value_end: usize) {
         let i = self.fields;
         self.fields += 1;
         // Fields and offsets only grow: once a frame has spilled, it stays spilled.
-        if i < INLINE_FIELDS && span[2] <= u32::from(u16::MAX) {
-            self.inline[i] = [span[0] as u16, span[1] as u16, span[2] as u16];
+        if i < INLINE_FIELDS && value_end <= usize::from(u16::MAX) {
+            self.inline[i] = [key_start as u16, key_end as u16, value_end as u16];
             return;
         }
-        self.spill(i, span);
+        // Offsets as separate arguments: they stay in registers on the hot path.
+        self.spill(i, key_start as u32, key_end as u32, value_end as u32);
     }
 
     /// The frame does not fit inline: its index goes to the arena.
     #[cold]
-    fn spill(&mut self, i: usize, span: Span) {
+    #[inline(never)]
+    fn spill(&mut self, i: usize, key_start: u32, key_end: u32, value_end: u32) {
+        let span = [key_start, key_end, value_end];
         if self.spilled.is_empty() {
             // Renew the arena only when needed: by now the caller has usually dropped earlier
             // frames, so it is reclaimed in place instead of reallocated.

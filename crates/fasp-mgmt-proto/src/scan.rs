@@ -40,13 +40,16 @@ pub(crate) fn masks(block: &[u8; 64]) -> Masks {
     }
 }
 
-/// Whether [`masks_avx2`] may be called on this CPU (AVX2, detected at run time; the standard
+/// Whether [`masks_avx2`] may be called on this CPU, and the parser's block loop compiled for
+/// AVX2 with BMI1 and BMI2 (every CPU with AVX2 has both; detected at run time, the standard
 /// library caches the answer).
 #[inline]
 pub(crate) fn avx2_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("bmi1")
+            && std::is_x86_feature_detected!("bmi2")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
