@@ -8,14 +8,18 @@
 //!   UPDATE SKIP LOCKED]) RETURNING id`, then an `UPDATE` to done), through the same driver
 //!   and pool settings. Submits per second are shown against one `INSERT` per row.
 //! * **Latency from submit to spawn**, p50 and p99 over `FASP_JOBS_BENCH_LATENCY` jobs
-//!   (default 200) submitted one after the other to a running worker (SQLite store, poll
-//!   interval `FASP_JOBS_BENCH_POLL_MS`, default 50 ms): from the call to `submit` to the
-//!   worker's `Spawned` event (ascp-sim started). Baseline: the bare manager, from the call
-//!   to `Manager::start` to the transfer's `Spawned` event.
+//!   (default 200) submitted one at a time to an idle worker (SQLite store, poll interval
+//!   `FASP_JOBS_BENCH_POLL_MS`, default 50 ms; the next job is submitted once the previous one
+//!   has ended): from the call to `submit` to the worker's `Spawned` event (ascp-sim
+//!   started). Baseline: the bare manager, from the call to `Manager::start` to the
+//!   transfer's `Spawned` event, one transfer at a time too. An idle worker finds a new job
+//!   at its next poll, so each job is submitted at a random point of the poll cycle: expect
+//!   about half the poll interval more than the baseline.
 //! * **Memory of the daemon at N running jobs** (`FASP_JOBS_BENCH_RUNNING`, default
 //!   `200,1000`): a process running a worker (SQLite store, caps raised to N) whose N jobs
 //!   are ascp-sim transfers held running by a stall; its VmRSS once every job sends
-//!   progress. Baseline: a process holding N transfers of the bare manager, the same way.
+//!   progress; and the time from the worker's start to the last of them running. Baseline: a
+//!   process holding N transfers of the bare manager, the same way.
 //!   Each side runs in a process of its own (this binary, started again), so that neither
 //!   inherits the other's heap.
 //!
@@ -79,8 +83,8 @@ impl Row {
     fn new(figure: String, value: f64, baseline: f64, unit: &str, digits: usize) -> Row {
         Row {
             figure,
-            value: format!("{value:.digits$} {unit}"),
-            baseline: format!("{baseline:.digits$} {unit}"),
+            value: format!("{value:.digits$} {unit}").trim_end().to_owned(),
+            baseline: format!("{baseline:.digits$} {unit}").trim_end().to_owned(),
             ratio: if baseline > 0.0 {
                 format!("{:.2}", value / baseline)
             } else {
@@ -189,24 +193,49 @@ async fn claims() -> Vec<Row> {
     if cluster.is_none() {
         eprintln!("claims: no PostgreSQL, its rows are skipped");
     }
+    let mut submits = Vec::new();
     for workers in [1, 4, 16] {
         let url = sqlite_dir
             .path()
             .join(format!("jobs{workers}.db"))
             .to_string_lossy()
             .into_owned();
-        rows.extend(claims_row("SQLite", &url, n, workers).await);
+        let (row, s) = claims_row("SQLite", &url, n, workers).await;
+        rows.push(row);
+        submits.push(s);
     }
+    rows.push(submit_row("SQLite", n, &mut submits));
     if let Some(cluster) = cluster.as_mut() {
         for workers in [1, 4, 16] {
             let url = cluster.fresh_db().await;
-            rows.extend(claims_row("PostgreSQL", &url, n, workers).await);
+            let (row, s) = claims_row("PostgreSQL", &url, n, workers).await;
+            rows.push(row);
+            submits.push(s);
         }
+        rows.push(submit_row("PostgreSQL", n, &mut submits));
     }
     rows
 }
 
-async fn claims_row(backend: &str, url: &str, n: usize, workers: usize) -> Vec<Row> {
+/// The submit row of a backend: the mean over its runs of (job model, bare) submits/s.
+fn submit_row(backend: &str, n: usize, runs: &mut Vec<(f64, f64)>) -> Row {
+    let k = runs.len().max(1) as f64;
+    let jobs = runs.iter().map(|r| r.0).sum::<f64>() / k;
+    let bare = runs.iter().map(|r| r.1).sum::<f64>() / k;
+    let count = runs.len();
+    runs.clear();
+    Row::new(
+        format!("{backend} submit, one client, {n} jobs x {count} runs (per s)"),
+        jobs,
+        bare,
+        "",
+        0,
+    )
+}
+
+/// Claims with `workers` workers against the bare queue; the row, and (job model, bare)
+/// submits/s.
+async fn claims_row(backend: &str, url: &str, n: usize, workers: usize) -> (Row, (f64, f64)) {
     let (bare_submit, bare_claim) = bare_queue(url, n, workers).await;
     let (submit, claim) = job_queue(url, n, workers).await;
     eprintln!(
@@ -214,22 +243,16 @@ async fn claims_row(backend: &str, url: &str, n: usize, workers: usize) -> Vec<R
          claim+complete {claim:>6.0}/s (bare {bare_claim:>6.0}/s)"
     );
     let plural = if workers == 1 { "" } else { "s" };
-    vec![
+    (
         Row::new(
-            format!("{backend} claim+complete, {workers} worker{plural} (per s)"),
+            format!("{backend} claim+complete, {n} jobs, {workers} worker{plural} (per s)"),
             claim,
             bare_claim,
             "",
             0,
         ),
-        Row::new(
-            format!("{backend} submit, {workers} worker{plural} run (per s)"),
-            submit,
-            bare_submit,
-            "",
-            0,
-        ),
-    ]
+        (submit, bare_submit),
+    )
 }
 
 /// The job model: `n` submits, then `workers` workers claim and complete until the queue is
@@ -410,8 +433,8 @@ async fn latency(sim: &Path) -> Vec<Row> {
     let n = env_num("FASP_JOBS_BENCH_LATENCY", 200).max(1);
     let poll = Duration::from_millis(env_num("FASP_JOBS_BENCH_POLL_MS", 50) as u64);
     eprintln!(
-        "latency: {n} jobs one after the other (FASP_JOBS_BENCH_LATENCY), worker poll {poll:?} \
-         (FASP_JOBS_BENCH_POLL_MS); baseline: Manager::start to Spawned"
+        "latency: {n} jobs one after the other, each to an idle worker (FASP_JOBS_BENCH_LATENCY), \
+         worker poll {poll:?} (FASP_JOBS_BENCH_POLL_MS); baseline: Manager::start to Spawned"
     );
     let work = fasp_testkit::sim::Work::new();
     let src = work.local_file("small.bin", 16 * 1024);
@@ -422,7 +445,7 @@ async fn latency(sim: &Path) -> Vec<Row> {
     // The bare manager.
     let manager = Manager::builder().ascp(sim).build();
     let mut bare = Vec::with_capacity(n);
-    let mut waits = tokio::task::JoinSet::new();
+    let mut bare_failed = 0;
     for i in 0..n {
         let spec = small_spec(&src, &format!("/bare{i}"));
         let t0 = Instant::now();
@@ -437,11 +460,7 @@ async fn latency(sim: &Path) -> Vec<Row> {
             }
         }
         drop(events);
-        waits.spawn(transfer.wait());
-    }
-    let mut bare_failed = 0;
-    while let Some(r) = waits.join_next().await {
-        if !matches!(r, Ok(Ok(_))) {
+        if transfer.wait().await.is_err() {
             bare_failed += 1;
         }
     }
@@ -464,8 +483,13 @@ async fn latency(sim: &Path) -> Vec<Row> {
     }));
     let mut jobs = Vec::with_capacity(n);
     let mut ids = Vec::with_capacity(n);
+    // Each submit at a seeded random point of the worker's poll cycle, not in step with it
+    // (the worker's cycle restarts when a job ends).
+    let mut rng = support::Rng::new(0x1a7e_0c1e);
     for i in 0..n {
         let job = NewJob::transfer(&small_spec(&src, &format!("/job{i}")));
+        let phase = rng.range(0, poll.as_millis().max(1) as u64);
+        tokio::time::sleep(Duration::from_millis(phase)).await;
         let t0 = Instant::now();
         let id = store.submit(&job).await.expect("submit").id;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -483,9 +507,12 @@ async fn latency(sim: &Path) -> Vec<Row> {
                 Err(_) => panic!("job {id}: no Spawned within 30 s"),
             }
         }
+        // The next job comes to an idle worker, as the next transfer comes to an idle
+        // manager: it finds it at its next poll.
+        support::wait_all_terminal(&store, std::slice::from_ref(&id), Duration::from_secs(60))
+            .await;
         ids.push(id);
     }
-    support::wait_all_terminal(&store, &ids, Duration::from_secs(120)).await;
     let _ = stop_tx.send(());
     running
         .await
@@ -582,6 +609,13 @@ fn memory(sim: &Path) -> Vec<Row> {
             format!("RSS at {n} running jobs (MiB)"),
             jobs.running_kib as f64 / 1024.0,
             bare.running_kib as f64 / 1024.0,
+            "",
+            1,
+        ));
+        rows.push(Row::new(
+            format!("time to get {n} jobs running (s)"),
+            jobs.ramp_s,
+            bare.ramp_s,
             "",
             1,
         ));
