@@ -7,7 +7,8 @@
 //! completion record, every file byte-exact, and no ascp-sim or daemon is left running.
 //!
 //! `FASP_JOBS_POINT_KILLS` (default 1) daemon deaths at each point, `FASP_JOBS_KILLS`
-//! (default 6) random kills, `FASP_JOBS_SEED` the seed.
+//! (default 6) random kills, `FASP_JOBS_SEED` the seed. A run whose `fasp` was built without
+//! the kill points fails at the first point (the daemon does not die there).
 #![cfg(feature = "jobs")]
 
 #[path = "../../fasp-jobs/tests/support/points.rs"]
@@ -30,8 +31,12 @@ use serde_json::Value;
 /// predecessor's jobs over within a second rather than 30 s.
 const TIMING: &str = "700,100,20,0";
 
+/// The `fasp` built for these tests, or `FASP_SERVE_CRASH_BIN` (a copy of it, for long
+/// runs while other builds may replace the target folder's).
 fn fasp() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fasp"));
+    let bin = std::env::var_os("FASP_SERVE_CRASH_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_fasp").into());
+    let mut cmd = Command::new(bin);
     cmd.env_remove("FASP_SERVER")
         .env_remove("FASP_JOBS_DB")
         .env_remove(FAILPOINT_ENV);
