@@ -1,10 +1,13 @@
-//! `fasp jobs add|list|show|watch|pause|resume|cancel|rate|events [--server URL] [--token-file F]
-//! [--json]`: the command-line client of `fasp serve` (its gRPC API, `docs/serve.md`).
+//! `fasp jobs add|list|show|watch|pause|resume|cancel|rate|add-paths|finish|events
+//! [--server URL] [--token-file F] [--json]`: the command-line client of `fasp serve` (its gRPC
+//! API, `docs/serve.md`).
 //!
 //! Human output by default; with `--json`, one JSON object per line on stdout, `"type"`
-//! first: `job` (a job's state and progress), `file` (a file's result, `fasp jobs show`) and
-//! `error` (what failed, with the gRPC code), and for `events` the transfer events, `type`
-//! being the event's. Exit status: 0 success (for `watch`: the job
+//! first: `job` (a job's state and progress), `file` (a file's result, `fasp jobs show`),
+//! `path` (a path of a persistent job, `fasp jobs show`) and `error` (what failed, with the
+//! gRPC code), and for `events` the transfer events as `fasp transfer --json` prints them
+//! (`docs/fasp-json.schema.json`) with the job's id and epoch. Exit status: 0 success (for
+//! `watch`: the job
 //! completed); 1 the server refused or cannot be reached, or the watched job failed or was
 //! cancelled; 2 a usage error (a bad spec or option, a request the server calls invalid).
 
@@ -15,7 +18,7 @@ use std::process::ExitCode;
 use fasp_serve::pb::{self, JobState};
 use fasp_serve::{Client, DEFAULT_LISTEN, Token};
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tonic::Code;
 
 use crate::options::parse_rate_kbps;
@@ -61,9 +64,32 @@ enum Action {
     /// Change a job's rates or rate policy (a running job's worker applies it at its next
     /// heartbeat).
     Rate(RateArgs),
+    /// Add a path to a persistent job (`fasp jobs add --persistent`): its worker adds it to
+    /// the running ascp session at its next heartbeat; kept until done.
+    AddPaths(AddPathsArgs),
+    /// Close a persistent job: no more paths; it completes once every path is done.
+    Finish(IdArg),
     /// Follow the live transfer events of the server's own worker (one job's, or all) until
     /// interrupted.
     Events(EventsArgs),
+}
+
+#[derive(clap::Args)]
+struct AddPathsArgs {
+    /// The job's id.
+    id: String,
+    /// The source (a local file or folder for an upload, a remote one for a download).
+    source: String,
+    /// The destination, relative to the spec's destination root (or absolute). Default: the
+    /// source's file name in the destination root.
+    destination: Option<String>,
+    /// A key for this request: the same command retried with the same key (after a timeout,
+    /// say) adds nothing twice.
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
+    /// The last path: also close the job (as `fasp jobs finish`).
+    #[arg(long)]
+    last: bool,
 }
 
 #[derive(clap::Args)]
@@ -126,6 +152,11 @@ struct AddArgs {
     /// store can then read them; prefer --secret-env).
     #[arg(long)]
     store_secrets: bool,
+    /// A persistent job (also when the spec says keepalive): one ascp session that waits for
+    /// paths, added with `fasp jobs add-paths` and ended with `fasp jobs finish`; the spec's
+    /// paths (it may have none) are the first ones.
+    #[arg(long)]
+    persistent: bool,
 }
 
 #[derive(clap::Args)]
@@ -354,6 +385,24 @@ async fn dispatch(args: &Args, out: &Out) -> Result<ExitCode, Failure> {
                            "size": f.size, "code": f.code, "description": f.description}),
                 );
             }
+            for p in &answer.paths {
+                let outcome = match pb::FileOutcome::try_from(p.outcome) {
+                    Ok(pb::FileOutcome::Unspecified) => "pending",
+                    _ => outcome_word(p.outcome),
+                };
+                let text = format!(
+                    "  path {:>4}  {:<7}  {} -> {}",
+                    p.seq,
+                    outcome,
+                    escape(&p.source),
+                    escape(&p.destination)
+                );
+                out.line(
+                    &text,
+                    json!({"type": "path", "job": job.id, "seq": p.seq, "source": p.source,
+                           "destination": p.destination, "outcome": outcome}),
+                );
+            }
         }
         Action::Watch(w) => {
             let mut stream = client
@@ -427,9 +476,41 @@ async fn dispatch(args: &Args, out: &Out) -> Result<ExitCode, Failure> {
             }
             while let Some(event) = stream.next().await {
                 let event = event.map_err(status)?;
-                let (text, line) = event_line(&event);
-                out.line(&text, line);
+                if let Some((text, line)) = event_line(&event) {
+                    out.line(&text, line);
+                }
             }
+        }
+        Action::AddPaths(a) => {
+            let job = client
+                .add_paths(pb::AddPathsRequest {
+                    id: a.id.clone(),
+                    paths: vec![pb::PathPair {
+                        source: a.source.clone(),
+                        destination: a.destination.clone().unwrap_or_default(),
+                    }],
+                    request_key: a.key.clone().unwrap_or_default(),
+                    last: a.last,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let text = format!(
+                "{} {} {} paths{}",
+                escape(&job.id),
+                state_word(job.state),
+                job.paths_added,
+                if job.closing { ", closing" } else { "" }
+            );
+            out.line(&text, job_json(&job));
+        }
+        Action::Finish(IdArg { id }) => {
+            let job = client
+                .finish(pb::FinishRequest { id: id.clone() })
+                .await
+                .map_err(status)?
+                .into_inner();
+            out.line(&state_line(&job), job_json(&job));
         }
         Action::Cancel(IdArg { id }) => {
             let job = client
@@ -471,27 +552,26 @@ fn submit_request(add: &AddArgs) -> Result<pb::SubmitRequest, Failure> {
         min_rate_kbps: add.min_rate,
         host: String::new(),
         rate_policy: add.policy.clone(),
+        persistent: add.persistent,
     })
 }
 
-/// An event as a line: `type` first, then `job`, `epoch`, `skipped` (when not 0) and the
-/// event's own fields as fasp-manager gives them.
-fn event_line(event: &pb::TransferEvent) -> (String, Value) {
-    let fields: serde_json::Map<String, Value> =
-        serde_json::from_str(&event.json).unwrap_or_default();
-    let mut line = serde_json::Map::new();
-    line.insert("type".to_owned(), Value::String(event.kind.clone()));
+/// An event as a line: the line `fasp transfer --json` prints for it (`type` first, the
+/// event's fields, `session_id`, `attempt`, `part`; `docs/fasp-json.schema.json`), then `job`,
+/// `epoch` and `skipped_events` (when not 0). The server sends fasp-manager's serde form, mapped back
+/// here field by field; `finished` (the transfer ended: `state`, `code`) is a line of this
+/// command only. `None` for a type this client does not know (a newer server).
+fn event_line(event: &pb::TransferEvent) -> Option<(String, Value)> {
+    let fields: Map<String, Value> = serde_json::from_str(&event.json).ok()?;
+    let mut line = event_fields(&event.kind, &fields)?;
     line.insert("job".to_owned(), Value::String(event.job_id.clone()));
     line.insert("epoch".to_owned(), Value::from(event.epoch));
     if event.skipped > 0 {
-        line.insert("skipped".to_owned(), Value::from(event.skipped));
+        line.insert("skipped_events".to_owned(), Value::from(event.skipped));
     }
-    let mut rest = serde_json::Map::new();
-    for (key, value) in fields {
-        if key != "type" {
-            rest.insert(key.clone(), value.clone());
-            line.entry(key).or_insert(value);
-        }
+    let mut rest = line.clone();
+    for key in ["type", "job", "epoch"] {
+        rest.remove(key);
     }
     let text = format!(
         "{} {} {}",
@@ -499,7 +579,133 @@ fn event_line(event: &pb::TransferEvent) -> (String, Value) {
         escape(&event.kind),
         escape(&Value::Object(rest).to_string())
     );
-    (text, Value::Object(line))
+    Some((text, Value::Object(line)))
+}
+
+/// The fields of one `fasp transfer --json` event line (`type` first, then the event's
+/// fields, `session_id`, `attempt`, `part`) from fasp-manager's serde form of the event.
+fn event_fields(kind: &str, m: &Map<String, Value>) -> Option<Map<String, Value>> {
+    const FILE: &[&str] = &[
+        "file",
+        "size",
+        "written",
+        "start_byte",
+        "session_bytes",
+        "arg_index",
+    ];
+    let mut out = Map::new();
+    let copy = |out: &mut Map<String, Value>, from: &Map<String, Value>, keys: &[&str]| {
+        for key in keys {
+            out.insert(
+                (*key).to_owned(),
+                from.get(*key).cloned().unwrap_or(Value::Null),
+            );
+        }
+    };
+    let empty = Map::new();
+    let object = |key: &str| m.get(key).and_then(Value::as_object).unwrap_or(&empty);
+    let ty = match kind {
+        "unknown" => "unknown_frame",
+        other => other,
+    };
+    out.insert("type".to_owned(), Value::String(ty.to_owned()));
+    match kind {
+        "queued" | "connected" | "paused" | "resumed" => {}
+        "spawned" => copy(&mut out, m, &["pid"]),
+        "foreign_connection_rejected" => copy(&mut out, m, &["peer"]),
+        "session_init" => copy(&mut out, m, &["direction", "operation"]),
+        "session_started" => {
+            copy(
+                &mut out,
+                m,
+                &["direction", "host", "user", "tcp_port", "udp_port"],
+            );
+            copy(
+                &mut out,
+                object("rates"),
+                &["target_kbps", "min_kbps", "policy"],
+            );
+            copy(
+                &mut out,
+                m,
+                &[
+                    "cipher",
+                    "sources",
+                    "destination",
+                    "keepalive",
+                    "fallback_protocol",
+                ],
+            );
+        }
+        "rate_changed" => copy(&mut out, m, &["target_kbps", "min_kbps", "policy"]),
+        "job_size" => copy(&mut out, m, &["files", "bytes"]),
+        "file_started" | "file_skipped" => copy(&mut out, m, FILE),
+        "file_progress" => {
+            copy(&mut out, m, FILE);
+            if let Some(n) = m.get("coalesced").filter(|n| n.as_u64().unwrap_or(0) > 0) {
+                out.insert("coalesced".to_owned(), n.clone());
+            }
+        }
+        "file_done" => {
+            copy(&mut out, m, FILE);
+            if let Some([Value::String(algorithm), sum]) = m
+                .get("checksum")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+            {
+                // As `fasp transfer` says it: `sha256`, the word of specs and `--checksum`.
+                let lower = algorithm.to_ascii_lowercase();
+                let word = serde_json::from_value::<fasp_spec::FileChecksum>(json!(lower))
+                    .map(|c| c.as_str().to_owned())
+                    .unwrap_or(lower);
+                out.insert("checksum_type".to_owned(), Value::String(word));
+                out.insert("checksum".to_owned(), sum.clone());
+            }
+        }
+        "file_failed" => {
+            copy(&mut out, object("file"), FILE);
+            copy(&mut out, m, &["code", "description"]);
+        }
+        "arg_done" => copy(
+            &mut out,
+            m,
+            &["source", "attempted", "passed", "skipped", "failed"],
+        ),
+        "session_done" => copy(
+            &mut out,
+            m,
+            &[
+                "file_bytes",
+                "transfer_bytes",
+                "elapsed_ms",
+                "transfers_passed",
+                "transfers_failed",
+                "transfers_skipped",
+            ],
+        ),
+        "session_failed" => copy(&mut out, m, &["code", "description", "retryable"]),
+        "query" => copy(&mut out, m, &["query", "allowed"]),
+        "unknown" => copy(&mut out, m, &["frame_type"]),
+        "invalid_frame" => copy(&mut out, m, &["error"]),
+        "malformed" => copy(&mut out, m, &["offset", "error"]),
+        "retrying" => copy(&mut out, m, &["next_attempt", "after_ms", "reason"]),
+        "control_sent" => copy(&mut out, m, &["control"]),
+        "exited" => copy(&mut out, object("status"), &["code", "signal"]),
+        "lagged" => copy(&mut out, m, &["missed"]),
+        "finished" => copy(&mut out, m, &["state", "code"]),
+        _ => return None,
+    }
+    if let Some(sid) = m.get("session_id").filter(|v| !v.is_null()) {
+        out.insert("session_id".to_owned(), sid.clone());
+    }
+    out.insert(
+        "attempt".to_owned(),
+        m.get("attempt").cloned().unwrap_or(Value::from(0)),
+    );
+    if let Some(part) = m.get("part").filter(|p| p.as_u64().unwrap_or(0) > 0) {
+        out.insert("part".to_owned(), part.clone());
+    }
+    Some(out)
 }
 
 fn parse_policy(text: &str) -> Result<String, String> {
@@ -551,6 +757,9 @@ fn job_json(job: &pb::Job) -> Value {
         "updated_ms": job.updated_ms,
         "started_ms": job.started_ms,
         "finished_ms": job.finished_ms,
+        "persistent": job.persistent,
+        "closing": job.closing,
+        "paths_added": job.paths_added,
     })
 }
 
@@ -606,8 +815,236 @@ fn describe(job: &pb::Job) -> String {
             p.files_failed
         ),
     ];
+    if job.persistent {
+        lines.push(format!(
+            "paths:     {} added{}",
+            job.paths_added,
+            if job.closing { ", closing" } else { "" }
+        ));
+    }
     if let Some(error) = &job.last_error {
         lines.push(format!("error:     {}", escape(error)));
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use fasp_manager::{
+        Event, EventKind, FileInfo, Rates, SessionInfo, SessionTotals, TransferState,
+    };
+    use fasp_mgmt_proto::{
+        Control, DecodeError, DecodeErrorKind, FieldError, FieldErrorKind, RateChange,
+    };
+    use fasp_spec::{Direction, RatePolicy};
+    use serde_json::{Value, json};
+
+    use super::{event_fields, event_line, pb};
+
+    fn file(name: &str) -> FileInfo {
+        let mut f = FileInfo::default();
+        f.file = name.to_owned();
+        f.size = Some(9_000);
+        f.written = 4_000;
+        f.start_byte = Some(1_000);
+        f.session_bytes = Some(3_000);
+        f.arg_index = Some(1);
+        f
+    }
+
+    fn at(kind: EventKind, part: u32) -> Event {
+        let mut e = Event::new(kind);
+        e.session_id = Some(Arc::from("sid-7"));
+        e.attempt = 2;
+        e.part = part;
+        e
+    }
+
+    fn events() -> Vec<Event> {
+        let mut rates = Rates::default();
+        rates.target_kbps = Some(50_000);
+        rates.min_kbps = Some(10);
+        rates.policy = Some(RatePolicy::Fair);
+        let mut session = SessionInfo::default();
+        session.direction = Some(Direction::Send);
+        session.host = Some("h".into());
+        session.user = Some("u".into());
+        session.udp_port = Some(33001);
+        session.rates = rates.clone();
+        session.cipher = Some("aes-128".into());
+        session.sources = vec!["/a".into()];
+        session.keepalive = Some(true);
+        session.rate_lock = Some(true);
+        let mut totals = SessionTotals::default();
+        totals.transfer_bytes = Some(77);
+        totals.elapsed = Some(Duration::from_millis(1234));
+        let mut done = file("/a");
+        done.checksum = Some(("SHA-256".into(), "00ff".into()));
+        let mut progress = at(EventKind::FileProgress(file("/a")), 0);
+        progress.coalesced = 5;
+        vec![
+            Event::new(EventKind::Queued),
+            at(EventKind::Spawned { pid: 17 }, 0),
+            at(EventKind::Connected, 3),
+            Event::new(EventKind::ForeignConnectionRejected {
+                peer: SocketAddr::from(([127, 0, 0, 1], 4000)),
+            }),
+            at(
+                EventKind::SessionInit {
+                    direction: Some(Direction::Receive),
+                    operation: None,
+                },
+                0,
+            ),
+            at(EventKind::SessionStarted(Box::new(session)), 0),
+            at(EventKind::RateChanged(rates), 0),
+            at(EventKind::Paused, 0),
+            at(EventKind::Resumed, 0),
+            at(
+                EventKind::JobSize {
+                    files: None,
+                    bytes: Some(5),
+                },
+                0,
+            ),
+            at(EventKind::FileStarted(file("/a")), 0),
+            progress,
+            at(EventKind::FileProgress(file("/b")), 1),
+            at(EventKind::FileDone(done), 0),
+            at(EventKind::FileDone(file("/c")), 0),
+            at(EventKind::FileSkipped(file("/d")), 0),
+            at(
+                EventKind::FileFailed {
+                    file: file("/e"),
+                    code: None,
+                    description: "gone".into(),
+                },
+                0,
+            ),
+            at(
+                EventKind::ArgDone {
+                    source: "/dir".into(),
+                    attempted: 4,
+                    passed: 3,
+                    skipped: 1,
+                    failed: 1,
+                },
+                0,
+            ),
+            at(EventKind::SessionDone(totals), 0),
+            at(
+                EventKind::SessionFailed {
+                    code: 13,
+                    description: "timeout".into(),
+                    retryable: true,
+                },
+                0,
+            ),
+            at(
+                EventKind::Query {
+                    query: "q".into(),
+                    allowed: true,
+                },
+                0,
+            ),
+            at(EventKind::Unknown, 0),
+            at(
+                EventKind::InvalidFrame(FieldError {
+                    message: "STATS".into(),
+                    key: "Bytes".into(),
+                    kind: FieldErrorKind::Missing,
+                }),
+                0,
+            ),
+            Event::new(EventKind::Malformed(DecodeError {
+                offset: 99,
+                kind: DecodeErrorKind::MissingHeader,
+            })),
+            Event::new(EventKind::Retrying {
+                next_attempt: 3,
+                after: Duration::from_millis(800),
+                reason: "code 13".into(),
+            }),
+            at(
+                EventKind::ControlSent(Control::Rate(RateChange::rates(5, 1))),
+                0,
+            ),
+            at(EventKind::ControlSent(Control::Cancel), 0),
+            Event::new(EventKind::Exited {
+                status: ExitStatus::from_raw(2 << 8),
+            }),
+            Event::new(EventKind::Exited {
+                status: ExitStatus::from_raw(9),
+            }),
+            Event::new(EventKind::Lagged { missed: 4 }),
+        ]
+    }
+
+    /// What the server sends: the manager's serde form (with `frame_type` for `unknown`).
+    fn wire(e: &Event) -> pb::TransferEvent {
+        let mut value = serde_json::to_value(e).unwrap();
+        if matches!(e.kind, EventKind::Unknown) {
+            value["frame_type"] = Value::Null;
+        }
+        pb::TransferEvent {
+            job_id: "j1".into(),
+            epoch: 3,
+            kind: value["type"].as_str().unwrap().to_owned(),
+            json: value.to_string(),
+            skipped: 0,
+        }
+    }
+
+    #[test]
+    fn events_read_back_from_the_server_are_the_lines_of_fasp_transfer() {
+        for e in events() {
+            let expected = crate::transfer::event_json(&e).expect("a line");
+            let w = wire(&e);
+            let got = event_fields(&w.kind, &serde_json::from_str(&w.json).unwrap())
+                .expect("a known type");
+            assert_eq!(Value::Object(got), expected, "{:?}", e.kind);
+            // The same, key order included, then the job's fields.
+            let (_, line) = event_line(&w).unwrap();
+            let keys: Vec<&String> = line.as_object().unwrap().keys().collect();
+            let want: Vec<&String> = expected.as_object().unwrap().keys().collect();
+            assert_eq!(keys[..want.len()], want[..], "{:?}", e.kind);
+            assert_eq!(keys[want.len()..], ["job", "epoch"]);
+        }
+    }
+
+    #[test]
+    fn finished_and_skipped_are_kept_and_unknown_types_left_out() {
+        let mut finished = wire(&at(
+            EventKind::Finished {
+                state: TransferState::Failed,
+                code: Some(19),
+            },
+            0,
+        ));
+        finished.skipped = 6;
+        let (text, line) = event_line(&finished).unwrap();
+        assert_eq!(
+            line,
+            json!({"type": "finished", "state": "failed", "code": 19, "session_id": "sid-7",
+                   "attempt": 2, "job": "j1", "epoch": 3, "skipped_events": 6})
+        );
+        assert!(text.starts_with("j1 finished "), "{text}");
+        let newer = pb::TransferEvent {
+            kind: "teleported".into(),
+            json: r#"{"type":"teleported","attempt":1}"#.into(),
+            ..finished.clone()
+        };
+        assert!(event_line(&newer).is_none());
+        let broken = pb::TransferEvent {
+            json: "not json".into(),
+            ..finished
+        };
+        assert!(event_line(&broken).is_none());
+    }
 }

@@ -4,8 +4,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use fasp_jobs::{
-    FileOutcome, FileResult, Job, JobError, JobEvent, JobId, JobState, JobStore, ListFilter,
-    NewJob, NodeRequest, Retry,
+    AddedPath, FileOutcome, FileResult, Job, JobError, JobEvent, JobId, JobState, JobStore,
+    ListFilter, NewJob, NodeRequest, Retry,
 };
 use fasp_spec::{RatePolicy, TransferSpec};
 use std::sync::Arc;
@@ -97,7 +97,9 @@ pub fn status(e: JobError) -> Status {
     let message = e.to_string();
     match e {
         JobError::NotFound { .. } => Status::not_found(message),
-        JobError::InvalidState { .. } => Status::failed_precondition(message),
+        JobError::InvalidState { .. } | JobError::NotAccepting { .. } => {
+            Status::failed_precondition(message)
+        }
         JobError::SecretInSpec { .. } | JobError::Invalid { .. } => {
             Status::invalid_argument(message)
         }
@@ -166,18 +168,35 @@ pub fn job_to_pb(job: &Job) -> pb::Job {
         finished_ms: job.finished_ms,
         lease_owner: job.lease_owner.clone(),
         rate_policy: job.rate_policy.map(|p| p.as_str().to_owned()),
+        persistent: job.persistent,
+        closing: job.closing,
+        paths_added: job.paths_added,
+    }
+}
+
+fn outcome_to_pb(outcome: FileOutcome) -> pb::FileOutcome {
+    match outcome {
+        FileOutcome::Done => pb::FileOutcome::Done,
+        FileOutcome::Skipped => pb::FileOutcome::Skipped,
+        FileOutcome::Failed => pb::FileOutcome::Failed,
+    }
+}
+
+fn path_to_pb(p: &AddedPath) -> pb::AddedPath {
+    pb::AddedPath {
+        seq: p.seq,
+        source: p.source.clone(),
+        destination: p.destination.clone(),
+        outcome: p
+            .outcome
+            .map_or(pb::FileOutcome::Unspecified, outcome_to_pb) as i32,
     }
 }
 
 fn file_to_pb(f: &FileResult) -> pb::FileResult {
-    let outcome = match f.outcome {
-        FileOutcome::Done => pb::FileOutcome::Done,
-        FileOutcome::Skipped => pb::FileOutcome::Skipped,
-        FileOutcome::Failed => pb::FileOutcome::Failed,
-    };
     pb::FileResult {
         path: f.path.clone(),
-        outcome: outcome as i32,
+        outcome: outcome_to_pb(f.outcome) as i32,
         bytes: f.bytes,
         size: f.size,
         code: f.code,
@@ -260,6 +279,9 @@ fn new_job(r: pb::SubmitRequest) -> Result<NewJob, Status> {
     if let Some(word) = &r.rate_policy {
         job = job.policy(policy(word)?);
     }
+    if r.persistent {
+        job = job.persistent(true);
+    }
     Ok(job)
 }
 
@@ -268,7 +290,14 @@ type EventsStream = Pin<Box<dyn Stream<Item = Result<pb::TransferEvent, Status>>
 
 /// The wire form of a worker's event, or `None` when it cannot be put in JSON.
 fn transfer_event(e: &JobEvent, skipped: u64) -> Option<pb::TransferEvent> {
-    let value = serde_json::to_value(&e.event).ok()?;
+    let mut value = serde_json::to_value(&e.event).ok()?;
+    if matches!(e.event.kind, fasp_manager::EventKind::Unknown) {
+        // The frame is not part of the serde form; its type is what a reader can show.
+        let frame_type = e.event.frame.as_ref().and_then(|f| f.type_name());
+        if let Some(o) = value.as_object_mut() {
+            o.insert("frame_type".to_owned(), serde_json::json!(frame_type));
+        }
+    }
     let kind = value.get("type").and_then(|t| t.as_str())?.to_owned();
     Some(pb::TransferEvent {
         job_id: e.job_id.to_string(),
@@ -302,9 +331,15 @@ impl pb::jobs_server::Jobs for JobsService {
         let id = job_id(&request.get_ref().id)?;
         let job = self.job(&id).await?;
         let files = self.store.files(&id).await.map_err(status)?;
+        let paths = if job.persistent {
+            self.store.paths(&id, 0).await.map_err(status)?
+        } else {
+            Vec::new()
+        };
         Ok(Response::new(pb::GetResponse {
             job: Some(job_to_pb(&job)),
             files: files.iter().map(file_to_pb).collect(),
+            paths: paths.iter().map(path_to_pb).collect(),
         }))
     }
 
@@ -375,13 +410,35 @@ impl pb::jobs_server::Jobs for JobsService {
         &self,
         request: Request<pb::AddPathsRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let r = request.into_inner();
+        let id = job_id(&r.id)?;
+        if r.paths.is_empty() && !r.last {
+            return Err(Status::invalid_argument(
+                "no paths: give at least one (source, destination), or last to close the job",
+            ));
+        }
+        let paths: Vec<AddedPath> = r
+            .paths
+            .into_iter()
+            .map(|p| AddedPath::new(p.source, p.destination))
+            .collect();
+        let key = (!r.request_key.is_empty()).then_some(r.request_key.as_str());
+        let added = self
+            .store
+            .add_paths(&id, &paths, key, r.last)
+            .await
+            .map_err(status)?;
+        tracing::info!(job = %id, added = added.added, applied = added.applied, "paths added");
+        Ok(Response::new(job_to_pb(&self.job(&id).await?)))
+    }
+
+    async fn finish(
+        &self,
+        request: Request<pb::FinishRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
         let id = job_id(&request.get_ref().id)?;
-        // Say NOT_FOUND for an unknown job first: a client can tell the two cases apart.
-        self.job(&id).await?;
-        Err(Status::unimplemented(
-            "AddPaths: the job store has no persistent jobs yet (fasp-jobs offers no way to \
-             add paths to a job); submit another job with the new paths",
-        ))
+        self.store.finish_job(&id).await.map_err(status)?;
+        Ok(Response::new(job_to_pb(&self.job(&id).await?)))
     }
 
     async fn cancel(

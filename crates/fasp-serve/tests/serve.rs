@@ -414,11 +414,19 @@ async fn queued_jobs_are_modified_paused_resumed_and_cancelled() {
                 source: "/x".to_owned(),
                 destination: String::new(),
             }],
+            ..Default::default()
         })
         .await
         .unwrap_err();
-    assert_eq!(add.code(), Code::Unimplemented, "{add:?}");
-    assert!(add.message().contains("AddPaths"), "{add:?}");
+    // Not a persistent job: refused, saying what to do.
+    assert_eq!(add.code(), Code::FailedPrecondition, "{add:?}");
+    assert!(add.message().contains("not persistent"), "{add:?}");
+    assert!(add.message().contains("submit another job"), "{add:?}");
+    let finish = client
+        .finish(pb::FinishRequest { id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(finish.code(), Code::FailedPrecondition, "{finish:?}");
 
     let cancelled = client
         .cancel(pb::CancelRequest { id: id.clone() })
@@ -659,4 +667,117 @@ async fn reflection_lists_the_service_and_a_unix_socket_serves_it() {
     server_tcp.stop().await;
     server.stop().await;
     assert!(!socket.exists(), "the socket is removed at the end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_added_to_a_persistent_job_are_sent_and_finish_completes_it() {
+    let sim = require_sim!();
+    let work = Work::new();
+    let store = store(&work).await;
+    let server = Running::start_with_worker(&store, loopback(), &sim, &work).await;
+    let mut client = server.client(None).await;
+    let a = work.local_file("a.bin", 250_000);
+    let b = work.local_file("b.bin", 350_000);
+    // No paths: a persistent job waits for them.
+    let spec = serde_json::json!({
+        "direction": "send", "remote_host": "127.0.0.1", "remote_user": "xfer",
+        "target_rate_kbps": 100_000, "destination_root": "/drop"
+    })
+    .to_string();
+    let submitted = client
+        .submit(pb::SubmitRequest {
+            persistent: true,
+            ..submit_spec(spec)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let job = submitted.job.unwrap();
+    assert!(job.persistent && !job.closing, "{job:?}");
+    let id = job.id;
+    let pair = |p: &Path, d: &str| pb::PathPair {
+        source: p.to_str().unwrap().to_owned(),
+        destination: d.to_owned(),
+    };
+    let request = pb::AddPathsRequest {
+        id: id.clone(),
+        paths: vec![pair(&a, "one/a.bin"), pair(&b, "")],
+        request_key: "batch-1".to_owned(),
+        last: false,
+    };
+    let after = client
+        .add_paths(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.paths_added, 2);
+    // The same request again (the client did not see the answer): nothing added twice.
+    let replay = client.add_paths(request).await.unwrap().into_inner();
+    assert_eq!(replay.paths_added, 2);
+    let empty = client
+        .add_paths(pb::AddPathsRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument, "{empty:?}");
+    // Both files done, the job still running: it waits for more until Finish.
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let got = client
+            .get(pb::GetRequest { id: id.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        let done = got
+            .paths
+            .iter()
+            .filter(|p| p.outcome == pb::FileOutcome::Done as i32)
+            .count();
+        if done == 2 {
+            assert_eq!(state(&got.job.unwrap()), JobState::Running);
+            let seqs: Vec<u64> = got.paths.iter().map(|p| p.seq).collect();
+            assert_eq!(seqs, [1, 2]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "paths not done: {got:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let closing = client
+        .finish(pb::FinishRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(closing.closing, "{closing:?}");
+    let last: Vec<_> = client
+        .watch(pb::WatchRequest {
+            id: id.clone(),
+            interval_ms: 100,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .collect()
+        .await;
+    let ended = last.last().unwrap().as_ref().unwrap().job.clone().unwrap();
+    assert_eq!(state(&ended), JobState::Completed, "{ended:?}");
+    same_bytes(&a, &work.remote("drop/one/a.bin"));
+    same_bytes(&b, &work.remote("drop/b.bin"));
+    // Closed: more paths are refused, saying what to do.
+    let refused = client
+        .add_paths(pb::AddPathsRequest {
+            id: id.clone(),
+            paths: vec![pair(&a, "again.bin")],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("submit another job"),
+        "{refused:?}"
+    );
+    server.stop().await;
+    fasp_testkit::assert_no_leftover(&work.needle());
 }

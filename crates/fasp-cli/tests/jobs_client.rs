@@ -1,0 +1,287 @@
+//! `fasp jobs` against the built `fasp serve` with ascp-sim as the engine: a persistent job
+//! (`add --persistent`, `add-paths`, `finish`), the live events of `jobs events --json` as
+//! the lines of `fasp transfer --json` (checked against docs/fasp-json.schema.json), and a
+//! node job added with `--node`.
+//!
+//! Run alone, the tests that transfer skip with a notice when ascp-sim is missing (with
+//! `CI=true` they fail).
+#![cfg(feature = "jobs")]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use fasp_testkit::sim::Work;
+use serde_json::Value;
+use support::sim_path;
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+fn fasp() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fasp"));
+    cmd.env_remove("FASP_SERVER").env_remove("FASP_JOBS_DB");
+    cmd
+}
+
+/// `fasp serve` on a free loopback port over a SQLite store in `work`, its worker's ascp
+/// being ascp-sim; killed when dropped.
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    fn start(work: &Work, sim: &Path, env: &[(&str, &str)]) -> Serve {
+        let mut child = fasp()
+            .arg("serve")
+            .arg("--db")
+            .arg(work.path().join("jobs.db"))
+            .args(["--listen", "127.0.0.1:0", "--ascp"])
+            .arg(sim)
+            .env("FASP_ASCP_ENV", "ASCP_SIM_*")
+            .env("ASCP_SIM_ROOT", work.root())
+            .env("ASCP_SIM_STATS_INTERVAL_MS", "50")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fasp serve");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("read fasp serve's first line");
+        let url = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("fasp serve did not start: {first:?}"))
+            .to_owned();
+        Serve { child, url }
+    }
+
+    /// SIGTERM, then its exit status within the deadline.
+    fn stop(mut self) -> i32 {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("a pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal fasp");
+        let deadline = Instant::now() + WITHIN;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().expect("an exit status");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fasp serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn jobs(&self, args: &[&str]) -> Output {
+        fasp()
+            .args(["jobs", "--server", &self.url])
+            .args(args)
+            .output()
+            .expect("run fasp jobs")
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The JSON lines of a `fasp jobs` command (job, file, path and error lines: a contract of
+/// their own, `type` first).
+fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let v: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            let first = v.as_object().and_then(|o| o.keys().next().cloned());
+            assert_eq!(first.as_deref(), Some("type"), "type is not first: {line}");
+            v
+        })
+        .collect()
+}
+
+fn same_bytes(a: &Path, b: &Path) {
+    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
+    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
+    assert!(x == y, "{} and {} differ", a.display(), b.display());
+}
+
+/// Run `fasp jobs ...` until `pred` holds for its JSON lines (panics after WITHIN).
+fn poll(serve: &Serve, args: &[&str], what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let out = serve.jobs(args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let got = lines(&out);
+        if pred(&got) {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {WITHIN:?}: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_persistent_job_takes_paths_until_finished_and_its_events_are_transfer_lines() {
+    let Some(sim) = sim_path() else { return };
+    let work = Work::new();
+    let serve = Serve::start(&work, &sim, &[]);
+    let a = work.local_file("a.bin", 300_000);
+    let b = work.local_file("b.bin", 500_000);
+    // A spec with no paths: with --persistent, the job waits for them.
+    let spec = work.path().join("spec.json");
+    std::fs::write(
+        &spec,
+        serde_json::json!({
+            "direction": "send", "remote_host": "127.0.0.1", "remote_user": "xfer",
+            "target_rate_kbps": 100_000, "destination_root": "/drop"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let added = serve.jobs(&[
+        "add",
+        "--spec",
+        spec.to_str().unwrap(),
+        "--persistent",
+        "--json",
+    ]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let job = &lines(&added)[0];
+    assert_eq!(job["persistent"], true, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+
+    // The job's live events, followed from before its first path.
+    let mut follower = fasp()
+        .args(["jobs", "--server", &serve.url, "events", &id, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fasp jobs events");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = BufReader::new(follower.stdout.take().expect("stdout"));
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut said = String::new();
+    BufReader::new(follower.stderr.take().expect("stderr"))
+        .read_line(&mut said)
+        .expect("read the follower's stderr");
+    assert!(said.contains("following"), "{said:?}");
+
+    let one = serve.jobs(&[
+        "add-paths",
+        &id,
+        a.to_str().unwrap(),
+        "in/a.bin",
+        "--key",
+        "k1",
+        "--json",
+    ]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    assert_eq!(lines(&one)[0]["paths_added"], 1);
+    // Retried with the same key: nothing added twice.
+    let again = serve.jobs(&[
+        "add-paths",
+        &id,
+        a.to_str().unwrap(),
+        "in/a.bin",
+        "--key",
+        "k1",
+    ]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains(" 1 paths"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    let two = serve.jobs(&["add-paths", &id, b.to_str().unwrap(), "--json"]);
+    assert!(two.status.success(), "{}", stderr(&two));
+    let shown = poll(&serve, &["show", &id, "--json"], "both paths done", |l| {
+        l.iter()
+            .filter(|p| p["type"] == "path" && p["outcome"] == "done")
+            .count()
+            == 2
+    });
+    assert_eq!(shown[0]["state"], "running", "it waits for more: {shown:?}");
+    let text = serve.jobs(&["show", &id]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("paths:     2 added"), "{text}");
+
+    let finished = serve.jobs(&["finish", &id, "--json"]);
+    assert!(finished.status.success(), "{}", stderr(&finished));
+    assert_eq!(lines(&finished)[0]["closing"], true);
+    let watched = serve.jobs(&["watch", &id, "--interval-ms", "100", "--json"]);
+    assert!(watched.status.success(), "{}", stderr(&watched));
+    assert_eq!(lines(&watched).last().unwrap()["state"], "completed");
+    same_bytes(&a, &work.remote("drop/in/a.bin"));
+    same_bytes(&b, &work.remote("drop/b.bin"));
+
+    // Closed: refused, saying what to do.
+    let refused = serve.jobs(&["add-paths", &id, a.to_str().unwrap(), "--json"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let error = &lines(&refused)[0];
+    assert_eq!(error["code"], "failed_precondition", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("submit another job"),
+        "{error}"
+    );
+
+    // The events: the lines of `fasp transfer --json` (the schema says so), with the job.
+    let deadline = Instant::now() + WITHIN;
+    let mut types = Vec::new();
+    while !types.iter().any(|t| t == "finished") {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|e| panic!("no finished line ({e}); saw {types:?}"));
+        let v: Value = serde_json::from_str(&line).expect("JSON");
+        let ty = v["type"].as_str().unwrap_or_default().to_owned();
+        if ty == "finished" {
+            assert_eq!(v["state"], "done", "{line}");
+        } else {
+            support::json_line(&line);
+        }
+        assert_eq!(v["job"], id.as_str(), "{line}");
+        assert!(v["epoch"].as_u64().is_some_and(|e| e >= 1), "{line}");
+        types.push(ty);
+    }
+    let count = |t: &str| types.iter().filter(|x| *x == t).count();
+    assert_eq!(count("file_done"), 2, "{types:?}");
+    assert_eq!(count("arg_done"), 2, "{types:?}");
+    assert!(
+        count("session_started") == 1 && count("spawned") == 1,
+        "{types:?}"
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    // A job that is not persistent takes no paths.
+    let plain = serve.jobs(&["add-paths", "0123", "/x", "--json"]);
+    assert_eq!(plain.status.code(), Some(1));
+    assert_eq!(lines(&plain)[0]["code"], "not_found");
+    assert_eq!(serve.stop(), 0);
+    fasp_testkit::assert_no_leftover(&work.needle());
+}
