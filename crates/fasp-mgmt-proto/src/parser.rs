@@ -273,6 +273,9 @@ impl FrameParser {
         let mut line_start = self.line_start;
         let mut key_end = self.key_end;
         let mut key_bad = self.key_bad;
+        let max = self.max_frame_len;
+        // Whether a CR may end the block before (a line of this one may end with its last byte).
+        let mut cr_before = buf.get(pos.wrapping_sub(1)) == Some(&b'\r');
         let len = buf.len();
         loop {
             if pos >= len {
@@ -309,8 +312,9 @@ impl FrameParser {
             let mut colons = m.colon & (u64::MAX << from);
             let mut bad = m.key_bad & (u64::MAX << from);
             // A CR may end a line of this block (the byte before the block included).
-            let cr = m.cr || data[pos - 1] == b'\r';
-            let limit_near = pos + 64 > self.max_frame_len;
+            let cr = m.cr || cr_before;
+            cr_before = m.cr;
+            let limit_near = pos + 64 > max;
             let mut nls = m.nl & valid;
             // A line begun in an earlier block ends at the first line feed of this one: what is
             // known of its key comes from there.
@@ -319,7 +323,7 @@ impl FrameParser {
                 nls &= nls - 1;
                 let p = pos + i;
                 let next = p + 1;
-                if limit_near && next > self.max_frame_len {
+                if limit_near && next > max {
                     return Err(self.too_large(buf, next, false));
                 }
                 let end = if cr && data[p - 1] == b'\r' { p - 1 } else { p };
@@ -355,7 +359,7 @@ impl FrameParser {
                 nls &= nls - 1;
                 let p = pos + i;
                 let next = p + 1;
-                if limit_near && next > self.max_frame_len {
+                if limit_near && next > max {
                     return Err(self.too_large(buf, next, false));
                 }
                 let end = if cr && data[p - 1] == b'\r' { p - 1 } else { p };
