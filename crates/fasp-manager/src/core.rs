@@ -20,6 +20,7 @@
 //! * rates are split over the parts still running;
 //! * a queued transfer that is cancelled never spawns; cancel answers at once.
 
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::process::ExitStatus;
@@ -27,8 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fasp_mgmt_proto::{
-    Control, DecodeError, DoneOperation, Frame, Message, QueryAnswer, RateChange, StartFile,
-    StopFile, codes,
+    Control, DecodeError, DoneOperation, FieldError, Frame, Message, QueryAnswer, RateChange,
+    StartFile, StatsView, StopFile, codes,
 };
 use fasp_spec::{Direction, RatePolicy};
 
@@ -724,6 +725,15 @@ impl Core {
             return;
         }
         self.parts[i].a.last_activity = now;
+        if let Some((sid, kind)) = self.file_event(i, &frame) {
+            // A per-file message, read through the lazy view (it sets no rates).
+            let protocol_error = self.parts[i].a.protocol_error.is_some();
+            self.emit(now, part, attempt, sid, kind, Some(frame));
+            if protocol_error && self.parts[i].a.stop() == Stop::None {
+                self.begin_stop(now, i, false);
+            }
+            return;
+        }
         let message = match Message::from_frame(&frame) {
             Ok(m) => m,
             Err(e) => {
@@ -803,7 +813,7 @@ impl Core {
                 }),
             },
             Message::Stats(st) => {
-                let info = file_info(st);
+                let info = file_info_eager(st);
                 if a.files_in_flight.contains(&info.file) {
                     EventKind::FileProgress(info)
                 } else {
@@ -812,17 +822,17 @@ impl Core {
                 }
             }
             Message::Stop(st) => {
-                let info = file_info(st);
+                let info = file_info_eager(st);
                 a.files_in_flight.remove(&info.file);
                 EventKind::FileDone(info)
             }
             Message::Skip(st) => {
-                let info = file_info(st);
+                let info = file_info_eager(st);
                 a.files_in_flight.remove(&info.file);
                 EventKind::FileSkipped(info)
             }
             Message::FileError(fe) => {
-                let info = file_info(&fe.stats);
+                let info = file_info_eager(&fe.stats);
                 a.files_in_flight.remove(&info.file);
                 let description = fe.description.unwrap_or("").to_owned();
                 self.failed_files.push(FileFailure {
@@ -910,6 +920,39 @@ impl Core {
             // Not talking to our ascp as agreed: stop it.
             self.begin_stop(now, i, false);
         }
+    }
+
+    /// `STATS`, `STOP` and `SKIP`, nearly every frame of a transfer, read through the lazy
+    /// [`StatsView`]: only the figures a [`FileInfo`] holds (and the session id) are parsed, not
+    /// every field as [`Message::from_frame`] does. `None` for any other message, and when a
+    /// figure read here does not parse: the eager path then reports the frame as
+    /// [`EventKind::InvalidFrame`]. A bad figure in a field the manager does not read no longer
+    /// makes the frame invalid.
+    fn file_event(&mut self, i: usize, frame: &Frame) -> Option<(Option<Arc<str>>, EventKind)> {
+        let view = StatsView::from_frame(frame).ok()?;
+        let message = view.message();
+        if message == "FILEERROR" {
+            return None;
+        }
+        let info = file_info(&view).ok()?;
+        let sid = view.session_id().map(Arc::from);
+        let a = &mut self.parts[i].a;
+        let kind = if message == "STATS" {
+            if a.files_in_flight.contains(&info.file) {
+                EventKind::FileProgress(info)
+            } else {
+                a.files_in_flight.insert(info.file.clone());
+                EventKind::FileStarted(info)
+            }
+        } else {
+            a.files_in_flight.remove(&info.file);
+            if message == "STOP" {
+                EventKind::FileDone(info)
+            } else {
+                EventKind::FileSkipped(info)
+            }
+        };
+        Some((sid, kind))
     }
 
     fn note_rates(&mut self, i: usize, rates: &Rates) {
@@ -1448,7 +1491,27 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn file_info(st: &fasp_mgmt_proto::FileStats<'_>) -> FileInfo {
+/// What a manager reports of a file, from the lazy view: each figure parsed when read.
+fn file_info(v: &StatsView<'_>) -> Result<FileInfo, FieldError> {
+    Ok(FileInfo {
+        file: v.file().map(Cow::into_owned).unwrap_or_default(),
+        size: v.size()?,
+        written: v.written()?.unwrap_or(0),
+        start_byte: v.start_byte()?,
+        session_bytes: match v.transfer_bytes()? {
+            Some(n) => Some(n),
+            None => v.file_bytes()?,
+        },
+        arg_index: v.arg_index()?,
+        checksum: match (v.checksum_type(), v.checksum()) {
+            (Some(t), Some(c)) => Some((t.to_owned(), c.to_owned())),
+            _ => None,
+        },
+    })
+}
+
+/// The same from the eager view (`FILEERROR`, whose code and description it also reads).
+fn file_info_eager(st: &fasp_mgmt_proto::FileStats<'_>) -> FileInfo {
     FileInfo {
         file: st.file.as_deref().unwrap_or("").to_owned(),
         size: st.size,
