@@ -17,6 +17,15 @@
 //! [`SpecError::Node`], never a spec. Real nodes send ports as numbers or numeric strings;
 //! both are accepted, negative numbers are not.
 //!
+//! Key order is this crate's own: unknown keys, the paths' unknown keys and `tags` are
+//! [`JsonMap`]s (an [`indexmap::IndexMap`] of [`JsonValue`], ordered at every depth), so a spec
+//! read from text ([`TransferSpec::from_json`]) writes back ([`serde::Serialize`],
+//! [`TransferSpec::to_json`]) and renders its `--tags` in the same order whatever features
+//! `serde_json` is built with; this crate does not need serde_json's `preserve_order`, and
+//! does not turn it on for you. (A `serde_json::Value`, as taken by
+//! [`TransferSpec::from_json_value`] or given by [`TransferSpec::to_json_value`], is ordered
+//! only in builds that turn the feature on.)
+//!
 //! # Node answers are hostile input
 //!
 //! A node's answer comes from outside the machine and must not steer the local side.
