@@ -274,6 +274,8 @@ impl FrameParser {
         let mut key_end = self.key_end;
         let mut key_bad = self.key_bad;
         let max = self.max_frame_len;
+        // The incomplete last block, padded.
+        let mut tail = [b' '; 64];
         // Whether a CR may end the block before (a line of this one may end with its last byte).
         let mut cr_before = buf.get(pos.wrapping_sub(1)) == Some(&b'\r');
         let len = buf.len();
@@ -283,19 +285,16 @@ impl FrameParser {
             }
             let data: &[u8] = buf;
             let full = pos + 64 <= len;
-            let (m, valid) = match data.get(pos..pos + 64) {
-                Some(block) => (
-                    classify::<AVX2>(block.try_into().unwrap_or(&[0; 64])),
-                    u64::MAX,
-                ),
+            let (block, valid): (&[u8; 64], u64) = match data.get(pos..pos + 64) {
+                Some(block) => (block.try_into().unwrap_or(&[0; 64]), u64::MAX),
                 None => {
                     let n = len - pos;
-                    let mut tail = [b' '; 64];
                     tail[..n].copy_from_slice(&data[pos..]);
                     tail[n..].fill(b' ');
-                    (classify::<AVX2>(&tail), (1u64 << n) - 1)
+                    (&tail, (1u64 << n) - 1)
                 }
             };
+            let m = classify::<AVX2>(block);
             if m.suspicious && self.suspicious == NONE {
                 // The exact place, for the frame's check (rare: non-ASCII text or NUL).
                 if let Some(at) = data[pos..(pos + 64).min(len)]
@@ -372,7 +371,8 @@ impl FrameParser {
                 if c >= i
                     || bad & ((1u64 << c) - 1) != 0
                     || k == line_start
-                    || (k + 1 < end && data[k + 1] != b' ')
+                    // The byte after the colon, in this block: `c < i < 64`.
+                    || (k + 1 < end && block[(c + 1) & 63] != b' ')
                 {
                     return Err(self.line_error(buf, line_start, end, next));
                 }
