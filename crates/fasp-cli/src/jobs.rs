@@ -47,8 +47,8 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Action {
-    /// Submit a transfer spec as a job; prints its id.
-    Add(AddArgs),
+    /// Submit a transfer spec, or a node setup (--node), as a job; prints its id.
+    Add(Box<AddArgs>),
     /// List jobs, newest first.
     List(ListArgs),
     /// One job, with its files' results.
@@ -116,11 +116,14 @@ struct RateArgs {
 }
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["spec", "node"])))]
 struct AddArgs {
     /// The transfer spec: a JSON file (a bare spec, {"transfer_spec": ...} or a node answer),
     /// or - for standard input.
     #[arg(long, value_name = "FILE|-")]
-    spec: PathBuf,
+    spec: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeJobArgs,
     /// A tag, for `fasp jobs list --tag` (repeatable).
     #[arg(long, value_name = "TAG")]
     tag: Vec<String>,
@@ -146,17 +149,61 @@ struct AddArgs {
     /// Take the spec's secret KEY (token, remote_password, ...) from the worker's
     /// environment variable VAR when the job starts (repeatable); the spec's own value is
     /// not stored.
-    #[arg(long, value_name = "KEY=VAR")]
+    #[arg(long, value_name = "KEY=VAR", conflicts_with = "node")]
     secret_env: Vec<String>,
     /// Store the spec's secrets in the job store as they are (anyone who can read the
     /// store can then read them; prefer --secret-env).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "node")]
     store_secrets: bool,
     /// A persistent job (also when the spec says keepalive): one ascp session that waits for
     /// paths, added with `fasp jobs add-paths` and ended with `fasp jobs finish`; the spec's
     /// paths (it may have none) are the first ones.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "node")]
     persistent: bool,
+}
+
+/// A node job: the worker asks the node API for the spec, so a fresh token, each time the job
+/// starts. Basic authentication, the password in the worker's environment (never on this
+/// command line).
+#[derive(clap::Args)]
+struct NodeJobArgs {
+    /// Instead of --spec: the node API's base URL (https://node.example.com:9092).
+    // The doc comment is the --help text, kept verbatim: not a rustdoc link.
+    #[allow(rustdoc::bare_urls)]
+    #[arg(long, value_name = "URL", requires_all = ["user", "to"])]
+    node: Option<String>,
+    /// Node API user.
+    #[arg(long, value_name = "U", requires = "node")]
+    user: Option<String>,
+    /// The environment variable of the worker (`fasp serve`, `fasp worker`) that holds the
+    /// node user's password. Default FASP_NODE_PASSWORD.
+    #[arg(long, value_name = "VAR", requires = "node")]
+    password_env: Option<String>,
+    /// Upload this local file or folder (repeatable) into the node's folder --to.
+    #[arg(
+        long,
+        value_name = "SOURCE",
+        requires = "node",
+        conflicts_with = "download"
+    )]
+    upload: Vec<String>,
+    /// Download this file or folder of the node (repeatable) into the local folder --to.
+    #[arg(long, value_name = "REMOTE_SOURCE", requires = "node")]
+    download: Vec<String>,
+    /// The destination folder: on the node (--upload) or here (--download).
+    #[arg(long, value_name = "FOLDER", requires = "node")]
+    to: Option<String>,
+    /// Seconds the worker waits for the node's answer (decimals allowed). Default 30.
+    #[arg(long, value_name = "SECS", value_parser = crate::node::parse_seconds, requires = "node")]
+    timeout: Option<std::time::Duration>,
+    /// DANGER: the worker accepts any TLS certificate of the node. For lab nodes only; prefer
+    /// --cacert.
+    #[arg(long = "insecure-skip-tls-verify", requires = "node")]
+    insecure: bool,
+    /// Trust this CA certificate (PEM file, read by the worker) for the node, beside the
+    /// usual roots.
+    #[arg(long, value_name = "FILE", requires = "node")]
+    cacert: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -524,8 +571,85 @@ async fn dispatch(args: &Args, out: &Out) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A path as the worker (another process, maybe elsewhere in the tree) must see it: absolute.
+fn absolute(path: &str, what: &str) -> Result<String, Failure> {
+    let full =
+        std::path::absolute(path).map_err(|e| Failure::usage(format!("{what} {path:?}: {e}")))?;
+    full.into_os_string()
+        .into_string()
+        .map_err(|p| Failure::usage(format!("{what} {p:?} is not UTF-8")))
+}
+
+/// The node job of `--node`: its URL checked as `fasp node` checks it, local paths made
+/// absolute.
+fn node_job(n: &NodeJobArgs, url: &str) -> Result<pb::NodeJob, Failure> {
+    // The same checks as `fasp node` (scheme, host): a URL the worker could not use is a
+    // usage error now rather than a failed job later.
+    let client = fasp_token::NodeClient::builder(url.to_owned())
+        .build()
+        .map_err(|e| Failure::usage(format!("--node: {e}")))?;
+    if client.sends_credentials_in_clear() && !crate::quiet() {
+        eprintln!(
+            "fasp jobs add: warning: {} is plain HTTP: the worker will send the credentials unencrypted",
+            escape(url)
+        );
+    }
+    if n.insecure && !crate::quiet() {
+        eprintln!(
+            "fasp jobs add: warning: --insecure-skip-tls-verify: the worker will not check the \
+             node's certificate; the credentials and the token can be read by anyone on the path"
+        );
+    }
+    let upload = !n.upload.is_empty();
+    if !upload && n.download.is_empty() {
+        return Err(Failure::usage(
+            "--node needs what to move: --upload SOURCE... or --download REMOTE_SOURCE..."
+                .to_owned(),
+        ));
+    }
+    let to = n.to.clone().unwrap_or_default();
+    let (sources, destination) = if upload {
+        let sources = n
+            .upload
+            .iter()
+            .map(|s| absolute(s, "--upload"))
+            .collect::<Result<Vec<_>, _>>()?;
+        (sources, to)
+    } else {
+        (n.download.clone(), absolute(&to, "--to")?)
+    };
+    let cacert = n
+        .cacert
+        .iter()
+        .map(|f| absolute(&f.to_string_lossy(), "--cacert"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(pb::NodeJob {
+        url: url.to_owned(),
+        user: n.user.clone().unwrap_or_default(),
+        password_env: n
+            .password_env
+            .clone()
+            .unwrap_or_else(|| crate::node::PASSWORD_ENV.to_owned()),
+        upload,
+        sources,
+        destination,
+        insecure: n.insecure,
+        cacert,
+        timeout_ms: n.timeout.map_or(0, |t| {
+            u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)
+        }),
+    })
+}
+
 fn submit_request(add: &AddArgs) -> Result<pb::SubmitRequest, Failure> {
-    let spec = read_spec(&add.spec).map_err(Failure::usage)?;
+    let payload = match (&add.spec, &add.node.node) {
+        (_, Some(url)) => pb::submit_request::Payload::Node(node_job(&add.node, url)?),
+        (Some(path), None) => {
+            let spec = read_spec(path).map_err(Failure::usage)?;
+            pb::submit_request::Payload::SpecJson(spec.to_json_value().to_string())
+        }
+        (None, None) => return Err(Failure::usage("give --spec FILE or --node URL".to_owned())),
+    };
     let mut secret_env = std::collections::HashMap::new();
     for pair in &add.secret_env {
         let (key, var) = pair
@@ -539,9 +663,7 @@ fn submit_request(add: &AddArgs) -> Result<pb::SubmitRequest, Failure> {
         secret_env.insert(key.to_owned(), var.to_owned());
     }
     Ok(pb::SubmitRequest {
-        payload: Some(pb::submit_request::Payload::SpecJson(
-            spec.to_json_value().to_string(),
-        )),
+        payload: Some(payload),
         secret_env,
         store_secrets: add.store_secrets,
         tags: add.tag.clone(),

@@ -144,7 +144,8 @@ struct SetupArgs {
     save: Option<std::path::PathBuf>,
 }
 
-fn parse_seconds(text: &str) -> Result<Duration, String> {
+/// A number of seconds (decimals allowed), more than 0 and at most a day: `--timeout`.
+pub(crate) fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .trim()
         .parse()

@@ -285,3 +285,109 @@ fn a_persistent_job_takes_paths_until_finished_and_its_events_are_transfer_lines
     assert_eq!(serve.stop(), 0);
     fasp_testkit::assert_no_leftover(&work.needle());
 }
+
+#[test]
+fn a_node_job_added_with_node_gets_its_spec_from_the_node_when_it_starts() {
+    use fasp_node_standin::{NODE_PASSWORD, NODE_USER, NodeStandin, StandinConfig};
+    let Some(sim) = sim_path() else { return };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let node = runtime
+        .block_on(NodeStandin::start(StandinConfig::default()))
+        .unwrap();
+    let work = Work::new();
+    // The password is the worker's (its environment), never the client's argument.
+    let serve = Serve::start(&work, &sim, &[("JOBS_NODE_PASSWORD", NODE_PASSWORD)]);
+    let a = work.local_file("a.bin", 200_000);
+    let b = work.local_file("b.bin", 300_000);
+    // Relative sources: made absolute for the worker, which runs elsewhere.
+    let added = fasp()
+        .current_dir(work.local(""))
+        .args([
+            "jobs",
+            "--server",
+            &serve.url,
+            "add",
+            "--node",
+            node.base_url(),
+        ])
+        .args(["--user", NODE_USER, "--password-env", "JOBS_NODE_PASSWORD"])
+        .args(["--upload", "a.bin", "--upload", "b.bin", "--to", "/inbox"])
+        .args(["--timeout", "10", "--json"])
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", stderr(&added));
+    let job = &lines(&added)[0];
+    assert_eq!(job["kind"], "node", "{job}");
+    assert_eq!(job["host"], "127.0.0.1", "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    // No token asked for yet: the job's token is fetched when it starts.
+    let watched = serve.jobs(&["watch", &id, "--interval-ms", "100", "--json"]);
+    assert!(watched.status.success(), "{}", stderr(&watched));
+    assert_eq!(lines(&watched).last().unwrap()["state"], "completed");
+    assert_eq!(node.issued_tokens().len(), 1);
+    let asked = &node.requests()[0];
+    assert!(
+        asked.path.ends_with("/files/upload_setup"),
+        "{:?}",
+        asked.path
+    );
+    same_bytes(&a, &work.remote("inbox/a.bin"));
+    same_bytes(&b, &work.remote("inbox/b.bin"));
+
+    // Usage errors, found before the server is asked.
+    let usage = |args: &[&str]| {
+        let out = serve.jobs(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        stderr(&out)
+    };
+    let nothing = usage(&[
+        "add",
+        "--node",
+        node.base_url(),
+        "--user",
+        "u",
+        "--to",
+        "/x",
+    ]);
+    assert!(nothing.contains("--upload"), "{nothing}");
+    let scheme = usage(&[
+        "add",
+        "--node",
+        "ftp://node",
+        "--user",
+        "u",
+        "--upload",
+        "a",
+        "--to",
+        "/x",
+    ]);
+    assert!(scheme.contains("scheme"), "{scheme}");
+    usage(&[
+        "add",
+        "--node",
+        node.base_url(),
+        "--user",
+        "u",
+        "--upload",
+        "a",
+    ]);
+    usage(&[
+        "add",
+        "--spec",
+        "s.json",
+        "--node",
+        node.base_url(),
+        "--user",
+        "u",
+        "--upload",
+        "a",
+        "--to",
+        "/x",
+    ]);
+    assert_eq!(serve.stop(), 0);
+    fasp_testkit::assert_no_leftover(&work.needle());
+}

@@ -192,6 +192,14 @@ pub struct NodeRequest {
     /// Accept a node certificate that does not verify (test nodes only).
     #[serde(default)]
     pub insecure: bool,
+    /// CA certificates (PEM files on the worker's machine) to trust for the node, beside the
+    /// usual roots.
+    #[serde(default)]
+    pub cacert: Vec<String>,
+    /// How long to wait for the node's answer, in milliseconds (`None`: the node client's
+    /// default).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 impl NodeRequest {
@@ -212,6 +220,8 @@ impl NodeRequest {
             sources: sources.into_iter().map(Into::into).collect(),
             destination: None,
             insecure: false,
+            cacert: Vec::new(),
+            timeout_ms: None,
         }
     }
 
@@ -236,6 +246,8 @@ impl NodeRequest {
             sources: Vec::new(),
             destination: Some(destination.into()),
             insecure: false,
+            cacert: Vec::new(),
+            timeout_ms: None,
         }
     }
 }

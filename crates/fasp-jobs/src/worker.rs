@@ -635,14 +635,19 @@ impl JobRun {
             ),
             retryable: false,
         })?;
-        let client = fasp_token::NodeClient::builder(node.url.clone())
+        let mut builder = fasp_token::NodeClient::builder(node.url.clone())
             .basic_auth(node.user.clone(), password)
-            .danger_accept_invalid_certs(node.insecure)
-            .build()
-            .map_err(|e| StartFailure {
-                error: format!("node client for {}: {e}", node.url),
-                retryable: false,
-            })?;
+            .danger_accept_invalid_certs(node.insecure);
+        for file in &node.cacert {
+            builder = builder.add_root_certificate_pem(file);
+        }
+        if let Some(ms) = node.timeout_ms {
+            builder = builder.timeout(Duration::from_millis(ms));
+        }
+        let client = builder.build().map_err(|e| StartFailure {
+            error: format!("node client for {}: {e}", node.url),
+            retryable: false,
+        })?;
         let mut request = fasp_token::TransferRequest::new();
         if let Some(o) = node.request.as_object() {
             for (k, v) in o {

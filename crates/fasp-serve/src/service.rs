@@ -233,6 +233,8 @@ fn new_job(r: pb::SubmitRequest) -> Result<NewJob, Status> {
                 NodeRequest::download(n.url, n.user, n.password_env, n.sources, n.destination)
             };
             request.insecure = n.insecure;
+            request.cacert = n.cacert;
+            request.timeout_ms = (n.timeout_ms > 0).then_some(n.timeout_ms);
             NewJob::node(request)
         }
         None => {
