@@ -244,7 +244,87 @@ async fn a_rescuer_adds_the_paths_a_dead_worker_left_and_those_added_meanwhile()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_are_refused_by_jobs_that_are_not_persistent_or_closing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = sqlite_store(dir.path()).await;
+    refusals(sqlite_store(dir.path()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_requests_are_numbered_apart_and_a_key_is_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    races(sqlite_store(dir.path()).await).await;
+}
+
+/// The same cases on PostgreSQL (a throwaway cluster; skipped without the server binaries,
+/// never with `CI=true`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_persistent_store_cases() {
+    let Some(mut cluster) = support::pg::PgCluster::start() else {
+        return;
+    };
+    let url = cluster.fresh_db().await;
+    refusals(JobStore::open(&url).await.unwrap()).await;
+    let url = cluster.fresh_db().await;
+    races(JobStore::open(&url).await.unwrap()).await;
+}
+
+/// Eight requests at once with one key: one applied; eight with their own keys: eight paths,
+/// numbered 1 to 8, none lost, none twice.
+async fn races(store: JobStore) {
+    let spec = TransferSpec::builder()
+        .upload()
+        .host("h")
+        .user("u")
+        .keepalive(true)
+        .destination_root("/in")
+        .build()
+        .unwrap();
+    let id = store.submit(&NewJob::transfer(&spec)).await.unwrap().id;
+    let same: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move {
+                let p = AddedPath::new(format!("/src/same-{i}.bin"), "");
+                store.add_paths(&id, &[p], Some("one-key"), false).await
+            })
+        })
+        .collect();
+    let mut applied = 0;
+    for task in same {
+        if task.await.unwrap().unwrap().applied {
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 1);
+    let distinct: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move {
+                let p = AddedPath::new(format!("/src/own-{i}.bin"), "");
+                store
+                    .add_paths(&id, &[p], Some(&format!("key-{i}")), false)
+                    .await
+            })
+        })
+        .collect();
+    for task in distinct {
+        assert!(task.await.unwrap().unwrap().applied);
+    }
+    let paths = store.paths(&id, 0).await.unwrap();
+    let seqs: Vec<u64> = paths.iter().map(|p| p.seq).collect();
+    assert_eq!(seqs, (1..=9).collect::<Vec<_>>(), "{paths:#?}");
+    let mut own: Vec<&str> = paths
+        .iter()
+        .filter(|p| p.source.starts_with("/src/own-"))
+        .map(|p| p.source.as_str())
+        .collect();
+    own.sort_unstable();
+    own.dedup();
+    assert_eq!(own.len(), 8, "{paths:#?}");
+    assert_eq!(store.get(&id).await.unwrap().unwrap().paths_added, 9);
+    // Only the paths after a sequence number, for a worker that has seen the others.
+    assert_eq!(store.paths(&id, 7).await.unwrap().len(), 2);
+}
+
+async fn refusals(store: JobStore) {
     let plain = store.submit(&support::job("a.bin", "h")).await.unwrap().id;
     let p = AddedPath::new("/src/b.bin", "b.bin");
     let e = store
