@@ -27,16 +27,17 @@ fn has_esc(b: &[u8]) -> bool {
     if b.len() > 64 {
         return memchr::memchr(0x1b, b).is_some();
     }
-    let mut words = b.chunks_exact(8);
-    for w in &mut words {
-        // A zero byte of `x` is an ESC of `w`; the usual test finds any (and, past the first
-        // zero, may flag a 0x01 byte: only the "any" answer is used).
+    // A zero byte of `x` is an ESC of the word; the usual test finds any (and, past the first
+    // zero, may flag a 0x01 byte: only the "any" answer is used).
+    let esc_in = |w: &[u8]| {
         let x = u64::from_le_bytes(w.try_into().unwrap_or([0; 8])) ^ (0x1b * LOW);
-        if x.wrapping_sub(LOW) & !x & HIGH != 0 {
-            return true;
-        }
+        x.wrapping_sub(LOW) & !x & HIGH != 0
+    };
+    if b.len() < 8 {
+        return b.iter().any(|&c| c == 0x1b);
     }
-    words.remainder().contains(&0x1b)
+    // The last word overlaps the one before: no byte-by-byte remainder.
+    b.chunks_exact(8).any(esc_in) || esc_in(&b[b.len() - 8..])
 }
 
 /// [`unescape_path`] once an ESC was seen.
