@@ -13,6 +13,11 @@
 //! * [`JobStore`]: submit (an idempotency key already used returns the first job), get,
 //!   list (by state, by tag), cancel, pause, resume, set the rate. Requests on a running job
 //!   are picked up by its worker at its next heartbeat.
+//! * Persistent jobs ([`NewJob::persistent`], or a spec with `keepalive`): one keepalive ascp
+//!   session fed paths while the job lives ([`JobStore::add_paths`], idempotent with a request
+//!   key), each kept in the store until its worker records it done, so that a path added
+//!   while the job is queued or its worker is dead is sent by the next run; closed by
+//!   [`JobStore::finish_job`], then `completed` once every path is done.
 //! * [`Worker`]: claims jobs (`FOR UPDATE SKIP LOCKED` on PostgreSQL, a single atomic
 //!   `UPDATE ... RETURNING` on SQLite), each claim raising the job's **epoch**; holds a
 //!   **lease** renewed by heartbeat; every write it makes names the epoch and is refused once

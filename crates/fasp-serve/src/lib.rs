@@ -2,7 +2,8 @@
 //!
 //! The gRPC API of [`fasp_jobs`]: the service behind `fasp serve`, its client, and the
 //! protocol (`proto/fasp/jobs/v1/jobs.proto`, package `fasp.jobs.v1`, service `Jobs`):
-//! Submit, Get, List (by state, by tag), Modify (rates, pause, resume), AddPaths, Cancel,
+//! Submit, Get, List (by state, by tag), Modify (rates, pause, resume), AddPaths and Finish
+//! (persistent jobs: paths added while the job lives, kept until done), Cancel,
 //! a server-streamed Watch of a job's state and progress (from the store, so for every
 //! worker), and Events, the live typed events of the transfers run by the worker in the
 //! server's process ([`Daemon::with_events`]). Server reflection (v1 and
