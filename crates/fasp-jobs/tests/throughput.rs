@@ -2,7 +2,9 @@
 //! workers (each on its own connection pool, claiming then completing until the queue is
 //! empty). A measurement, not a check: `#[ignore]`d, run with
 //! `cargo test -p fasp-jobs --test throughput -- --ignored --nocapture`
-//! (`FASP_JOBS_BENCH_JOBS` sets the number of jobs, default 2000).
+//! (`FASP_JOBS_BENCH_JOBS` sets the number of jobs, default 2000). A quick look in a debug
+//! build; the benchmark proper, in release and with baselines measured in the same run (a
+//! bare SQL queue, the bare manager), is `cargo xtask bench jobs` (`benches/jobs.rs`).
 
 mod support;
 
