@@ -640,6 +640,19 @@ impl JobStore {
                 ),
             });
         }
+        // The management protocol is line-based: such a path could never be sent to ascp.
+        let unsendable = |t: &str| t.contains(['\n', '\r', '\0']);
+        if let Some(p) = paths
+            .iter()
+            .find(|p| unsendable(&p.source) || unsendable(&p.destination))
+        {
+            return Err(JobError::Invalid {
+                reason: format!(
+                    "the path {:?} -> {:?} holds a line break or NUL, which ascp cannot be sent",
+                    p.source, p.destination
+                ),
+            });
+        }
         let n = i64::try_from(paths.len()).unwrap_or(i64::MAX);
         let now = now_ms();
         let mut tx = self

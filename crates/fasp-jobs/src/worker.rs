@@ -736,6 +736,11 @@ impl PathFeed {
             };
             match ctl.add_file(p.source.clone(), destination, None).await {
                 Ok(()) => self.open.push((p.seq, p.source)),
+                // A path no session can take: recorded failed, not waited for.
+                Err(e @ fasp_manager::ControlError::Invalid { .. }) => {
+                    tracing::warn!(job = %job, seq = p.seq, error = %e, "a path cannot be added");
+                    self.ended.push((p.seq, FileOutcome::Failed));
+                }
                 // The session is ending: the path stays in the store for the next run.
                 Err(e) => tracing::warn!(job = %job, seq = p.seq, error = %e, "cannot add a path"),
             }

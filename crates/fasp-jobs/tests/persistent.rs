@@ -372,13 +372,18 @@ async fn refusals(store: JobStore) {
         "{e}"
     );
     assert_eq!(store.paths(&kept, 0).await.unwrap().len(), 1);
-    // An empty source is a bad request.
-    assert!(matches!(
-        store
-            .add_paths(&kept, &[AddedPath::new("", "x")], None, false)
-            .await,
-        Err(JobError::Invalid { .. })
-    ));
+    // An empty source, a line break or a NUL: a bad request.
+    for (source, destination) in [("", "x"), ("/a\nType: CANCEL", "x"), ("/a", "b\0")] {
+        assert!(
+            matches!(
+                store
+                    .add_paths(&kept, &[AddedPath::new(source, destination)], None, false)
+                    .await,
+                Err(JobError::Invalid { .. })
+            ),
+            "{source:?} {destination:?}"
+        );
+    }
     // NewJob::persistent on a spec without keepalive makes it a persistent job, its paths
     // the first ones.
     let job = support::job("c.bin", "h").persistent(true);
