@@ -3,7 +3,8 @@
 //! and manager, drain `FASP_JOBS_SCALE_JOBS` jobs (default 60; the full run is 1,000) of one
 //! small file each, uploaded through ascp-sim. None may be done twice (one claim, one
 //! completion record per job) and none lost (every job completed, its completion record
-//! counting its file's bytes, every file byte-exact); each worker must have done some.
+//! counting its file's bytes, every file byte-exact); each worker must have done some, and no
+//! ascp-sim may be left running.
 //!
 //! ```text
 //! FASP_JOBS_SCALE_JOBS=1000 cargo test -p fasp-jobs --test scale -- --nocapture
@@ -199,6 +200,8 @@ fn three_postgres_workers_share_the_jobs_none_twice_none_lost() {
     }
     let elapsed = started.elapsed();
     drop(workers);
+    // Every job ended: no ascp-sim may be left behind by the workers.
+    fasp_testkit::assert_no_leftover(&work.needle());
 
     let mut claims = 0u64;
     let mut per_worker: BTreeMap<String, usize> = BTreeMap::new();
