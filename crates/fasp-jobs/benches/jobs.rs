@@ -8,10 +8,10 @@
 //!   UPDATE SKIP LOCKED]) RETURNING id`, then an `UPDATE` to done), through the same driver
 //!   and pool settings. Submits per second are shown against one `INSERT` per row.
 //! * **Latency from submit to spawn**, p50 and p99 over `FASP_JOBS_BENCH_LATENCY` jobs
-//!   (default 200) submitted one at a time to an idle worker (SQLite store, poll interval
-//!   `FASP_JOBS_BENCH_POLL_MS`, default 50 ms; the next job is submitted once the previous one
-//!   has ended): from the call to `submit` to the worker's `Spawned` event (ascp-sim
-//!   started). Baseline: the bare manager, from the call to `Manager::start` to the
+//!   (default 200) submitted one at a time to an idle worker (a SQLite store, then a
+//!   PostgreSQL one; poll interval `FASP_JOBS_BENCH_POLL_MS`, default 50 ms; the next job is
+//!   submitted once the previous one has ended): from the call to `submit` to the worker's
+//!   `Spawned` event (ascp-sim started). Baseline: the bare manager, from the call to `Manager::start` to the
 //!   transfer's `Spawned` event, one transfer at a time too. An idle worker finds a new job
 //!   at its next poll, so each job is submitted at a random point of the poll cycle: expect
 //!   about half the poll interval more than the baseline.
@@ -465,10 +465,68 @@ async fn latency(sim: &Path) -> Vec<Row> {
         }
     }
 
-    // The job model: a worker on a SQLite store.
+    // The job model: a worker on a SQLite store, then on PostgreSQL.
     let store = JobStore::open_sqlite(&work.path().join("latency.db"))
         .await
         .expect("open the store");
+    let mut runs = vec![(
+        "SQLite",
+        job_latency(sim, store, &src, &options, poll, n, "sqlite").await,
+    )];
+    let mut cluster = PgCluster::start();
+    if let Some(cluster) = cluster.as_mut() {
+        let url = cluster.fresh_db().await;
+        let store = JobStore::open(&url).await.expect("open the store");
+        runs.push((
+            "PostgreSQL",
+            job_latency(sim, store, &src, &options, poll, n, "pg").await,
+        ));
+    } else {
+        eprintln!("latency: no PostgreSQL, its rows are skipped");
+    }
+    if bare_failed > 0 {
+        eprintln!("latency: {bare_failed} bare transfers did not complete");
+    }
+    bare.sort();
+    eprintln!(
+        "  Manager::start->spawn p50 {:.1} ms p99 {:.1} ms",
+        percentile(&bare, 50),
+        percentile(&bare, 99)
+    );
+    let mut rows = Vec::new();
+    for (backend, jobs) in runs {
+        eprintln!(
+            "  {backend}: submit->spawn p50 {:.1} ms p99 {:.1} ms",
+            percentile(&jobs, 50),
+            percentile(&jobs, 99)
+        );
+        for p in [50, 99] {
+            rows.push(Row::new(
+                format!(
+                    "{backend} submit to spawn p{p}, {n} jobs, poll {} ms",
+                    poll.as_millis()
+                ),
+                percentile(&jobs, p),
+                percentile(&bare, p),
+                "ms",
+                1,
+            ));
+        }
+    }
+    rows
+}
+
+/// Submit `n` jobs one at a time to an idle worker of `store`; the sorted times from
+/// `submit` to the worker's `Spawned` event.
+async fn job_latency(
+    sim: &Path,
+    store: JobStore,
+    src: &Path,
+    options: &TransferOptions,
+    poll: Duration,
+    n: usize,
+    prefix: &str,
+) -> Vec<Duration> {
     let config = WorkerConfig::default()
         .max_concurrent(64)
         .per_host(64)
@@ -487,7 +545,7 @@ async fn latency(sim: &Path) -> Vec<Row> {
     // (the worker's cycle restarts when a job ends).
     let mut rng = support::Rng::new(0x1a7e_0c1e);
     for i in 0..n {
-        let job = NewJob::transfer(&small_spec(&src, &format!("/job{i}")));
+        let job = NewJob::transfer(&small_spec(src, &format!("/{prefix}{i}")));
         let phase = rng.range(0, poll.as_millis().max(1) as u64);
         tokio::time::sleep(Duration::from_millis(phase)).await;
         let t0 = Instant::now();
@@ -525,40 +583,11 @@ async fn latency(sim: &Path) -> Vec<Row> {
         }
     }
     store.close().await;
-    if bare_failed + failed > 0 {
-        eprintln!("latency: {bare_failed} bare transfers and {failed} jobs did not complete");
+    if failed > 0 {
+        eprintln!("latency: {failed} jobs ({prefix}) did not complete");
     }
-    bare.sort();
     jobs.sort();
-    eprintln!(
-        "  submit->spawn p50 {:.1} ms p99 {:.1} ms; Manager::start->spawn p50 {:.1} ms p99 {:.1} ms",
-        percentile(&jobs, 50),
-        percentile(&jobs, 99),
-        percentile(&bare, 50),
-        percentile(&bare, 99)
-    );
-    vec![
-        Row::new(
-            format!(
-                "submit to spawn p50, {n} jobs, poll {} ms",
-                poll.as_millis()
-            ),
-            percentile(&jobs, 50),
-            percentile(&bare, 50),
-            "ms",
-            1,
-        ),
-        Row::new(
-            format!(
-                "submit to spawn p99, {n} jobs, poll {} ms",
-                poll.as_millis()
-            ),
-            percentile(&jobs, 99),
-            percentile(&bare, 99),
-            "ms",
-            1,
-        ),
-    ]
+    jobs
 }
 
 // ----- memory at N running jobs -----
