@@ -10,10 +10,11 @@ use crate::escape::{escape_path, escaped_len, unescape_path};
 /// The first line of every frame.
 pub const HEADER: &[u8] = b"FASPMGR 2";
 
-/// Fields a frame indexes inline, without a buffer of its own: every message ascp sends during a
-/// transfer (`STATS` has 15 fields, `STOP` 17, `DONE` about 25) fits; a `SESSION` (about 55)
-/// spills into a shared buffer.
-pub(crate) const INLINE_FIELDS: usize = 24;
+/// Fields a frame indexes inline, without a buffer of its own: the messages ascp sends during
+/// a transfer (`STATS` has 15 fields, `STOP` 17) fit; a `DONE` (about 25) or a `SESSION`
+/// (about 55) spills into a shared buffer. 21 keeps a [`Frame`] within 128 bytes, which the
+/// compiler moves without a `memcpy` call.
+pub(crate) const INLINE_FIELDS: usize = 21;
 /// Bytes of one spilled index entry: key start, key end, value end (u32 each, native endian).
 pub(crate) const SPAN_LEN: usize = 12;
 /// `type_field` value when the frame has no `Type` field.
@@ -24,14 +25,32 @@ pub(crate) const NO_TYPE: u32 = u32::MAX;
 /// ends right after the colon: `min(key_end + 2, value_end)`.
 pub(crate) type Span = [u32; 3];
 
+/// Start of the line after the header or field line whose text ends at `end` (before its LF
+/// or CRLF). The header's text ends at 9 (`FASPMGR 2`), so `next_line(raw, 9)` is where the
+/// first key starts.
+#[inline(always)]
+pub(crate) fn next_line(raw: &[u8], end: usize) -> usize {
+    end + 1 + usize::from(raw.get(end) == Some(&b'\r'))
+}
+
+/// [`next_line`] of a field line; `crlf` false: the frame's field lines all end with a bare LF,
+/// so nothing needs to be read.
+#[inline(always)]
+pub(crate) fn after_field(raw: &[u8], end: usize, crlf: bool) -> usize {
+    if crlf { next_line(raw, end) } else { end + 1 }
+}
+
 /// Where a frame keeps the offsets of its fields.
 #[derive(Clone)]
 pub(crate) enum Index {
     /// Up to [`INLINE_FIELDS`] fields of a frame shorter than 64 KiB, in the frame itself: no
-    /// second reference count per frame.
+    /// second reference count per frame. Key end and value end of each field; its key starts
+    /// on the next line after the one before ([`next_line`]). `crlf`: a CR may end a field
+    /// line (when false, each key starts right after the line feed before it).
     Inline {
         len: u8,
-        spans: [[u16; 3]; INLINE_FIELDS],
+        crlf: bool,
+        ends: [[u16; 2]; INLINE_FIELDS],
     },
     /// Larger frames: [`SPAN_LEN`]-byte entries in a shared buffer.
     Shared(Bytes),
@@ -47,16 +66,20 @@ impl Index {
         }
     }
 
-    /// The offsets of field `i`.
+    /// The offsets of field `i` of the frame `raw`.
     #[inline]
-    pub(crate) fn get(&self, i: usize) -> Option<Span> {
+    pub(crate) fn get(&self, raw: &[u8], i: usize) -> Option<Span> {
         match self {
-            Index::Inline { len, spans } => {
+            Index::Inline { len, crlf, ends } => {
                 if i >= usize::from(*len) {
                     return None;
                 }
-                let [a, b, c] = spans[i];
-                Some([u32::from(a), u32::from(b), u32::from(c)])
+                let start = match i.checked_sub(1) {
+                    Some(j) => after_field(raw, usize::from(ends.get(j)?[1]), *crlf),
+                    None => next_line(raw, HEADER.len()),
+                };
+                let [b, c] = *ends.get(i)?;
+                Some([start as u32, u32::from(b), u32::from(c)])
             }
             Index::Shared(b) => {
                 let at = i.checked_mul(SPAN_LEN)?;
@@ -65,17 +88,26 @@ impl Index {
         }
     }
 
-    /// An index from a list of spans (the builder's way; the parser builds its own).
-    pub(crate) fn from_spans(spans: &[Span]) -> Index {
-        let fits = |s: &Span| s[2] <= u32::from(u16::MAX);
+    /// An index of the frame `raw` from a list of spans (the builder's way; the parser builds
+    /// its own). Inline when the fields are few, the frame short and each key starts the line
+    /// after the one before.
+    pub(crate) fn from_spans(raw: &[u8], spans: &[Span]) -> Index {
+        let crlf = raw.contains(&b'\r');
+        let mut start = next_line(raw, HEADER.len());
+        let fits = |s: &Span| {
+            let ok = s[2] <= u32::from(u16::MAX) && s[0] as usize == start;
+            start = after_field(raw, s[2] as usize, crlf);
+            ok
+        };
         if spans.len() <= INLINE_FIELDS && spans.iter().all(fits) {
-            let mut inline = [[0u16; 3]; INLINE_FIELDS];
-            for (dst, s) in inline.iter_mut().zip(spans) {
-                *dst = [s[0] as u16, s[1] as u16, s[2] as u16];
+            let mut ends = [[0u16; 2]; INLINE_FIELDS];
+            for (dst, s) in ends.iter_mut().zip(spans) {
+                *dst = [s[1] as u16, s[2] as u16];
             }
             Index::Inline {
                 len: spans.len() as u8,
-                spans: inline,
+                crlf,
+                ends,
             }
         } else {
             let mut b = BytesMut::with_capacity(spans.len() * SPAN_LEN);
@@ -175,7 +207,7 @@ impl Frame {
 
     /// The `i`-th field in wire order.
     pub fn field(&self, i: usize) -> Option<Field<'_>> {
-        self.index.get(i).map(|span| self.field_at(span))
+        self.index.get(&self.raw, i).map(|span| self.field_at(span))
     }
 
     #[inline]
@@ -190,7 +222,11 @@ impl Frame {
     /// All fields in wire order (the `Type` field included).
     pub fn fields(&self) -> Fields<'_> {
         let spans = match &self.index {
-            Index::Inline { len, spans } => SpanIter::Inline(spans[..usize::from(*len)].iter()),
+            Index::Inline { len, crlf, ends } => SpanIter::Inline {
+                ends: ends[..usize::from(*len)].iter(),
+                start: next_line(&self.raw, HEADER.len()),
+                crlf: *crlf,
+            },
             Index::Shared(b) => SpanIter::Shared(b.chunks_exact(SPAN_LEN)),
         };
         Fields {
@@ -206,11 +242,13 @@ impl Frame {
         RawFields(self.fields())
     }
 
-    /// The index entries (key start, key end, value end) when they are inline.
+    /// The index entries (key end, value end) when they are inline, and whether a CR may end
+    /// a field line: the first key starts at `next_line(raw, HEADER.len())`, each next one at
+    /// [`after_field`] of the value end before.
     #[inline]
-    pub(crate) fn inline_spans(&self) -> Option<&[[u16; 3]]> {
+    pub(crate) fn inline_ends(&self) -> Option<(&[[u16; 2]], bool)> {
         match &self.index {
-            Index::Inline { len, spans } => spans.get(..usize::from(*len)),
+            Index::Inline { len, crlf, ends } => Some((ends.get(..usize::from(*len))?, *crlf)),
             Index::Shared(_) => None,
         }
     }
@@ -353,8 +391,29 @@ pub struct Fields<'a> {
 
 #[derive(Clone)]
 enum SpanIter<'a> {
-    Inline(std::slice::Iter<'a, [u16; 3]>),
+    /// Inline ends, where the next key starts, whether a CR may end a line.
+    Inline {
+        ends: std::slice::Iter<'a, [u16; 2]>,
+        start: usize,
+        crlf: bool,
+    },
     Shared(std::slice::ChunksExact<'a, u8>),
+}
+
+impl SpanIter<'_> {
+    /// Key start, key end and value end of the next field of `raw`.
+    #[inline(always)]
+    fn next_span(&mut self, raw: &[u8]) -> Option<[usize; 3]> {
+        Some(match self {
+            SpanIter::Inline { ends, start, crlf } => {
+                let &[b, c] = ends.next()?;
+                let (a, b, c) = (*start, usize::from(b), usize::from(c));
+                *start = after_field(raw, c, *crlf);
+                [a, b, c]
+            }
+            SpanIter::Shared(it) => read_span(it.next()?).map(|n| n as usize),
+        })
+    }
 }
 
 impl<'a> Iterator for Fields<'a> {
@@ -362,10 +421,7 @@ impl<'a> Iterator for Fields<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Field<'a>> {
-        let [a, b, c] = match &mut self.spans {
-            SpanIter::Inline(it) => it.next()?.map(usize::from),
-            SpanIter::Shared(it) => read_span(it.next()?).map(|n| n as usize),
-        };
+        let [a, b, c] = self.spans.next_span(self.raw)?;
         Some(Field {
             key: text(self.raw.get(a..b).unwrap_or_default()),
             value: text(self.raw.get((b + 2).min(c)..c).unwrap_or_default()),
@@ -374,7 +430,7 @@ impl<'a> Iterator for Fields<'a> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         match &self.spans {
-            SpanIter::Inline(it) => it.size_hint(),
+            SpanIter::Inline { ends, .. } => ends.size_hint(),
             SpanIter::Shared(it) => it.size_hint(),
         }
     }
@@ -391,10 +447,7 @@ impl<'a> Iterator for RawFields<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<(&'a str, usize, usize)> {
-        let [a, b, c] = match &mut self.0.spans {
-            SpanIter::Inline(it) => it.next()?.map(usize::from),
-            SpanIter::Shared(it) => read_span(it.next()?).map(|n| n as usize),
-        };
+        let [a, b, c] = self.0.spans.next_span(self.0.raw)?;
         Some((
             text(self.0.raw.get(a..b).unwrap_or_default()),
             (b + 2).min(c),
@@ -588,11 +641,8 @@ impl FrameBuilder {
     /// Finish the frame (appends the terminating empty line).
     pub fn finish(mut self) -> Frame {
         self.raw.put_u8(b'\n');
-        Frame::from_parts(
-            self.raw.freeze(),
-            Index::from_spans(&self.index),
-            self.type_field,
-        )
+        let index = Index::from_spans(&self.raw, &self.index);
+        Frame::from_parts(self.raw.freeze(), index, self.type_field)
     }
 }
 
@@ -655,6 +705,52 @@ pub(crate) fn digits(n: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Moved without a `memcpy` call (see [`INLINE_FIELDS`]), also as a parse result.
+    #[test]
+    fn a_frame_fits_in_128_bytes() {
+        assert!(std::mem::size_of::<Frame>() <= 128);
+        assert!(std::mem::size_of::<Result<Option<Frame>, crate::DecodeError>>() <= 128);
+    }
+
+    /// Inline frames keep key starts implicit: LF, CRLF and mixed frames read back alike,
+    /// and so do the builder's frames, inline or not.
+    #[test]
+    fn implicit_key_starts_follow_lf_and_crlf_lines() {
+        let lf = Frame::parse(b"FASPMGR 2\nType: STATS\nA: 1\nB:\nC: x: y\n\n").unwrap();
+        let crlf =
+            Frame::parse(b"FASPMGR 2\r\nType: STATS\r\nA: 1\nB:\r\nC: x: y\r\n\r\n").unwrap();
+        for f in [&lf, &crlf] {
+            assert!(f.inline_ends().is_some());
+            let fields: Vec<_> = f.fields().map(|x| (x.key, x.value)).collect();
+            assert_eq!(
+                fields,
+                [("Type", "STATS"), ("A", "1"), ("B", ""), ("C", "x: y")]
+            );
+            assert_eq!(f.field(3).map(|x| x.key), Some("C"));
+            assert_eq!(f.type_name(), Some("STATS"));
+        }
+        // A CR inside a value is not a line end.
+        let cr_inside = Frame::parse(b"FASPMGR 2\nType: STATS\nA: x\ry\nB: 2\n\n").unwrap();
+        assert_eq!(cr_inside.inline_ends().map(|(_, crlf)| crlf), Some(false));
+        assert_eq!(
+            (cr_inside.get("A"), cr_inside.get("B")),
+            (Some("x\ry"), Some("2"))
+        );
+        for n in [INLINE_FIELDS - 1, INLINE_FIELDS + 1] {
+            let mut b = Frame::builder("STATS").unwrap();
+            for i in 0..n {
+                b = b.field(&format!("K{i}"), &i.to_string()).unwrap();
+            }
+            let f = b.finish();
+            assert_eq!(f.inline_ends().is_some(), n < INLINE_FIELDS);
+            assert_eq!(
+                f.get(&format!("K{}", n - 1)),
+                Some((n - 1).to_string().as_str())
+            );
+            assert_eq!(Frame::parse(f.as_bytes()).unwrap(), f);
+        }
+    }
 
     #[test]
     fn secret_keys() {

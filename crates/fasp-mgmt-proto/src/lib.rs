@@ -19,7 +19,7 @@
 //!
 //! * [`FrameParser`]: an incremental decoder that splits each complete [`Frame`] off your read
 //!   buffer without copying, indexes its fields by offset (no allocation per frame; the index
-//!   of a frame of up to 24 fields lives in the frame itself), never rescans a partial frame
+//!   of a frame of up to 21 fields lives in the frame itself), never rescans a partial frame
 //!   when the next read arrives, accepts LF
 //!   and CRLF, bounds memory with a maximum frame length, and reports damage as a
 //!   [`DecodeError`] with the stream offset before resynchronising at the next header;

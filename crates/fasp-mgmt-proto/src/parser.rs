@@ -4,7 +4,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use memchr::memchr;
 
 use crate::error::{DecodeError, DecodeErrorKind};
-use crate::frame::{Frame, HEADER, INLINE_FIELDS, Index, NO_TYPE, SPAN_LEN, Span, put_span};
+use crate::frame::{
+    Frame, HEADER, INLINE_FIELDS, Index, NO_TYPE, SPAN_LEN, Span, next_line, put_span,
+};
 use crate::scan::{Masks, avx2_available, masks};
 
 /// "Not found" for positions.
@@ -78,8 +80,8 @@ pub struct FrameParser {
     key_bad: bool,
     /// Fields of the frame being parsed.
     fields: usize,
-    /// Their offsets while they fit inline.
-    inline: [[u16; 3]; INLINE_FIELDS],
+    /// Their key and value ends while they fit inline (as in [`Index::Inline`]).
+    inline: [[u16; 2]; INLINE_FIELDS],
     /// Their offsets once they do not (`SPAN_LEN` bytes each); holds exactly the spans of the
     /// frame being parsed.
     spilled: BytesMut,
@@ -89,6 +91,8 @@ pub struct FrameParser {
     consumed: u64,
     /// Whether the CPU has AVX2 (the block loop then runs compiled for it).
     avx2: bool,
+    /// In `Body`: whether a line of the frame ended with CRLF.
+    saw_cr: bool,
 }
 
 impl Default for FrameParser {
@@ -113,11 +117,12 @@ impl FrameParser {
             key_end: NONE,
             key_bad: false,
             fields: 0,
-            inline: [[0; 3]; INLINE_FIELDS],
+            inline: [[0; 2]; INLINE_FIELDS],
             spilled: BytesMut::new(),
             suspicious: NONE,
             consumed: 0,
             avx2: avx2_available(),
+            saw_cr: false,
         }
     }
 
@@ -325,7 +330,12 @@ impl FrameParser {
                 if limit_near && next > max {
                     return Err(self.too_large(buf, next, false));
                 }
-                let end = if cr && data[p - 1] == b'\r' { p - 1 } else { p };
+                let end = if cr && data[p - 1] == b'\r' {
+                    self.saw_cr = true;
+                    p - 1
+                } else {
+                    p
+                };
                 if end == line_start {
                     return self.complete(buf, next);
                 }
@@ -343,7 +353,7 @@ impl FrameParser {
                 {
                     return Err(self.line_error(buf, line_start, end, next));
                 }
-                self.push(line_start, key_end, end);
+                self.push(data, line_start, key_end, end);
                 line_start = next;
                 key_end = NONE;
                 key_bad = false;
@@ -361,7 +371,12 @@ impl FrameParser {
                 if limit_near && next > max {
                     return Err(self.too_large(buf, next, false));
                 }
-                let end = if cr && data[p - 1] == b'\r' { p - 1 } else { p };
+                let end = if cr && data[p - 1] == b'\r' {
+                    self.saw_cr = true;
+                    p - 1
+                } else {
+                    p
+                };
                 if end == line_start {
                     return self.complete(buf, next);
                 }
@@ -376,7 +391,7 @@ impl FrameParser {
                 {
                     return Err(self.line_error(buf, line_start, end, next));
                 }
-                self.push(line_start, k, end);
+                self.push(data, line_start, k, end);
                 line_start = next;
                 let rest = (u64::MAX << i) << 1;
                 colons &= rest;
@@ -416,39 +431,61 @@ impl FrameParser {
 
     /// Record the offsets of the next field.
     #[inline]
-    fn push(&mut self, key_start: usize, key_end: usize, value_end: usize) {
+    fn push(&mut self, data: &[u8], key_start: usize, key_end: usize, value_end: usize) {
         let i = self.fields;
         self.fields += 1;
         // Fields and offsets only grow: once a frame has spilled, it stays spilled.
         if i < INLINE_FIELDS && value_end <= usize::from(u16::MAX) {
-            self.inline[i] = [key_start as u16, key_end as u16, value_end as u16];
+            // The key starts where the line before ended: not stored.
+            debug_assert_eq!(
+                key_start,
+                next_line(
+                    data,
+                    self.inline[..i]
+                        .last()
+                        .map_or(HEADER.len(), |e| e[1].into())
+                )
+            );
+            self.inline[i] = [key_end as u16, value_end as u16];
             return;
         }
         // Offsets as separate arguments: they stay in registers on the hot path.
-        self.spill(i, key_start as u32, key_end as u32, value_end as u32);
+        self.spill(data, i, key_start as u32, key_end as u32, value_end as u32);
     }
 
     /// The frame does not fit inline: its index goes to the arena.
     #[cold]
     #[inline(never)]
-    fn spill(&mut self, i: usize, key_start: u32, key_end: u32, value_end: u32) {
+    fn spill(&mut self, data: &[u8], i: usize, key_start: u32, key_end: u32, value_end: u32) {
         let span = [key_start, key_end, value_end];
         if self.spilled.is_empty() {
             // Renew the arena only when needed: by now the caller has usually dropped earlier
             // frames, so it is reclaimed in place instead of reallocated.
             self.spilled.reserve(INDEX_ARENA.max((i + 1) * SPAN_LEN));
-            for s in &self.inline[..i] {
-                put_span(&mut self.spilled, s.map(u32::from));
+            for s in self.inline_spans(data, i) {
+                put_span(&mut self.spilled, s);
             }
         }
         put_span(&mut self.spilled, span);
     }
 
-    /// The offsets of the fields indexed so far.
-    fn spans(&self) -> Vec<Span> {
+    /// The offsets of the first `n` fields, indexed inline, of the frame starting `data`.
+    fn inline_spans(&self, data: &[u8], n: usize) -> Vec<Span> {
+        let mut start = next_line(data, HEADER.len());
+        self.inline[..n]
+            .iter()
+            .map(|&[b, c]| {
+                let a = start;
+                start = next_line(data, c.into());
+                [a as u32, u32::from(b), u32::from(c)]
+            })
+            .collect()
+    }
+
+    /// The offsets of the fields indexed so far of the frame starting `data`.
+    fn spans(&self, data: &[u8]) -> Vec<Span> {
         if self.spilled.is_empty() {
-            let n = self.fields.min(INLINE_FIELDS);
-            self.inline[..n].iter().map(|s| s.map(u32::from)).collect()
+            self.inline_spans(data, self.fields.min(INLINE_FIELDS))
         } else {
             self.spilled
                 .chunks_exact(SPAN_LEN)
@@ -513,7 +550,8 @@ impl FrameParser {
         let index = if self.spilled.is_empty() {
             Index::Inline {
                 len: self.fields as u8,
-                spans: self.inline,
+                crlf: self.saw_cr,
+                ends: self.inline,
             }
         } else {
             Index::Shared(self.spilled.split().freeze())
@@ -529,10 +567,14 @@ impl FrameParser {
         let is_type = |a: usize, b: usize| b - a == 4 && bytes.get(a..b) == Some(b"Type");
         if self.spilled.is_empty() {
             let n = self.fields.min(INLINE_FIELDS);
-            self.inline[..n]
-                .iter()
-                .position(|&[a, b, _]| is_type(a.into(), b.into()))
-                .map_or(NO_TYPE, |i| i as u32)
+            let mut a = next_line(bytes, HEADER.len());
+            for (i, &[b, c]) in self.inline[..n].iter().enumerate() {
+                if is_type(a, b.into()) {
+                    return i as u32;
+                }
+                a = next_line(bytes, c.into());
+            }
+            NO_TYPE
         } else {
             self.spilled
                 .chunks_exact(SPAN_LEN)
@@ -546,7 +588,7 @@ impl FrameParser {
 
     /// The key of the indexed field whose value holds byte `at`.
     fn key_at(&self, bytes: &[u8], at: usize) -> String {
-        for [a, b, c] in self.spans() {
+        for [a, b, c] in self.spans(bytes) {
             let (a, b, c) = (a as usize, b as usize, c as usize);
             if ((b + 2).min(c)..=c).contains(&at) {
                 return String::from_utf8_lossy(&bytes[a..b]).into_owned();
@@ -627,6 +669,7 @@ impl FrameParser {
         self.key_bad = false;
         self.fields = 0;
         self.suspicious = NONE;
+        self.saw_cr = false;
         self.spilled.clear();
     }
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use crate::error::{FieldError, FieldErrorKind};
 use crate::escape::unescape_path;
-use crate::frame::{Frame, text};
+use crate::frame::{Frame, HEADER, after_field, next_line, text};
 use crate::message::{FileStats, not_a_number, number_in};
 
 /// The keys the view knows, in slot order.
@@ -147,6 +147,19 @@ fn slot_at(raw: &[u8], a: usize, b: usize) -> Option<usize> {
     })
 }
 
+/// [`StatsView::from_frame`] over an inline index: the value offsets of each known key into
+/// `at`. `CRLF`: whether a CR may end a line (see [`Frame::inline_ends`]).
+#[inline(always)]
+fn note_inline<const CRLF: bool>(at: &mut [(u32, u32); KEYS.len()], raw: &[u8], ends: &[[u16; 2]]) {
+    let mut a = next_line(raw, HEADER.len());
+    for &[b, c] in ends {
+        if let Some(s) = slot_at(raw, a, usize::from(b)) {
+            at[s] = (u32::from((b + 2).min(c)), u32::from(c));
+        }
+        a = after_field(raw, usize::from(c), CRLF);
+    }
+}
+
 /// A lazy, borrowed view of a `STATS`, `STOP`, `SKIP` or `FILEERROR` frame: the same figures
 /// as [`FileStats`], read when asked for.
 ///
@@ -232,11 +245,11 @@ impl<'a> StatsView<'a> {
         };
         let mut at = [(ABSENT, ABSENT); KEYS.len()];
         let raw = frame.as_bytes();
-        if let Some(spans) = frame.inline_spans() {
-            for &[a, b, c] in spans {
-                if let Some(s) = slot_at(raw, usize::from(a), usize::from(b)) {
-                    at[s] = (u32::from((b + 2).min(c)), u32::from(c));
-                }
+        if let Some((ends, crlf)) = frame.inline_ends() {
+            if crlf {
+                note_inline::<true>(&mut at, raw, ends);
+            } else {
+                note_inline::<false>(&mut at, raw, ends);
             }
         } else {
             for (key, start, end) in frame.raw_fields() {
