@@ -160,6 +160,30 @@ fn note_inline<const CRLF: bool>(at: &mut [(u32, u32); KEYS.len()], raw: &[u8], 
     }
 }
 
+/// [`StatsView::from_frame`] over a spilled index (frames of many fields or past 64 KiB).
+#[cold]
+#[inline(never)]
+fn note_shared(at: &mut [(u32, u32); KEYS.len()], frame: &Frame) {
+    for (key, start, end) in frame.raw_fields() {
+        if let Some(s) = slot(key.as_bytes()) {
+            at[s] = (start as u32, end as u32);
+        }
+    }
+}
+
+/// The error of [`StatsView::from_frame`] on another message.
+#[cold]
+#[inline(never)]
+fn wrong_type(type_name: Option<&str>) -> FieldError {
+    FieldError {
+        message: type_name.unwrap_or("").into(),
+        key: "Type".into(),
+        kind: FieldErrorKind::WrongType {
+            expected: "STATS, STOP, SKIP or FILEERROR",
+        },
+    }
+}
+
 /// A lazy, borrowed view of a `STATS`, `STOP`, `SKIP` or `FILEERROR` frame: the same figures
 /// as [`FileStats`], read when asked for.
 ///
@@ -226,22 +250,15 @@ macro_rules! texts {
 
 impl<'a> StatsView<'a> {
     /// View a `STATS`, `STOP`, `SKIP` or `FILEERROR` frame (any other `Type` is an error).
-    #[inline]
+    // Inlined into the caller: the view is built where it is used, not copied out.
+    #[inline(always)]
     pub fn from_frame(frame: &'a Frame) -> Result<StatsView<'a>, FieldError> {
         let message = match frame.type_name() {
             Some("STATS") => "STATS",
             Some("STOP") => "STOP",
             Some("SKIP") => "SKIP",
             Some("FILEERROR") => "FILEERROR",
-            other => {
-                return Err(FieldError {
-                    message: other.unwrap_or("").into(),
-                    key: "Type".into(),
-                    kind: FieldErrorKind::WrongType {
-                        expected: "STATS, STOP, SKIP or FILEERROR",
-                    },
-                });
-            }
+            other => return Err(wrong_type(other)),
         };
         let mut at = [(ABSENT, ABSENT); KEYS.len()];
         let raw = frame.as_bytes();
@@ -252,11 +269,7 @@ impl<'a> StatsView<'a> {
                 note_inline::<false>(&mut at, raw, ends);
             }
         } else {
-            for (key, start, end) in frame.raw_fields() {
-                if let Some(s) = slot(key.as_bytes()) {
-                    at[s] = (start as u32, end as u32);
-                }
-            }
+            note_shared(&mut at, frame);
         }
         Ok(StatsView { frame, message, at })
     }
