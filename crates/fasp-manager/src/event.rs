@@ -151,7 +151,10 @@ pub enum EventKind {
     },
     /// A frame of a type this manager does not interpret (kept in `frame`).
     Unknown,
-    /// A frame whose fields do not parse (kept in `frame`).
+    /// A frame whose fields do not parse (kept in `frame`). For STATS, STOP and SKIP only the
+    /// figures the manager reads (file, sizes, bytes written, start byte, session bytes,
+    /// argument index) are checked: a bad number in a field it does not read (`Loss`,
+    /// `Delay`, ...) does not make the frame invalid.
     #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::field_error"))]
     InvalidFrame(FieldError),
     /// Bytes on the management socket that were not a frame; decoding went on.
