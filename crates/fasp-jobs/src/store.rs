@@ -118,6 +118,10 @@ fn to_u32(v: i64) -> u32 {
 pub struct JobStore {
     pool: AnyPool,
     backend: Backend,
+    /// Raised by every `add_paths` and `finish_job` through this store or its clones: the
+    /// workers of this process that run persistent jobs wake at once rather than at their
+    /// next heartbeat (those of other processes learn it at their heartbeat).
+    paths_changed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 const JOB_COLUMNS: &str = "id, idempotency_key, kind, host, priority, state, max_attempts, \
@@ -193,7 +197,11 @@ impl JobStore {
                 }
             }
         }
-        Ok(JobStore { pool, backend })
+        Ok(JobStore {
+            pool,
+            backend,
+            paths_changed: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
+        })
     }
 
     /// Open the SQLite file at `path` (created, mode 0600, if missing).
@@ -710,12 +718,40 @@ impl JobStore {
             .await
             .map_err(JobError::db("commit adding paths"))?;
         tracing::info!(job = %id, added = n, total, last, "paths added");
+        self.raise_paths_signal();
         Ok(PathsAdded {
             added: to_u64(n),
             total: to_u64(total),
             applied: true,
             closing: last,
         })
+    }
+
+    /// A signal raised each time paths are added, or a persistent job is finished, through
+    /// this store or a clone of it (in this process).
+    pub(crate) fn paths_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.paths_changed.subscribe()
+    }
+
+    fn raise_paths_signal(&self) {
+        self.paths_changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A persistent job's path count and whether it is closing.
+    pub(crate) async fn path_state(&self, id: &JobId) -> Result<(u64, bool), JobError> {
+        let row = sqlx::query("SELECT paths_added, closing FROM fasp_jobs WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(JobError::db("read a job's paths state"))?
+            .ok_or_else(|| JobError::NotFound { id: id.clone() })?;
+        let added: i64 = row
+            .try_get("paths_added")
+            .map_err(JobError::db("read a job's paths state"))?;
+        let closing: i64 = row
+            .try_get("closing")
+            .map_err(JobError::db("read a job's paths state"))?;
+        Ok((to_u64(added), closing != 0))
     }
 
     async fn request_applied(&self, id: &JobId, key: &str) -> Result<bool, JobError> {
@@ -756,7 +792,10 @@ impl JobStore {
         .await
         .map_err(JobError::db("close a job"))?;
         match row {
-            Some(row) => state_of(&row, id),
+            Some(row) => {
+                self.raise_paths_signal();
+                state_of(&row, id)
+            }
             None => {
                 let job = self.require(id).await?;
                 if job.persistent && job.closing {

@@ -392,6 +392,8 @@ impl JobRun {
         // A persistent job: its paths not yet done go to the session now, the others as they
         // are added.
         let mut feed = claim.persistent.then(PathFeed::default);
+        let mut paths_signal = self.store.paths_signal();
+        let mut signal_open = feed.is_some();
         if let Some(feed) = feed.as_mut() {
             feed.forward_new(&self.store, &lease.job_id, &ctl).await;
         }
@@ -473,6 +475,14 @@ impl JobRun {
                                 let _ = ctl.cancel().await;
                             }
                         }
+                    }
+                }
+                changed = paths_signal.changed(), if signal_open && !lost => {
+                    // Paths added (or a finish asked) through this process's store: at once,
+                    // rather than at the next heartbeat.
+                    signal_open = changed.is_ok();
+                    if let Some(feed) = feed.as_mut() {
+                        feed.wake(&self.store, &lease.job_id, &ctl).await;
                     }
                 }
                 changed = stop.changed(), if !stopping => {
@@ -745,6 +755,25 @@ impl PathFeed {
                 Err(e) => tracing::warn!(job = %job, seq = p.seq, error = %e, "cannot add a path"),
             }
         }
+    }
+
+    /// Paths were added, or a finish asked, through this process's store: read the job's
+    /// state now, add what is new, finish if it is time.
+    async fn wake(&mut self, store: &JobStore, job: &JobId, ctl: &fasp_manager::Controller) {
+        match store.path_state(job).await {
+            Ok((added, closing)) => {
+                self.added = self.added.max(added);
+                self.closing |= closing;
+            }
+            Err(e) => {
+                tracing::warn!(job = %job, error = %e, "cannot read the job's paths state");
+                return;
+            }
+        }
+        if self.added > self.seen {
+            self.forward_new(store, job, ctl).await;
+        }
+        self.finish_if_done(ctl).await;
     }
 
     /// A path ends with its source argument (`ARGSTOP`).

@@ -394,3 +394,121 @@ async fn refusals(store: JobStore) {
     assert_eq!(paths.len(), 1);
     assert_eq!(paths[0].source, "/src/c.bin");
 }
+
+/// A measurement (ignored by default: `cargo test -p fasp-jobs --test persistent -- --ignored
+/// --nocapture`): the time from `add_paths` to the file's `FileDone` in a persistent job run
+/// by a worker with the default 2 s heartbeat, against the same file given straight to a
+/// keepalive session with `Controller::add_file` (the bare manager) in the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn measure_add_paths_latency_against_the_bare_manager() {
+    use fasp_manager::EventKind;
+    use tokio::time::Instant;
+    const N: usize = 12;
+    let sim = require_sim!();
+    let work = Work::new();
+    let store = sqlite_store(work.path()).await;
+    let sources: Vec<PathBuf> = (0..N)
+        .map(|i| work.local_file(&format!("f{i}.bin"), 20_000))
+        .collect();
+    // The bare manager: one keepalive session, each file added once the last is done.
+    let spec = TransferSpec::builder()
+        .upload()
+        .host("127.0.0.1")
+        .user("xfer")
+        .keepalive(true)
+        .target_rate_kbps(100_000)
+        .destination_root("/bare")
+        .build()
+        .unwrap();
+    let options = TransferOptions::default()
+        .with_env("ASCP_SIM_ROOT", work.root())
+        .with_env("ASCP_SIM_STATS_INTERVAL_MS", "50");
+    let manager = Manager::builder().ascp(&sim).build();
+    let mut t = manager.start(&spec, options).unwrap();
+    let mut events = t.events();
+    let mut bare = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        let at = Instant::now();
+        t.control()
+            .add_file(s.to_str().unwrap(), format!("f{i}.bin"), None)
+            .await
+            .unwrap();
+        loop {
+            let e = futures::StreamExt::next(&mut events).await.expect("events");
+            if matches!(e.kind, EventKind::FileDone(_) | EventKind::FileSkipped(_)) {
+                break;
+            }
+        }
+        bare.push(at.elapsed());
+    }
+    t.control()
+        .finish(fasp_manager::DoneOperation::Linger)
+        .await
+        .unwrap();
+    t.wait().await.unwrap();
+
+    // The job: the same files through add_paths, a worker with the default heartbeat.
+    let id = store.submit(&persistent(&[], 100_000)).await.unwrap().id;
+    let cfg = config("w", &work).lease(Duration::from_secs(30), Duration::from_secs(2));
+    let worker = Worker::new(store.clone(), Manager::builder().ascp(&sim).build(), cfg);
+    let mut feed = worker.subscribe();
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(worker.run(async move {
+        let _ = rx.await;
+    }));
+    wait_for(&store, &id, WITHIN, "running", |j| {
+        j.state == JobState::Running
+    })
+    .await;
+    // Through the worker's own store (as `fasp serve` with its worker), then through another
+    // handle on the same file (as another process: no signal, the heartbeat is the bound).
+    let other = JobStore::open_sqlite(&work.path().join("jobs.db"))
+        .await
+        .unwrap();
+    let mut job = Vec::new();
+    let mut remote = Vec::new();
+    for (label, via, times) in [("own", &store, &mut job), ("other", &other, &mut remote)] {
+        for (i, s) in sources.iter().enumerate() {
+            let at = Instant::now();
+            let name = format!("{label}-f{i}.bin");
+            via.add_paths(&id, &[path(s, &name)], None, false)
+                .await
+                .unwrap();
+            loop {
+                let e = feed.recv().await.expect("events");
+                if matches!(
+                    e.event.kind,
+                    EventKind::FileDone(_) | EventKind::FileSkipped(_)
+                ) {
+                    break;
+                }
+            }
+            times.push(at.elapsed());
+        }
+    }
+    store.finish_job(&id).await.unwrap();
+    wait_for(&store, &id, WITHIN, "completed", |j| j.state.is_terminal()).await;
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    let ms = |v: &[Duration]| {
+        let mut m: Vec<u128> = v.iter().map(Duration::as_millis).collect();
+        m.sort_unstable();
+        (
+            m.iter().sum::<u128>() / m.len() as u128,
+            m[m.len() / 2],
+            m[m.len() - 1],
+        )
+    };
+    let (bm, b50, bmax) = ms(&bare);
+    let (jm, j50, jmax) = ms(&job);
+    let (rm, r50, rmax) = ms(&remote);
+    eprintln!(
+        "add to FileDone, {N} files of 20 kB: bare manager mean {bm} ms (median {b50}, max \
+         {bmax}); persistent job, paths added through the worker's store: mean {jm} ms (median \
+         {j50}, max {jmax}), ratio {:.1}; through another handle (another process; heartbeat \
+         2 s): mean {rm} ms (median {r50}, max {rmax}), ratio {:.1}",
+        jm as f64 / bm.max(1) as f64,
+        rm as f64 / bm.max(1) as f64
+    );
+}
