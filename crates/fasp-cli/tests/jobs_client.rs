@@ -261,9 +261,8 @@ fn a_persistent_job_takes_paths_until_finished_and_its_events_are_transfer_lines
         let ty = v["type"].as_str().unwrap_or_default().to_owned();
         if ty == "finished" {
             assert_eq!(v["state"], "done", "{line}");
-        } else {
-            support::json_line(&line);
         }
+        support::json_line(&line);
         assert_eq!(v["job"], id.as_str(), "{line}");
         assert!(v["epoch"].as_u64().is_some_and(|e| e >= 1), "{line}");
         types.push(ty);
