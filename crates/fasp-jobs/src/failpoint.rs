@@ -10,9 +10,9 @@
 //!   and the kill `kill NAME PID` just before it happens (one `write` each, on a file
 //!   opened in append mode, so the lines of several processes never mix).
 //!
-//! The points, in the order a job meets them: `before_spawn`, `after_spawn`, `mid_file`, `in_files_tx`,
-//! `before_complete`, `in_complete_tx`, `after_complete` (where each is: docs/jobs.md,
-//! "What happens when").
+//! The points, in the order a job meets them: `before_spawn`, `after_spawn`, `mid_file`,
+//! `in_files_tx`, `before_complete`, `in_complete_tx`, `after_complete` (where each is, and
+//! what a death there leaves: docs/jobs.md, "What happens when").
 //!
 //! The feature also lets `FASP_JOBS_TEST_TIMING=LEASE_MS,HEARTBEAT_MS,POLL_MS,STAGGER_MS`
 //! override a worker's timings (see [`timing`]): a daemon killed in a test is restarted
