@@ -147,16 +147,115 @@ fn slot_at(raw: &[u8], a: usize, b: usize) -> Option<usize> {
     })
 }
 
+/// A key as its length, its first eight bytes (masked to the length when shorter) and, past
+/// eight bytes, its last eight.
+struct Expected {
+    len: usize,
+    mask: u64,
+    head: u64,
+    tail: u64,
+}
+
+impl Expected {
+    const fn new(key: &str) -> Expected {
+        let (len, head, tail) = words(key);
+        let mask = if len >= 8 {
+            u64::MAX
+        } else {
+            u64::MAX >> (64 - 8 * len)
+        };
+        Expected {
+            len,
+            mask,
+            head,
+            tail,
+        }
+    }
+
+    /// Whether `raw[a..b]` is this key (false as well when `raw` is too short to tell by
+    /// words: the search decides then).
+    #[inline(always)]
+    fn is_at(&self, raw: &[u8], a: usize, b: usize) -> bool {
+        if b.wrapping_sub(a) != self.len {
+            return false;
+        }
+        let Some(head) = raw.get(a..a.wrapping_add(8)) else {
+            return false;
+        };
+        let head = u64::from_le_bytes(head.try_into().unwrap_or([0; 8]));
+        if head & self.mask != self.head {
+            return false;
+        }
+        // Keys of more than eight bytes: `b >= a + 9`.
+        self.len <= 8
+            || raw
+                .get(b.wrapping_sub(8)..b)
+                .is_some_and(|t| u64::from_le_bytes(t.try_into().unwrap_or([0; 8])) == self.tail)
+    }
+}
+
+/// Not a known key (`Type`): nothing to note.
+const NO_SLOT: usize = usize::MAX;
+
+/// The keys of a STATS or STOP in the order ascp sends them (its documented example), each
+/// with its slot: `note_inline` tries the key expected at a field's place before searching.
+/// Any other order or key still works, through the search.
+const ORDER: [(Expected, usize); 15] = [
+    (Expected::new("Type"), NO_SLOT),
+    (Expected::new(KEYS[7]), 7),
+    (Expected::new(KEYS[10]), 10),
+    (Expected::new(KEYS[3]), 3),
+    (Expected::new(KEYS[12]), 12),
+    (Expected::new(KEYS[0]), 0),
+    (Expected::new(KEYS[8]), 8),
+    (Expected::new(KEYS[2]), 2),
+    (Expected::new(KEYS[9]), 9),
+    (Expected::new(KEYS[1]), 1),
+    (Expected::new(KEYS[14]), 14),
+    (Expected::new(KEYS[6]), 6),
+    (Expected::new(KEYS[4]), 4),
+    (Expected::new(KEYS[15]), 15),
+    (Expected::new(KEYS[11]), 11),
+];
+
 /// [`StatsView::from_frame`] over an inline index: the value offsets of each known key into
 /// `at`. `CRLF`: whether a CR may end a line (see [`Frame::inline_ends`]).
 #[inline(always)]
 fn note_inline<const CRLF: bool>(at: &mut [(u32, u32); KEYS.len()], raw: &[u8], ends: &[[u16; 2]]) {
     let mut a = next_line(raw, HEADER.len());
-    for &[b, c] in ends {
-        if let Some(s) = slot_at(raw, a, usize::from(b)) {
-            at[s] = (u32::from((b + 2).min(c)), u32::from(c));
-        }
+    let mut rest = ends;
+    // The key ascp sends at each place first (one or two word compares against constants),
+    // else a search; once a frame has fewer fields, the search alone.
+    macro_rules! expect {
+        ($($n:literal)*) => {$(
+            let Some((&[b, c], more)) = rest.split_first() else {
+                return;
+            };
+            let (key, s) = &ORDER[$n];
+            let s = if key.is_at(raw, a, usize::from(b)) {
+                Some(*s)
+            } else {
+                slot_at(raw, a, usize::from(b))
+            };
+            note(at, s, b, c);
+            a = after_field(raw, usize::from(c), CRLF);
+            rest = more;
+        )*};
+    }
+    expect!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14);
+    for &[b, c] in rest {
+        note(at, slot_at(raw, a, usize::from(b)), b, c);
         a = after_field(raw, usize::from(c), CRLF);
+    }
+}
+
+/// The value of a field with key end `b` and value end `c` into `at[s]`.
+#[inline(always)]
+fn note(at: &mut [(u32, u32); KEYS.len()], s: Option<usize>, b: u16, c: u16) {
+    if let Some(s) = s
+        && let Some(v) = at.get_mut(s)
+    {
+        *v = (u32::from((b + 2).min(c)), u32::from(c));
     }
 }
 
@@ -425,6 +524,85 @@ mod tests {
         assert_eq!((v.message(), v.written()), ("STOP", Ok(None)));
         let init = Frame::parse(b"FASPMGR 2\nType: INIT\n\n").unwrap();
         assert!(StatsView::from_frame(&init).is_err());
+    }
+
+    /// Frames in ascp's order and in altered ones (keys swapped, dropped, repeated, near
+    /// misses at the expected place, unknown keys, CRLF): each known key's value is the last
+    /// field of that name, found by name.
+    #[test]
+    fn keys_in_any_order_are_noted_as_by_name() {
+        let ascp: Vec<String> = ORDER
+            .iter()
+            .map(|(_, s)| KEYS.get(*s).copied().unwrap_or("Type").to_string())
+            .collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut checked = 0;
+        for round in 0..4000 {
+            let mut keys = ascp.clone();
+            for _ in 0..next(4) {
+                let (i, j) = (next(keys.len()), next(keys.len()));
+                match next(6) {
+                    0 => keys.swap(i, j),
+                    1 if keys.len() > 2 => {
+                        keys.remove(i.max(1));
+                    }
+                    2 => {
+                        let k = keys[j].clone();
+                        keys.insert(i.max(1), k);
+                    }
+                    3 => {
+                        // A near miss: one byte changed, added or dropped.
+                        let mut k = keys[i].clone().into_bytes();
+                        match next(3) {
+                            0 => {
+                                let at = next(k.len());
+                                k[at] ^= 0x20;
+                            }
+                            1 => k.push(b's'),
+                            _ => {
+                                k.pop();
+                            }
+                        }
+                        if !k.is_empty() {
+                            keys[i] = String::from_utf8(k).unwrap();
+                        }
+                    }
+                    4 => keys.insert(i.max(1), "Rate".into()),
+                    _ => keys.truncate(i.max(2)),
+                }
+            }
+            if keys[0] != "Type" {
+                keys.insert(0, "Type".into());
+            }
+            let eol = if round % 5 == 0 { "\r\n" } else { "\n" };
+            let mut raw = format!("FASPMGR 2{eol}");
+            for (n, k) in keys.iter().enumerate() {
+                let v = if k == "Type" {
+                    "STATS".to_string()
+                } else {
+                    format!("{}", n * 7 + next(1000))
+                };
+                raw.push_str(&format!("{k}: {v}{eol}"));
+            }
+            raw.push_str(eol);
+            let frame = Frame::parse(raw.as_bytes()).unwrap();
+            let Ok(view) = StatsView::from_frame(&frame) else {
+                continue; // a `Type` of another kind moved first
+            };
+            for (slot, key) in KEYS.iter().enumerate() {
+                let by_name = frame.fields().filter(|f| f.key == *key).last();
+                let noted = view.find(slot).map(|(s, e)| view.text(s, e));
+                assert_eq!(noted, by_name.map(|f| f.value), "{key} in {raw:?}");
+            }
+            checked += 1;
+        }
+        assert!(checked > 3000, "only {checked} frames were STATS");
     }
 
     #[test]
