@@ -122,6 +122,27 @@ pub struct JobStore {
     /// workers of this process that run persistent jobs wake at once rather than at their
     /// next heartbeat (those of other processes learn it at their heartbeat).
     paths_changed: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// Raised by every submission, resume of a queued job and release through this store or
+    /// its clones: the idle workers of this process claim at once rather than at their next
+    /// poll. Those of other processes learn it by `NOTIFY fasp_jobs` on PostgreSQL, at their
+    /// next poll on SQLite.
+    work_ready: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// PostgreSQL: where a worker's listener for `NOTIFY fasp_jobs` connects.
+    listen_url: Option<ListenUrl>,
+}
+
+/// The channel of the `NOTIFY` sent when a job becomes claimable (PostgreSQL).
+const WORK_CHANNEL: &str = "fasp_jobs";
+
+/// A database URL kept for the listener's connection; it may hold a password, so `Debug`
+/// never shows it.
+#[derive(Clone)]
+struct ListenUrl(std::sync::Arc<str>);
+
+impl std::fmt::Debug for ListenUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListenUrl(<redacted>)")
+    }
 }
 
 const JOB_COLUMNS: &str = "id, idempotency_key, kind, host, priority, state, max_attempts, \
@@ -197,10 +218,13 @@ impl JobStore {
                 }
             }
         }
+        let listen_url = (backend == Backend::Postgres).then(|| ListenUrl(url.as_str().into()));
         Ok(JobStore {
             pool,
             backend,
             paths_changed: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
+            work_ready: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
+            listen_url,
         })
     }
 
@@ -333,7 +357,9 @@ impl JobStore {
                 .map_err(JobError::db("insert a tag"))?;
         }
         insert_paths(&mut tx, &id, 0, &paths, now).await?;
+        self.notify_work(&mut tx).await?;
         tx.commit().await.map_err(JobError::db("commit submit"))?;
+        self.raise_work_signal();
         tracing::info!(job = %id, kind, host = %job.host, "job submitted");
         Ok(Submitted { id, created: true })
     }
@@ -554,7 +580,20 @@ impl JobStore {
         .await
         .map_err(JobError::db("resume a job"))?;
         match row {
-            Some(row) => state_of(&row, id),
+            Some(row) => {
+                let state = state_of(&row, id)?;
+                if state == JobState::Queued {
+                    // Claimable again: wake the idle workers.
+                    let mut conn = self
+                        .pool
+                        .acquire()
+                        .await
+                        .map_err(JobError::db("resume a job"))?;
+                    self.notify_work(&mut conn).await?;
+                    self.raise_work_signal();
+                }
+                Ok(state)
+            }
             None => {
                 let job = self.require(id).await?;
                 Err(JobError::InvalidState {
@@ -731,6 +770,80 @@ impl JobStore {
     /// this store or a clone of it (in this process).
     pub(crate) fn paths_signal(&self) -> tokio::sync::watch::Receiver<u64> {
         self.paths_changed.subscribe()
+    }
+
+    /// A signal raised each time a job becomes claimable (submitted, resumed, released)
+    /// through this store or a clone of it, and, once [`JobStore::listen_for_work`] runs, at
+    /// each `NOTIFY fasp_jobs` of any process (PostgreSQL).
+    pub(crate) fn work_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.work_ready.subscribe()
+    }
+
+    fn raise_work_signal(&self) {
+        self.work_ready.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// PostgreSQL: `NOTIFY fasp_jobs` on `conn` (in a transaction, sent at its commit).
+    /// Nothing on SQLite.
+    async fn notify_work(&self, conn: &mut sqlx::AnyConnection) -> Result<(), JobError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query(&format!("NOTIFY {WORK_CHANNEL}"))
+                .execute(conn)
+                .await
+                .map_err(JobError::db("notify the workers"))?;
+        }
+        Ok(())
+    }
+
+    /// PostgreSQL: listen for `NOTIFY fasp_jobs` (sent by every submission, resume and
+    /// release, by any process) on a connection of its own, raising this store's work signal
+    /// at each, until the future is dropped. When the connection cannot be made or is lost,
+    /// the workers keep their poll (a warning is logged) and the listener tries again, with
+    /// a backoff up to 30 s; after each (re)connection the signal is raised once, for what
+    /// was sent meanwhile. Returns at once on SQLite.
+    pub(crate) async fn listen_for_work(self) {
+        let Some(url) = self.listen_url.clone() else {
+            return;
+        };
+        const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match sqlx::postgres::PgListener::connect(&url.0).await {
+                Ok(mut listener) => match listener.listen(WORK_CHANNEL).await {
+                    Ok(()) => {
+                        tracing::debug!(channel = WORK_CHANNEL, "listening for new jobs");
+                        backoff = FIRST_BACKOFF;
+                        self.raise_work_signal();
+                        loop {
+                            match listener.try_recv().await {
+                                Ok(Some(_)) => self.raise_work_signal(),
+                                Ok(None) => {
+                                    // Lost; the next call reconnects and listens again.
+                                    tracing::warn!(
+                                        channel = WORK_CHANNEL,
+                                        "the listener's connection was lost; reconnecting \
+                                         (new jobs are found by polling meanwhile)"
+                                    );
+                                    self.raise_work_signal();
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, channel = WORK_CHANNEL, "the listener failed; new jobs are found by polling until it is back");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, channel = WORK_CHANNEL, "cannot listen for new jobs; they are found by polling");
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, channel = WORK_CHANNEL, "cannot connect a listener for new jobs; they are found by polling");
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
     }
 
     fn raise_paths_signal(&self) {
@@ -1400,7 +1513,10 @@ impl JobStore {
         .execute(&mut *tx)
         .await
         .map_err(JobError::db("release a job"))?;
-        tx.commit().await.map_err(JobError::db("commit release"))
+        self.notify_work(&mut tx).await?;
+        tx.commit().await.map_err(JobError::db("commit release"))?;
+        self.raise_work_signal();
+        Ok(())
     }
 
     /// End the jobs whose cancel was asked while a worker held them, once that worker's lease

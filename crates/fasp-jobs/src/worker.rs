@@ -222,6 +222,12 @@ impl Worker {
         let mut running: HashMap<tokio::task::Id, (JobId, String)> = HashMap::new();
         let mut last_start: HashMap<String, Instant> = HashMap::new();
         let mut last_sweep: Option<Instant> = None;
+        // Woken when a job becomes claimable through this process's store, or (PostgreSQL)
+        // through any process's, by its listener; the poll stays as the safety net. Taken
+        // before the first claim, so that nothing submitted after that claim goes unseen.
+        let mut work = self.store.work_signal();
+        let mut work_open = true;
+        let listener = AbortOnDrop(tokio::spawn(self.store.clone().listen_for_work()));
         tokio::pin!(shutdown);
         tracing::info!(worker = %self.config.id, "worker started");
         loop {
@@ -299,13 +305,28 @@ impl Worker {
                 Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     ended(done, &mut per_host, &mut running);
                 }
+                // Only with a free slot: a wake-up while at the cap stays pending until a job
+                // ends (and that end claims anyway).
+                changed = work.changed(), if work_open && tasks.len() < self.config.max_concurrent => {
+                    work_open = changed.is_ok();
+                }
                 () = tokio::time::sleep(self.config.poll) => {}
             }
         }
+        drop(listener);
         tracing::info!(worker = %self.config.id, running = tasks.len(), "worker stopping");
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
         Ok(())
+    }
+}
+
+/// A task aborted when dropped (the worker's listener for new jobs).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
