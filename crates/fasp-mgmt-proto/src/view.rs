@@ -147,8 +147,10 @@ fn slot_at(raw: &[u8], a: usize, b: usize) -> Option<usize> {
     })
 }
 
-/// A key as its length, its first eight bytes (masked to the length when shorter) and, past
-/// eight bytes, its last eight.
+/// A key expected at a place: its length and, for keys of up to 15 bytes, the words of the
+/// key with its colon (the first eight bytes, masked to the length when shorter, and past eight
+/// the last eight), so that a match needs neither the key's end nor a length compare: the
+/// colon is the line's first (a key holds none). Longer keys are compared as in [`slot_at`].
 struct Expected {
     len: usize,
     mask: u64,
@@ -158,11 +160,40 @@ struct Expected {
 
 impl Expected {
     const fn new(key: &str) -> Expected {
-        let (len, head, tail) = words(key);
-        let mask = if len >= 8 {
+        let len = key.len();
+        if len >= 16 {
+            let (len, head, tail) = words(key);
+            return Expected {
+                len,
+                mask: u64::MAX,
+                head,
+                tail,
+            };
+        }
+        // The key and its colon, as bytes.
+        let mut with_colon = [b':'; 16];
+        let mut i = 0;
+        while i < len {
+            with_colon[i] = key.as_bytes()[i];
+            i += 1;
+        }
+        let n = len + 1;
+        let mut head = 0u64;
+        let mut tail = 0u64;
+        let mut i = 0;
+        while i < 8 {
+            if i < n {
+                head |= (with_colon[i] as u64) << (8 * i);
+            }
+            if n > 8 {
+                tail |= (with_colon[n - 8 + i] as u64) << (8 * i);
+            }
+            i += 1;
+        }
+        let mask = if n >= 8 {
             u64::MAX
         } else {
-            u64::MAX >> (64 - 8 * len)
+            u64::MAX >> (64 - 8 * n)
         };
         Expected {
             len,
@@ -172,25 +203,25 @@ impl Expected {
         }
     }
 
-    /// Whether `raw[a..b]` is this key (false as well when `raw` is too short to tell by
-    /// words: the search decides then).
+    /// Whether the key of the field whose key starts at `a` and ends at `b` is this one (false
+    /// as well when `raw` is too short to tell by words: the search decides then).
     #[inline(always)]
     fn is_at(&self, raw: &[u8], a: usize, b: usize) -> bool {
-        if b.wrapping_sub(a) != self.len {
-            return false;
+        let word = |at: usize| {
+            raw.get(at..at.wrapping_add(8))
+                .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+        };
+        if self.len >= 16 {
+            // Keys of more than eight bytes: `b >= a + 9`.
+            return b.wrapping_sub(a) == self.len
+                && word(a) == Some(self.head)
+                && word(b.wrapping_sub(8)) == Some(self.tail);
         }
-        let Some(head) = raw.get(a..a.wrapping_add(8)) else {
+        let Some(head) = word(a) else {
             return false;
         };
-        let head = u64::from_le_bytes(head.try_into().unwrap_or([0; 8]));
-        if head & self.mask != self.head {
-            return false;
-        }
-        // Keys of more than eight bytes: `b >= a + 9`.
-        self.len <= 8
-            || raw
-                .get(b.wrapping_sub(8)..b)
-                .is_some_and(|t| u64::from_le_bytes(t.try_into().unwrap_or([0; 8])) == self.tail)
+        head & self.mask == self.head
+            && (self.len < 8 || word(a + self.len + 1 - 8) == Some(self.tail))
     }
 }
 
