@@ -180,10 +180,24 @@ impl Frame {
     }
 
     /// The value of the `Type` field, if the frame has one.
+    #[inline]
     pub fn type_name(&self) -> Option<&str> {
         if self.type_field == NO_TYPE {
             return None;
         }
+        // Only the value's offsets: the key start (a walk over the lines before) is not needed.
+        let [b, c] = match &self.index {
+            Index::Inline { ends, .. } => *ends.get(self.type_field as usize)?,
+            Index::Shared(_) => return self.type_name_shared(),
+        };
+        let (b, c) = (usize::from(b), usize::from(c));
+        Some(text(self.raw.get((b + 2).min(c)..c).unwrap_or_default()))
+    }
+
+    /// [`Frame::type_name`] of a frame whose index spilled.
+    #[cold]
+    #[inline(never)]
+    fn type_name_shared(&self) -> Option<&str> {
         self.field(self.type_field as usize).map(|f| f.value)
     }
 
@@ -749,6 +763,24 @@ mod tests {
                 Some((n - 1).to_string().as_str())
             );
             assert_eq!(Frame::parse(f.as_bytes()).unwrap(), f);
+            assert_eq!(f.type_name(), Some("STATS"));
+            assert_eq!(
+                Frame::parse(f.as_bytes()).unwrap().type_name(),
+                Some("STATS")
+            );
+        }
+        // `Type` after other fields, inline and spilled, LF and CRLF.
+        for n in [2, INLINE_FIELDS + 4] {
+            for eol in ["\n", "\r\n"] {
+                let mut raw = format!("FASPMGR 2{eol}");
+                for i in 0..n {
+                    raw.push_str(&format!("K{i}: {i}{eol}"));
+                }
+                raw.push_str(&format!("Type: SKIP{eol}Z: 1{eol}{eol}"));
+                let f = Frame::parse(raw.as_bytes()).unwrap();
+                assert_eq!(f.inline_ends().is_some(), n < INLINE_FIELDS);
+                assert_eq!(f.type_name(), Some("SKIP"), "{raw:?}");
+            }
         }
     }
 
