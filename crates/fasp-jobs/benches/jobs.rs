@@ -471,7 +471,7 @@ async fn latency(sim: &Path) -> Vec<Row> {
         .expect("open the store");
     let mut runs = vec![(
         "SQLite",
-        job_latency(sim, store, &src, &options, poll, n, "sqlite").await,
+        job_latency(sim, store, None, &src, &options, poll, n, "sqlite").await,
     )];
     let mut cluster = PgCluster::start();
     if let Some(cluster) = cluster.as_mut() {
@@ -479,7 +479,16 @@ async fn latency(sim: &Path) -> Vec<Row> {
         let store = JobStore::open(&url).await.expect("open the store");
         runs.push((
             "PostgreSQL",
-            job_latency(sim, store, &src, &options, poll, n, "pg").await,
+            job_latency(sim, store, None, &src, &options, poll, n, "pg").await,
+        ));
+        // Submitted through another store (another pool, as from another process or
+        // machine): the worker learns it by `NOTIFY`.
+        let url = cluster.fresh_db().await;
+        let store = JobStore::open(&url).await.expect("open the store");
+        let client = JobStore::open(&url).await.expect("open the client's store");
+        runs.push((
+            "PostgreSQL, another store,",
+            job_latency(sim, store, Some(client), &src, &options, poll, n, "pgx").await,
         ));
     } else {
         eprintln!("latency: no PostgreSQL, its rows are skipped");
@@ -516,11 +525,13 @@ async fn latency(sim: &Path) -> Vec<Row> {
     rows
 }
 
-/// Submit `n` jobs one at a time to an idle worker of `store`; the sorted times from
-/// `submit` to the worker's `Spawned` event.
+/// Submit `n` jobs one at a time (through `client`, else `store`) to an idle worker of
+/// `store`; the sorted times from `submit` to the worker's `Spawned` event.
+#[allow(clippy::too_many_arguments)]
 async fn job_latency(
     sim: &Path,
-    store: JobStore,
+    worker_store: JobStore,
+    client: Option<JobStore>,
     src: &Path,
     options: &TransferOptions,
     poll: Duration,
@@ -533,7 +544,12 @@ async fn job_latency(
         .stagger(Duration::ZERO)
         .poll(poll)
         .transfer_options(options.clone());
-    let worker = Worker::new(store.clone(), Manager::builder().ascp(sim).build(), config);
+    let worker = Worker::new(
+        worker_store.clone(),
+        Manager::builder().ascp(sim).build(),
+        config,
+    );
+    let store = client.unwrap_or_else(|| worker_store.clone());
     let mut events = worker.subscribe();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(worker.run(async move {
@@ -566,7 +582,7 @@ async fn job_latency(
             }
         }
         // The next job comes to an idle worker, as the next transfer comes to an idle
-        // manager: it finds it at its next poll.
+        // manager: the submission wakes it (the poll is only the safety net).
         support::wait_all_terminal(&store, std::slice::from_ref(&id), Duration::from_secs(60))
             .await;
         ids.push(id);
@@ -583,6 +599,7 @@ async fn job_latency(
         }
     }
     store.close().await;
+    worker_store.close().await;
     if failed > 0 {
         eprintln!("latency: {failed} jobs ({prefix}) did not complete");
     }

@@ -26,7 +26,11 @@
 //!   ascp's resume (`-k 2` unless the spec says otherwise), byte-exact; records the outcome
 //!   and the job's one completion record in one transaction. Admission control: a cap of
 //!   concurrent ascp per worker and per remote host, a stagger between starts on a host, and
-//!   optionally a cap per remote host across all the workers of the store.
+//!   optionally a cap per remote host across all the workers of the store. An idle worker
+//!   claims a job the moment it becomes claimable (submitted, resumed, released) through its
+//!   own store or a clone of it, and on PostgreSQL through any process's (`NOTIFY
+//!   fasp_jobs`, a listener per worker); otherwise at its next poll, which stays the safety
+//!   net.
 //!
 //! Guarantees (details in `docs/jobs.md` of the repository): execution is **at least
 //! once** (a worker that dies mid-transfer leaves the job to be resumed by another);

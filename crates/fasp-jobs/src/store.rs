@@ -583,13 +583,17 @@ impl JobStore {
             Some(row) => {
                 let state = state_of(&row, id)?;
                 if state == JobState::Queued {
-                    // Claimable again: wake the idle workers.
-                    let mut conn = self
-                        .pool
-                        .acquire()
-                        .await
-                        .map_err(JobError::db("resume a job"))?;
-                    self.notify_work(&mut conn).await?;
+                    // Claimable again: wake the idle workers. The resume is done: a failed
+                    // notification only leaves the job to the other processes' poll.
+                    if self.backend == Backend::Postgres {
+                        let notified = match self.pool.acquire().await {
+                            Ok(mut conn) => self.notify_work(&mut conn).await,
+                            Err(e) => Err(JobError::db("notify the workers")(e)),
+                        };
+                        if let Err(e) = notified {
+                            tracing::warn!(job = %id, error = %e, "resumed, but cannot notify the workers; they find it at their next poll");
+                        }
+                    }
                     self.raise_work_signal();
                 }
                 Ok(state)

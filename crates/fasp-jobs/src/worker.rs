@@ -46,7 +46,10 @@ pub struct WorkerConfig {
     /// Heartbeat interval, which is also the interval at which progress and file results are
     /// persisted (never more often). Default 2 s; keep it well under `lease`.
     pub heartbeat: Duration,
-    /// How often to look for work when idle. Default 500 ms.
+    /// How often to look for work when idle. Default 500 ms. A job submitted, resumed or
+    /// released through this worker's store (or a clone of it), or on PostgreSQL through any
+    /// store of the database, wakes the worker sooner; the poll is the safety net (and what
+    /// finds jobs submitted by another process on SQLite).
     pub poll: Duration,
     /// Options of every transfer (environment passed on to ascp, timeouts...). The retry
     /// policy is the job's own: these options' is replaced by a single attempt.
