@@ -57,37 +57,6 @@ pub(crate) enum Index {
 }
 
 impl Index {
-    /// Number of fields.
-    #[inline]
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Index::Inline { len, .. } => usize::from(*len),
-            Index::Shared(b) => b.len() / SPAN_LEN,
-        }
-    }
-
-    /// The offsets of field `i` of the frame `raw`.
-    #[inline]
-    pub(crate) fn get(&self, raw: &[u8], i: usize) -> Option<Span> {
-        match self {
-            Index::Inline { len, crlf, ends } => {
-                if i >= usize::from(*len) {
-                    return None;
-                }
-                let start = match i.checked_sub(1) {
-                    Some(j) => after_field(raw, usize::from(ends.get(j)?[1]), *crlf),
-                    None => next_line(raw, HEADER.len()),
-                };
-                let [b, c] = *ends.get(i)?;
-                Some([start as u32, u32::from(b), u32::from(c)])
-            }
-            Index::Shared(b) => {
-                let at = i.checked_mul(SPAN_LEN)?;
-                b.get(at..at + SPAN_LEN).map(read_span)
-            }
-        }
-    }
-
     /// An index of the frame `raw` from a list of spans (the builder's way; the parser builds
     /// its own). Inline when the fields are few, the frame short and each key starts the line
     /// after the one before.
@@ -179,74 +148,51 @@ impl Frame {
         FrameBuilder::new(type_name)
     }
 
+    /// The frame as a borrowed [`FrameRef`] (what [`FrameParser::parse_in`] gives): every
+    /// accessor of `Frame` is the `FrameRef` one.
+    ///
+    /// [`FrameParser::parse_in`]: crate::FrameParser::parse_in
+    #[inline(always)]
+    pub fn as_frame_ref(&self) -> FrameRef<'_> {
+        let index = match &self.index {
+            Index::Inline { len, crlf, ends } => IndexRef::Inline {
+                ends: ends.get(..usize::from(*len)).unwrap_or_default(),
+                crlf: *crlf,
+            },
+            Index::Shared(b) => IndexRef::Shared(b),
+        };
+        FrameRef::from_parts(&self.raw, index, self.type_field)
+    }
+
     /// The value of the `Type` field, if the frame has one.
     #[inline]
     pub fn type_name(&self) -> Option<&str> {
-        if self.type_field == NO_TYPE {
-            return None;
-        }
-        // Only the value's offsets: the key start (a walk over the lines before) is not needed.
-        let [b, c] = match &self.index {
-            Index::Inline { ends, .. } => *ends.get(self.type_field as usize)?,
-            Index::Shared(_) => return self.type_name_shared(),
-        };
-        let (b, c) = (usize::from(b), usize::from(c));
-        Some(text(self.raw.get((b + 2).min(c)..c).unwrap_or_default()))
-    }
-
-    /// [`Frame::type_name`] of a frame whose index spilled.
-    #[cold]
-    #[inline(never)]
-    fn type_name_shared(&self) -> Option<&str> {
-        self.field(self.type_field as usize).map(|f| f.value)
+        self.as_frame_ref().type_name()
     }
 
     /// The message type, from the `Type` field.
     pub fn kind(&self) -> MessageType<'_> {
-        match self.type_name() {
-            Some(t) => MessageType::from_name(t),
-            None => MessageType::Missing,
-        }
+        self.as_frame_ref().kind()
     }
 
     /// The raw value of the first field named `key` (case-sensitive, as ascp writes them).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields().find(|f| f.key == key).map(|f| f.value)
+        self.as_frame_ref().get(key)
     }
 
     /// The raw values of every field named `key`, in wire order.
     pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.fields().filter(move |f| f.key == key).map(|f| f.value)
+        self.as_frame_ref().get_all(key)
     }
 
     /// The `i`-th field in wire order.
     pub fn field(&self, i: usize) -> Option<Field<'_>> {
-        self.index.get(&self.raw, i).map(|span| self.field_at(span))
-    }
-
-    #[inline]
-    fn field_at(&self, [a, b, c]: Span) -> Field<'_> {
-        let (a, b, c) = (a as usize, b as usize, c as usize);
-        Field {
-            key: text(self.raw.get(a..b).unwrap_or_default()),
-            value: text(self.raw.get((b + 2).min(c)..c).unwrap_or_default()),
-        }
+        self.as_frame_ref().field(i)
     }
 
     /// All fields in wire order (the `Type` field included).
     pub fn fields(&self) -> Fields<'_> {
-        let spans = match &self.index {
-            Index::Inline { len, crlf, ends } => SpanIter::Inline {
-                ends: ends[..usize::from(*len)].iter(),
-                start: next_line(&self.raw, HEADER.len()),
-                crlf: *crlf,
-            },
-            Index::Shared(b) => SpanIter::Shared(b.chunks_exact(SPAN_LEN)),
-        };
-        Fields {
-            raw: &self.raw,
-            spans,
-        }
+        self.as_frame_ref().fields()
     }
 
     /// Every field as its key and the offsets of its value in [`Frame::as_bytes`] (for the
@@ -256,20 +202,15 @@ impl Frame {
         RawFields(self.fields())
     }
 
-    /// The index entries (key end, value end) when they are inline, and whether a CR may end
-    /// a field line: the first key starts at `next_line(raw, HEADER.len())`, each next one at
-    /// [`after_field`] of the value end before.
-    #[inline]
+    /// See [`FrameRef::inline_ends`].
+    #[cfg(test)]
     pub(crate) fn inline_ends(&self) -> Option<(&[[u16; 2]], bool)> {
-        match &self.index {
-            Index::Inline { len, crlf, ends } => Some((ends.get(..usize::from(*len))?, *crlf)),
-            Index::Shared(_) => None,
-        }
+        self.as_frame_ref().inline_ends()
     }
 
     /// Number of fields (the `Type` field included).
     pub fn field_count(&self) -> usize {
-        self.index.len()
+        self.as_frame_ref().field_count()
     }
 
     /// The frame's wire bytes, header and final empty line included.
@@ -289,7 +230,213 @@ impl Frame {
 
     /// Whether any field of this frame holds a secret (see [`is_secret_key`]).
     pub fn has_secrets(&self) -> bool {
+        self.as_frame_ref().has_secrets()
+    }
+}
+
+/// Where a [`FrameRef`] finds the offsets of its fields: the borrowed form of [`Index`].
+#[derive(Clone, Copy)]
+pub(crate) enum IndexRef<'a> {
+    /// As [`Index::Inline`]: the key end and value end of each field.
+    Inline { ends: &'a [[u16; 2]], crlf: bool },
+    /// As [`Index::Shared`]: [`SPAN_LEN`]-byte entries.
+    Shared(&'a [u8]),
+}
+
+/// One FASPMGR frame borrowed from a read buffer: what [`FrameParser::parse_in`] returns,
+/// with the accessors of [`Frame`] (which are these) and nothing owned.
+///
+/// It borrows the caller's buffer and the parser's field index: nothing was copied,
+/// allocated or reference-counted to make it. [`FrameRef::to_frame`] (or `Frame::from`) makes
+/// an owned [`Frame`] of it for a caller that keeps it. `Debug` redacts secrets as `Frame`
+/// does.
+///
+/// [`FrameParser::parse_in`]: crate::FrameParser::parse_in
+#[derive(Clone, Copy)]
+pub struct FrameRef<'a> {
+    raw: &'a [u8],
+    index: IndexRef<'a>,
+    type_field: u32,
+}
+
+impl<'a> FrameRef<'a> {
+    /// Assemble a view from validated parts (the parser and [`Frame::as_frame_ref`] do this).
+    #[inline(always)]
+    pub(crate) fn from_parts(raw: &'a [u8], index: IndexRef<'a>, type_field: u32) -> Self {
+        FrameRef {
+            raw,
+            index,
+            type_field,
+        }
+    }
+
+    /// The value of the `Type` field, if the frame has one.
+    #[inline]
+    pub fn type_name(&self) -> Option<&'a str> {
+        if self.type_field == NO_TYPE {
+            return None;
+        }
+        // Only the value's offsets: the key start (a walk over the lines before) is not needed.
+        let [b, c] = match self.index {
+            IndexRef::Inline { ends, .. } => *ends.get(self.type_field as usize)?,
+            IndexRef::Shared(_) => return self.type_name_shared(),
+        };
+        let (b, c) = (usize::from(b), usize::from(c));
+        Some(text(self.raw.get((b + 2).min(c)..c).unwrap_or_default()))
+    }
+
+    /// [`FrameRef::type_name`] of a frame whose index spilled.
+    #[cold]
+    #[inline(never)]
+    fn type_name_shared(&self) -> Option<&'a str> {
+        self.field(self.type_field as usize).map(|f| f.value)
+    }
+
+    /// The message type, from the `Type` field.
+    pub fn kind(&self) -> MessageType<'a> {
+        match self.type_name() {
+            Some(t) => MessageType::from_name(t),
+            None => MessageType::Missing,
+        }
+    }
+
+    /// The raw value of the first field named `key` (case-sensitive, as ascp writes them).
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.fields().find(|f| f.key == key).map(|f| f.value)
+    }
+
+    /// The raw values of every field named `key`, in wire order.
+    pub fn get_all(self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields().filter(move |f| f.key == key).map(|f| f.value)
+    }
+
+    /// The `i`-th field in wire order.
+    pub fn field(&self, i: usize) -> Option<Field<'a>> {
+        let [a, b, c] = match self.index {
+            IndexRef::Inline { ends, crlf } => {
+                let start = match i.checked_sub(1) {
+                    Some(j) => after_field(self.raw, usize::from(ends.get(j)?[1]), crlf),
+                    None => next_line(self.raw, HEADER.len()),
+                };
+                let [b, c] = *ends.get(i)?;
+                [start, usize::from(b), usize::from(c)]
+            }
+            IndexRef::Shared(b) => {
+                let at = i.checked_mul(SPAN_LEN)?;
+                read_span(b.get(at..at + SPAN_LEN)?).map(|n| n as usize)
+            }
+        };
+        Some(Field {
+            key: text(self.raw.get(a..b).unwrap_or_default()),
+            value: text(self.raw.get((b + 2).min(c)..c).unwrap_or_default()),
+        })
+    }
+
+    /// All fields in wire order (the `Type` field included).
+    #[inline]
+    pub fn fields(&self) -> Fields<'a> {
+        let spans = match self.index {
+            IndexRef::Inline { ends, crlf } => SpanIter::Inline {
+                ends: ends.iter(),
+                start: next_line(self.raw, HEADER.len()),
+                crlf,
+            },
+            IndexRef::Shared(b) => SpanIter::Shared(b.chunks_exact(SPAN_LEN)),
+        };
+        Fields {
+            raw: self.raw,
+            spans,
+        }
+    }
+
+    /// See [`Frame::raw_fields`].
+    #[inline]
+    pub(crate) fn raw_fields(&self) -> RawFields<'a> {
+        RawFields(self.fields())
+    }
+
+    /// The index entries (key end, value end) when they are inline, and whether a CR may end
+    /// a field line: the first key starts at `next_line(raw, HEADER.len())`, each next one at
+    /// [`after_field`] of the value end before.
+    #[inline]
+    pub(crate) fn inline_ends(&self) -> Option<(&'a [[u16; 2]], bool)> {
+        match self.index {
+            IndexRef::Inline { ends, crlf } => Some((ends, crlf)),
+            IndexRef::Shared(_) => None,
+        }
+    }
+
+    /// Number of fields (the `Type` field included).
+    pub fn field_count(&self) -> usize {
+        match self.index {
+            IndexRef::Inline { ends, .. } => ends.len(),
+            IndexRef::Shared(b) => b.len() / SPAN_LEN,
+        }
+    }
+
+    /// The frame's wire bytes, header and final empty line included.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// Length of the frame on the wire.
+    pub fn encoded_len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Whether any field of this frame holds a secret (see [`is_secret_key`]).
+    pub fn has_secrets(&self) -> bool {
         self.fields().any(|f| f.is_secret())
+    }
+
+    /// An owned copy: the frame's bytes and index copied into a new [`Frame`].
+    pub fn to_frame(&self) -> Frame {
+        let index = match self.index {
+            IndexRef::Inline { ends, crlf } => {
+                let mut all = [[0u16; 2]; INLINE_FIELDS];
+                for (dst, e) in all.iter_mut().zip(ends) {
+                    *dst = *e;
+                }
+                Index::Inline {
+                    len: ends.len() as u8,
+                    crlf,
+                    ends: all,
+                }
+            }
+            IndexRef::Shared(b) => Index::Shared(Bytes::copy_from_slice(b)),
+        };
+        Frame::from_parts(Bytes::copy_from_slice(self.raw), index, self.type_field)
+    }
+}
+
+impl From<FrameRef<'_>> for Frame {
+    fn from(frame: FrameRef<'_>) -> Frame {
+        frame.to_frame()
+    }
+}
+
+impl PartialEq for FrameRef<'_> {
+    fn eq(&self, other: &FrameRef<'_>) -> bool {
+        self.field_count() == other.field_count() && self.fields().eq(other.fields())
+    }
+}
+
+impl Eq for FrameRef<'_> {}
+
+impl fmt::Debug for FrameRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct FieldsDebug<'a>(Fields<'a>);
+        impl fmt::Debug for FieldsDebug<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map()
+                    .entries(self.0.clone().map(|fl| (fl.key, fl.display_value())))
+                    .finish()
+            }
+        }
+        f.debug_struct("FrameRef")
+            .field("type", &self.type_name())
+            .field("fields", &FieldsDebug(self.fields()))
+            .finish()
     }
 }
 

@@ -1,9 +1,9 @@
 //! Fuzz harnesses (compiled only under `cfg(fuzzing)`, as cargo-fuzz sets it). The targets in
 //! `fuzz/` are one-line calls into these, so the invariants live beside the code they check.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
-use crate::{Control, FileStats, Frame, FrameParser, Message, StatsView};
+use crate::{Control, FileStats, Frame, FrameParser, Message, StatsRef, StatsView};
 
 /// Feed `data` to a parser in chunks whose sizes come from the first bytes of `data`, with a
 /// small maximum frame length, and check:
@@ -12,7 +12,8 @@ use crate::{Control, FileStats, Frame, FrameParser, Message, StatsView};
 ///   split, nothing rewritten), and frames and errors come in stream order;
 /// * after `finish` every input byte is consumed and the parser is idle;
 /// * the frames (and errors) equal those of decoding the same bytes in one piece, those of the
-///   SSE2 block loop where the CPU has AVX2, and those of the `tokio_util` codec;
+///   SSE2 block loop where the CPU has AVX2, those of the borrowed path (`parse_in`, the
+///   bytes read dropped after every other read) and those of the `tokio_util` codec;
 /// * every frame re-encodes to bytes that decode to an equal frame;
 /// * typed views never panic, and the lazy [`StatsView`] reads what [`FileStats`] reads.
 ///
@@ -31,6 +32,8 @@ pub fn stream(data: &[u8]) {
     assert_eq!(whole, chunked, "chunking changed the result");
     let sse2 = decode_all(input, max, 1 + chunk_seed % 89, false);
     assert_eq!(whole, sse2, "the AVX2 and SSE2 block loops differ");
+    let borrowed = decode_borrowed(input, max, 1 + chunk_seed % 83);
+    assert_eq!(whole, borrowed, "the borrowed path differs");
     #[cfg(feature = "codec")]
     assert_eq!(whole, codec_decode_all(input, max), "the codec differs");
 
@@ -153,6 +156,60 @@ fn decode_all(
         fed,
         "finish did not consume everything"
     );
+    out
+}
+
+/// The same bytes through [`FrameParser::parse_in`], each frame checked against its owned copy
+/// (and `StatsRef` against `StatsView`), with the stream offset after each frame and error.
+fn decode_borrowed(
+    input: &[u8],
+    max: usize,
+    chunk: usize,
+) -> Vec<Result<Frame, crate::DecodeError>> {
+    let mut parser = FrameParser::with_max_frame_len(max);
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    let mut front = 0u64;
+    for (i, piece) in input.chunks(chunk).enumerate() {
+        buf.extend_from_slice(piece);
+        loop {
+            match parser.parse_in(&buf) {
+                Ok(Some(f)) => {
+                    let owned = f.to_frame();
+                    assert_eq!(f.as_bytes(), owned.as_bytes());
+                    assert_eq!(f.type_name(), owned.type_name());
+                    assert!(f.fields().eq(owned.fields()));
+                    match (StatsRef::from_frame_ref(f), StatsView::from_frame(&owned)) {
+                        (Ok(l), Ok(e)) => {
+                            assert_eq!(l.file(), e.file());
+                            assert_eq!(l.session_id(), e.session_id());
+                            assert_eq!(l.written(), e.written());
+                            assert_eq!(l.size(), e.size());
+                            assert_eq!(l.transfer_bytes(), e.transfer_bytes());
+                        }
+                        (Err(l), Err(e)) => assert_eq!(l, e),
+                        _ => panic!("StatsRef and StatsView disagree on {owned:?}"),
+                    }
+                    // The frame is the input's bytes just before the parser's offset.
+                    let end = parser.stream_offset();
+                    let start = end - owned.encoded_len() as u64;
+                    assert_eq!(&input[start as usize..end as usize], owned.as_bytes());
+                    out.push(Ok(owned));
+                }
+                Ok(None) => break,
+                Err(e) => out.push(Err(e)),
+            }
+            assert_eq!(front + parser.consumed() as u64, parser.stream_offset());
+        }
+        if i % 2 == 1 {
+            let n = parser.release();
+            buf.advance(n);
+            front += n as u64;
+        }
+    }
+    out.extend(parser.finish_in(&buf).map(Err));
+    buf.advance(parser.release());
+    assert!(buf.is_empty() && parser.is_idle(), "finish_in left a frame");
     out
 }
 

@@ -105,11 +105,12 @@ pub use control::{
 pub use error::{DecodeError, DecodeErrorKind, EncodeError, FieldError, FieldErrorKind};
 pub use escape::{ESC, escape_path, unescape_path};
 pub use frame::{
-    Field, Fields, Frame, FrameBuilder, HEADER, MessageType, REDACTED, encode_frame, is_secret_key,
+    Field, Fields, Frame, FrameBuilder, FrameRef, HEADER, MessageType, REDACTED, encode_frame,
+    is_secret_key,
 };
 pub use message::{
     Adaptive, ArgStop, Direction, FileError, FileStats, Init, Message, Notification, Operation,
     PreTransfer, Query, Secret, Session, SessionEnd, SessionError,
 };
 pub use parser::{DEFAULT_MAX_FRAME_LEN, FrameParser};
-pub use view::StatsView;
+pub use view::{StatsRef, StatsView};

@@ -5,7 +5,8 @@ use memchr::memchr;
 
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::frame::{
-    Frame, HEADER, INLINE_FIELDS, Index, NO_TYPE, SPAN_LEN, Span, next_line, put_span,
+    Frame, FrameRef, HEADER, INLINE_FIELDS, Index, IndexRef, NO_TYPE, SPAN_LEN, Span, next_line,
+    put_span,
 };
 use crate::scan::{Masks, avx2_available, masks};
 
@@ -93,6 +94,51 @@ pub struct FrameParser {
     avx2: bool,
     /// In `Body`: whether a line of the frame ended with CRLF.
     saw_cr: bool,
+    /// [`FrameParser::parse_in`]: bytes at the front of the caller's buffer already consumed
+    /// (the parser's position in it) and not yet released.
+    base: usize,
+}
+
+/// The bytes a parse reads, from the parser's position on, and how it drops them: the one
+/// block loop serves the owned front-end ([`FrameParser::parse`], a `BytesMut` it splits) and
+/// the borrowed one ([`FrameParser::parse_in`], a slice it only moves a position over).
+trait Input {
+    /// The bytes from the parser's position on.
+    fn view(&self) -> &[u8];
+    /// The parser is done with the first `n` bytes of the view.
+    fn skip(&mut self, n: usize);
+}
+
+impl Input for BytesMut {
+    #[inline(always)]
+    fn view(&self) -> &[u8] {
+        self
+    }
+
+    #[inline(always)]
+    fn skip(&mut self, n: usize) {
+        Buf::advance(self, n);
+    }
+}
+
+/// The caller's buffer and the parser's position in it.
+struct Window<'b> {
+    buf: &'b [u8],
+    base: usize,
+}
+
+impl Input for Window<'_> {
+    #[inline(always)]
+    fn view(&self) -> &[u8] {
+        // A buffer shorter than the position (the caller dropped more than released) reads
+        // as empty rather than panicking.
+        self.buf.get(self.base..).unwrap_or_default()
+    }
+
+    #[inline(always)]
+    fn skip(&mut self, n: usize) {
+        self.base += n;
+    }
 }
 
 impl Default for FrameParser {
@@ -123,6 +169,7 @@ impl FrameParser {
             consumed: 0,
             avx2: avx2_available(),
             saw_cr: false,
+            base: 0,
         }
     }
 
@@ -155,6 +202,122 @@ impl FrameParser {
     /// * `Ok(None)`: more bytes are needed (`buf` may have been trimmed of skipped bytes);
     /// * `Err(e)`: a damaged stretch was removed from `buf`; call again to go on.
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        let Some(len) = self.next_frame(buf)? else {
+            return Ok(None);
+        };
+        let type_field = self.type_field(&buf[..len]);
+        let raw: Bytes = buf.split_to(len).freeze();
+        self.consumed += len as u64;
+        let index = if self.spilled.is_empty() {
+            Index::Inline {
+                len: self.fields as u8,
+                crlf: self.saw_cr,
+                ends: self.inline,
+            }
+        } else {
+            Index::Shared(self.spilled.split().freeze())
+        };
+        let frame = Frame::from_parts(raw, index, type_field);
+        self.reset_frame(State::Header);
+        Ok(Some(frame))
+    }
+
+    /// Index the next frame of `buf` in place, without copying, allocating or taking a
+    /// reference count: the borrowed twin of [`FrameParser::parse`].
+    ///
+    /// `buf` is the caller's read buffer from its front: the first
+    /// [`FrameParser::consumed`] bytes of it are frames already returned or bytes skipped;
+    /// the parser reads on from there. Between calls the buffer may only grow at the end,
+    /// or lose at its front exactly the bytes [`FrameParser::release`] hands back. A partial
+    /// frame is not rescanned when more bytes arrive, as with `parse`.
+    ///
+    /// * `Ok(Some(frame))`: a frame borrowing `buf` (and the parser's field index, which the
+    ///   next call reuses); [`FrameRef::to_frame`] keeps it;
+    /// * `Ok(None)`: more bytes are needed;
+    /// * `Err(e)`: a damaged stretch was skipped (the same errors, at the same stream
+    ///   offsets, as `parse` reports); call again to go on.
+    ///
+    /// ```
+    /// use bytes::{Buf, BytesMut};
+    /// use fasp_mgmt_proto::FrameParser;
+    ///
+    /// let mut parser = FrameParser::new();
+    /// let mut buf = BytesMut::from(&b"FASPMGR 2\nType: STATS\nWritten: 7\n\nFASPMGR 2\nType"[..]);
+    /// let mut written = Vec::new();
+    /// while let Some(frame) = parser.parse_in(&buf)? {
+    ///     written.push(frame.get("Written").map(str::to_owned));
+    /// }
+    /// buf.advance(parser.release()); // drop the frames read; the partial one stays
+    /// assert_eq!(written, [Some("7".to_owned())]);
+    /// assert_eq!(&buf[..], b"FASPMGR 2\nType");
+    /// buf.extend_from_slice(b": STOP\n\n");
+    /// let frame = parser.parse_in(&buf)?.expect("complete");
+    /// assert_eq!(frame.type_name(), Some("STOP"));
+    /// # Ok::<(), fasp_mgmt_proto::DecodeError>(())
+    /// ```
+    pub fn parse_in<'p>(&'p mut self, buf: &'p [u8]) -> Result<Option<FrameRef<'p>>, DecodeError> {
+        let mut window = Window {
+            buf,
+            base: self.base,
+        };
+        let found = self.next_frame(&mut window);
+        self.base = window.base;
+        let Some(len) = found? else {
+            return Ok(None);
+        };
+        let start = self.base;
+        let raw = buf.get(start..start + len).unwrap_or_default();
+        let type_field = self.type_field(raw);
+        self.consumed += len as u64;
+        self.base += len;
+        // The scan state is reset; the field index stays for the frame returned and is
+        // cleared when the next frame starts.
+        self.state = State::Header;
+        self.scanned = 0;
+        self.line_start = 0;
+        self.key_end = NONE;
+        self.key_bad = false;
+        self.suspicious = NONE;
+        let index = if self.spilled.is_empty() {
+            IndexRef::Inline {
+                ends: self.inline.get(..self.fields).unwrap_or_default(),
+                crlf: self.saw_cr,
+            }
+        } else {
+            IndexRef::Shared(&self.spilled)
+        };
+        Ok(Some(FrameRef::from_parts(raw, index, type_field)))
+    }
+
+    /// Bytes at the front of the buffer given to [`FrameParser::parse_in`] that the parser is
+    /// done with: frames returned and bytes skipped.
+    pub fn consumed(&self) -> usize {
+        self.base
+    }
+
+    /// Hand back the [`FrameParser::consumed`] bytes: the caller must drop exactly that many
+    /// bytes from the front of its buffer (`buf.advance(parser.release())`) before the next
+    /// [`FrameParser::parse_in`]. Frames already returned must not be used afterwards.
+    pub fn release(&mut self) -> usize {
+        std::mem::take(&mut self.base)
+    }
+
+    /// [`FrameParser::finish`] for [`FrameParser::parse_in`]: reports a frame left
+    /// incomplete at end of stream; every byte of `buf` is then consumed (release them).
+    pub fn finish_in(&mut self, buf: &[u8]) -> Option<DecodeError> {
+        let mut window = Window {
+            buf,
+            base: self.base,
+        };
+        let err = self.finish_input(&mut window);
+        self.base = window.base;
+        err
+    }
+
+    /// The parse loop both front-ends share: `Some(len)` when a complete frame is the first
+    /// `len` bytes of the view, its index in the parser (the front-end takes it and resets).
+    #[inline(always)]
+    fn next_frame<I: Input>(&mut self, buf: &mut I) -> Result<Option<usize>, DecodeError> {
         loop {
             match self.state {
                 State::Header => {
@@ -178,36 +341,41 @@ impl FrameParser {
     /// Call at end of stream, after `parse` returned `Ok(None)`: reports a frame left
     /// incomplete, clears `buf` and resets the parser for a new stream position.
     pub fn finish(&mut self, buf: &mut BytesMut) -> Option<DecodeError> {
+        self.finish_input(buf)
+    }
+
+    fn finish_input<I: Input>(&mut self, buf: &mut I) -> Option<DecodeError> {
         let err = match self.state {
             State::Discard { .. } => None,
-            State::Header if buf.iter().all(|b| b.is_ascii_whitespace()) => None,
+            State::Header if buf.view().iter().all(|b| b.is_ascii_whitespace()) => None,
             State::Header | State::Body => Some(self.error_at(0, DecodeErrorKind::TruncatedAtEof)),
         };
-        let n = buf.len();
+        let n = buf.view().len();
         self.advance(buf, n);
         self.reset_frame(State::Header);
         err
     }
 
     /// Expecting a header line. `None` with the state still `Header` means "need more".
-    fn header(&mut self, buf: &mut BytesMut) -> Option<DecodeError> {
+    fn header<I: Input>(&mut self, buf: &mut I) -> Option<DecodeError> {
         loop {
+            let data = buf.view();
             // The common case, without a search: the buffer starts with the header line.
-            if buf.starts_with(b"FASPMGR 2\n") {
+            if data.starts_with(b"FASPMGR 2\n") {
                 self.start_body(10);
                 return None;
             }
-            let Some(nl) = memchr(b'\n', buf) else {
-                if buf.is_empty() || could_be_header(buf) {
+            let Some(nl) = memchr(b'\n', data) else {
+                if data.is_empty() || could_be_header(data) {
                     return None;
                 }
                 let err = self.error_at(0, DecodeErrorKind::MissingHeader);
-                let n = buf.len();
+                let n = data.len();
                 self.advance(buf, n);
                 self.state = State::Discard { mid_line: true };
                 return Some(err);
             };
-            let line = trim_cr(&buf[..nl]);
+            let line = trim_cr(&data[..nl]);
             if line.is_empty() {
                 self.advance(buf, nl + 1);
                 continue;
@@ -231,8 +399,12 @@ impl FrameParser {
 
     /// A header line of `len` bytes starts `buf`: index the frame's fields from there.
     fn start_body(&mut self, len: usize) {
-        // Every way into `Header` went through `reset_frame`: the frame state is clean.
-        debug_assert!(self.fields == 0 && self.suspicious == NONE && self.key_end == NONE);
+        // Every way into `Header` reset the scan state; the index of the frame `parse_in`
+        // returned last is cleared only now.
+        debug_assert!(self.suspicious == NONE && self.key_end == NONE);
+        self.fields = 0;
+        self.saw_cr = false;
+        self.spilled.clear();
         self.state = State::Body;
         self.scanned = len;
         self.line_start = len;
@@ -243,7 +415,7 @@ impl FrameParser {
     /// hold); each line then costs a few bit operations. What is known of a line still open at
     /// the end of a full block (its first colon, a bad key byte) is kept, so bytes are looked at
     /// again only in an incomplete last block.
-    fn body(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+    fn body<I: Input>(&mut self, buf: &mut I) -> Result<Option<usize>, DecodeError> {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
             #[allow(unsafe_code)]
@@ -251,7 +423,7 @@ impl FrameParser {
             // (`avx2_available`, in `FrameParser::with_max_frame_len`).
             return unsafe { self.body_avx2(buf) };
         }
-        self.blocks::<false>(buf)
+        self.blocks::<false, I>(buf)
     }
 
     /// [`FrameParser::body`] compiled for AVX2 (and BMI1/BMI2, for the bit operations of each
@@ -264,16 +436,16 @@ impl FrameParser {
     #[cfg(target_arch = "x86_64")]
     #[allow(unsafe_code)]
     #[target_feature(enable = "avx2,bmi1,bmi2")]
-    unsafe fn body_avx2(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
-        self.blocks::<true>(buf)
+    unsafe fn body_avx2<I: Input>(&mut self, buf: &mut I) -> Result<Option<usize>, DecodeError> {
+        self.blocks::<true, I>(buf)
     }
 
     /// The block loop of [`FrameParser::body`]; `AVX2` only where the CPU has it.
     #[inline(always)]
-    fn blocks<const AVX2: bool>(
+    fn blocks<const AVX2: bool, I: Input>(
         &mut self,
-        buf: &mut BytesMut,
-    ) -> Result<Option<Frame>, DecodeError> {
+        buf: &mut I,
+    ) -> Result<Option<usize>, DecodeError> {
         let mut pos = self.scanned;
         let mut line_start = self.line_start;
         let mut key_end = self.key_end;
@@ -282,13 +454,13 @@ impl FrameParser {
         // The incomplete last block, padded.
         let mut tail = [b' '; 64];
         // Whether a CR may end the block before (a line of this one may end with its last byte).
-        let mut cr_before = buf.get(pos.wrapping_sub(1)) == Some(&b'\r');
-        let len = buf.len();
+        let mut cr_before = buf.view().get(pos.wrapping_sub(1)) == Some(&b'\r');
+        let len = buf.view().len();
         loop {
             if pos >= len {
                 break;
             }
-            let data: &[u8] = buf;
+            let data: &[u8] = buf.view();
             let full = pos + 64 <= len;
             let (block, valid): (&[u8; 64], u64) = match data.get(pos..pos + 64) {
                 Some(block) => (block.try_into().unwrap_or(&[0; 64]), u64::MAX),
@@ -496,14 +668,14 @@ impl FrameParser {
 
     /// A line that is not `Key: Value`: a header (the open frame was never closed), or a bad
     /// line (the frame is dropped and the stream skipped to the next header).
-    fn line_error(
+    fn line_error<I: Input>(
         &mut self,
-        buf: &mut BytesMut,
+        buf: &mut I,
         start: usize,
         end: usize,
         next: usize,
     ) -> DecodeError {
-        let line = &buf[start..end];
+        let line = &buf.view()[start..end];
         if line.starts_with(HEADER_PREFIX) {
             let err = self.error_at(0, DecodeErrorKind::Unterminated);
             self.advance(buf, start);
@@ -517,9 +689,13 @@ impl FrameParser {
         self.bad_line(buf, start, next, kind)
     }
 
-    /// The frame `buf[..len]` is complete: check its values and split it off.
-    fn complete(&mut self, buf: &mut BytesMut, len: usize) -> Result<Option<Frame>, DecodeError> {
-        let bytes = &buf[..len];
+    /// The frame `buf[..len]` is complete: check its values (the front-end takes it).
+    fn complete<I: Input>(
+        &mut self,
+        buf: &mut I,
+        len: usize,
+    ) -> Result<Option<usize>, DecodeError> {
+        let bytes = &buf.view()[..len];
         let bad = if self.suspicious >= len {
             None
         } else {
@@ -544,21 +720,7 @@ impl FrameParser {
             self.reset_frame(State::Header);
             return Err(err);
         }
-        let type_field = self.type_field(bytes);
-        let raw: Bytes = buf.split_to(len).freeze();
-        self.consumed += len as u64;
-        let index = if self.spilled.is_empty() {
-            Index::Inline {
-                len: self.fields as u8,
-                crlf: self.saw_cr,
-                ends: self.inline,
-            }
-        } else {
-            Index::Shared(self.spilled.split().freeze())
-        };
-        let frame = Frame::from_parts(raw, index, type_field);
-        self.reset_frame(State::Header);
-        Ok(Some(frame))
+        Ok(Some(len))
     }
 
     /// Which field is the first `Type` (ascp always sends it first).
@@ -598,9 +760,9 @@ impl FrameParser {
     }
 
     /// A bad line at `buf[start..next]`: report it, drop the frame so far, skip the rest.
-    fn bad_line(
+    fn bad_line<I: Input>(
         &mut self,
-        buf: &mut BytesMut,
+        buf: &mut I,
         start: usize,
         next: usize,
         kind: DecodeErrorKind,
@@ -611,7 +773,7 @@ impl FrameParser {
         err
     }
 
-    fn too_large(&mut self, buf: &mut BytesMut, drop: usize, mid_line: bool) -> DecodeError {
+    fn too_large<I: Input>(&mut self, buf: &mut I, drop: usize, mid_line: bool) -> DecodeError {
         let err = self.error_at(
             0,
             DecodeErrorKind::FrameTooLarge {
@@ -624,12 +786,12 @@ impl FrameParser {
     }
 
     /// Skip damaged bytes. Returns true when a header line may start at `buf[0]`.
-    fn discard(&mut self, buf: &mut BytesMut, mut mid_line: bool) -> bool {
+    fn discard<I: Input>(&mut self, buf: &mut I, mut mid_line: bool) -> bool {
         loop {
             if mid_line {
-                match memchr(b'\n', buf) {
+                match memchr(b'\n', buf.view()) {
                     None => {
-                        let n = buf.len();
+                        let n = buf.view().len();
                         self.advance(buf, n);
                         self.state = State::Discard { mid_line: true };
                         return false;
@@ -637,11 +799,12 @@ impl FrameParser {
                     Some(nl) => self.advance(buf, nl + 1),
                 }
             }
-            if buf.len() < HEADER_PREFIX.len() && HEADER_PREFIX.starts_with(buf) {
+            let data = buf.view();
+            if data.len() < HEADER_PREFIX.len() && HEADER_PREFIX.starts_with(data) {
                 self.state = State::Discard { mid_line: false };
                 return false;
             }
-            if buf.starts_with(HEADER_PREFIX) {
+            if data.starts_with(HEADER_PREFIX) {
                 self.state = State::Header;
                 return true;
             }
@@ -656,8 +819,8 @@ impl FrameParser {
         }
     }
 
-    fn advance(&mut self, buf: &mut BytesMut, n: usize) {
-        buf.advance(n);
+    fn advance<I: Input>(&mut self, buf: &mut I, n: usize) {
+        buf.skip(n);
         self.consumed += n as u64;
     }
 

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use crate::error::{FieldError, FieldErrorKind};
 use crate::escape::unescape_path;
-use crate::frame::{Frame, HEADER, after_field, next_line, text};
+use crate::frame::{Frame, FrameRef, HEADER, after_field, next_line, text};
 use crate::message::{FileStats, not_a_number, number_in};
 
 /// The keys the view knows, in slot order.
@@ -28,6 +28,9 @@ const KEYS: [&str; 17] = [
     "FaspFileArgIndex",
     "FileChecksumType",
 ];
+
+/// Per known key, the offsets of its last value (`ABSENT` when none).
+type Notes = [(u32, u32); KEYS.len()];
 
 /// No field for this slot.
 const ABSENT: u32 = u32::MAX;
@@ -250,7 +253,7 @@ const ORDER: [(Expected, usize); 15] = [
 ];
 
 /// [`StatsView::from_frame`] over an inline index: the value offsets of each known key into
-/// `at`. `CRLF`: whether a CR may end a line (see [`Frame::inline_ends`]).
+/// `at`. `CRLF`: whether a CR may end a line (see [`FrameRef::inline_ends`]).
 #[inline(always)]
 fn note_inline<const CRLF: bool>(at: &mut [(u32, u32); KEYS.len()], raw: &[u8], ends: &[[u16; 2]]) {
     let mut a = next_line(raw, HEADER.len());
@@ -293,12 +296,37 @@ fn note(at: &mut [(u32, u32); KEYS.len()], s: Option<usize>, b: u16, c: u16) {
 /// [`StatsView::from_frame`] over a spilled index (frames of many fields or past 64 KiB).
 #[cold]
 #[inline(never)]
-fn note_shared(at: &mut [(u32, u32); KEYS.len()], frame: &Frame) {
+fn note_shared(at: &mut [(u32, u32); KEYS.len()], frame: FrameRef<'_>) {
     for (key, start, end) in frame.raw_fields() {
         if let Some(s) = slot(key.as_bytes()) {
             at[s] = (start as u32, end as u32);
         }
     }
+}
+
+/// What both views note of a frame: its message type and where each known key's last value
+/// is (or the error on another message).
+#[inline(always)]
+fn notes(frame: FrameRef<'_>) -> Result<(&'static str, Notes), FieldError> {
+    let message = match frame.type_name() {
+        Some("STATS") => "STATS",
+        Some("STOP") => "STOP",
+        Some("SKIP") => "SKIP",
+        Some("FILEERROR") => "FILEERROR",
+        other => return Err(wrong_type(other)),
+    };
+    let mut at = [(ABSENT, ABSENT); KEYS.len()];
+    let raw = frame.as_bytes();
+    if let Some((ends, crlf)) = frame.inline_ends() {
+        if crlf {
+            note_inline::<true>(&mut at, raw, ends);
+        } else {
+            note_inline::<false>(&mut at, raw, ends);
+        }
+    } else {
+        note_shared(&mut at, frame);
+    }
+    Ok((message, at))
 }
 
 /// The error of [`StatsView::from_frame`] on another message.
@@ -312,6 +340,83 @@ fn wrong_type(type_name: Option<&str>) -> FieldError {
             expected: "STATS, STOP, SKIP or FILEERROR",
         },
     }
+}
+
+/// The accessors [`StatsView`] and [`StatsRef`] share (each has a `frame` whose `as_bytes`
+/// are the bytes viewed, and the notes of [`notes`]).
+macro_rules! stats_accessors {
+    () => {
+        /// `File`, ESC-decoded.
+        #[inline]
+        pub fn file(&self) -> Option<Cow<'a, str>> {
+            self.find(0).map(|(s, e)| unescape_path(self.text(s, e)))
+        }
+
+        texts! {
+            /// `UserStr`
+            user_str = 6;
+            /// `SessionId`
+            session_id = 9;
+            /// `FaspFileID`
+            file_id = 11;
+            /// `FileChecksum` (STOP, with `--file-checksum`)
+            checksum = 13;
+            /// `FileChecksumType` (`md5`, `sha1`...)
+            checksum_type = 16;
+        }
+
+        numbers! {
+            /// `Size`: file size in bytes.
+            size = 1;
+            /// `Loss`: bytes lost in the session so far.
+            loss = 2;
+            /// `Delay`: last round-trip time measured, ms.
+            delay_ms = 3;
+            /// `Written`: bytes of this file written.
+            written = 4;
+            /// `EndByte`: last byte to transfer (range transfers).
+            end_byte = 5;
+            /// `Bytescont`: contiguous bytes at the destination.
+            bytes_contiguous = 7;
+            /// `FileBytes`: bytes written in the session so far.
+            file_bytes = 8;
+            /// `StartByte`: where the transfer of this file started (resume offset).
+            start_byte = 10;
+            /// `Elapsedusec`: session time elapsed, µs.
+            elapsed_usec = 12;
+            /// `TransferBytes`: bytes transferred in the session so far.
+            transfer_bytes = 14;
+            /// `FaspFileArgIndex`: the source argument this file came from.
+            arg_index = 15;
+        }
+
+        #[inline(always)]
+        fn text(&self, start: usize, end: usize) -> &'a str {
+            text(self.frame.as_bytes().get(start..end).unwrap_or_default())
+        }
+
+        #[inline(always)]
+        fn number(&self, slot: usize) -> Result<Option<u64>, FieldError> {
+            let Some((start, end)) = self.find(slot) else {
+                return Ok(None);
+            };
+            match number_in(self.frame.as_bytes(), start, end) {
+                Some(n) => Ok(Some(n)),
+                None => Err(not_a_number(
+                    self.message,
+                    KEYS[slot],
+                    self.text(start, end),
+                )),
+            }
+        }
+
+        /// The value offsets of the last field named `KEYS[slot]`.
+        #[inline(always)]
+        fn find(&self, slot: usize) -> Option<(usize, usize)> {
+            let (start, end) = self.at[slot];
+            (start != ABSENT).then_some((start as usize, end as usize))
+        }
+    };
 }
 
 /// A lazy, borrowed view of a `STATS`, `STOP`, `SKIP` or `FILEERROR` frame: the same figures
@@ -383,24 +488,7 @@ impl<'a> StatsView<'a> {
     // Inlined into the caller: the view is built where it is used, not copied out.
     #[inline(always)]
     pub fn from_frame(frame: &'a Frame) -> Result<StatsView<'a>, FieldError> {
-        let message = match frame.type_name() {
-            Some("STATS") => "STATS",
-            Some("STOP") => "STOP",
-            Some("SKIP") => "SKIP",
-            Some("FILEERROR") => "FILEERROR",
-            other => return Err(wrong_type(other)),
-        };
-        let mut at = [(ABSENT, ABSENT); KEYS.len()];
-        let raw = frame.as_bytes();
-        if let Some((ends, crlf)) = frame.inline_ends() {
-            if crlf {
-                note_inline::<true>(&mut at, raw, ends);
-            } else {
-                note_inline::<false>(&mut at, raw, ends);
-            }
-        } else {
-            note_shared(&mut at, frame);
-        }
+        let (message, at) = notes(frame.as_frame_ref())?;
         Ok(StatsView { frame, message, at })
     }
 
@@ -419,76 +507,60 @@ impl<'a> StatsView<'a> {
         FileStats::from_frame(self.frame)
     }
 
-    /// `File`, ESC-decoded.
-    #[inline]
-    pub fn file(&self) -> Option<Cow<'a, str>> {
-        self.find(0).map(|(s, e)| unescape_path(self.text(s, e)))
-    }
+    stats_accessors!();
+}
 
-    texts! {
-        /// `UserStr`
-        user_str = 6;
-        /// `SessionId`
-        session_id = 9;
-        /// `FaspFileID`
-        file_id = 11;
-        /// `FileChecksum` (STOP, with `--file-checksum`)
-        checksum = 13;
-        /// `FileChecksumType` (`md5`, `sha1`...)
-        checksum_type = 16;
-    }
+/// [`StatsView`] of a borrowed frame ([`FrameRef`], what [`crate::FrameParser::parse_in`]
+/// gives): the same accessors, nothing owned.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use fasp_mgmt_proto::{FrameParser, StatsRef};
+///
+/// let mut parser = FrameParser::new();
+/// let buf = BytesMut::from(&b"FASPMGR 2\nType: STATS\nWritten: 1024\n\n"[..]);
+/// let frame = parser.parse_in(&buf)?.expect("complete");
+/// let stats = StatsRef::from_frame_ref(frame)?;
+/// assert_eq!(stats.written()?, Some(1024));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy)]
+pub struct StatsRef<'a> {
+    frame: FrameRef<'a>,
+    message: &'static str,
+    /// As in [`StatsView`].
+    at: [(u32, u32); KEYS.len()],
+}
 
-    numbers! {
-        /// `Size`: file size in bytes.
-        size = 1;
-        /// `Loss`: bytes lost in the session so far.
-        loss = 2;
-        /// `Delay`: last round-trip time measured, ms.
-        delay_ms = 3;
-        /// `Written`: bytes of this file written.
-        written = 4;
-        /// `EndByte`: last byte to transfer (range transfers).
-        end_byte = 5;
-        /// `Bytescont`: contiguous bytes at the destination.
-        bytes_contiguous = 7;
-        /// `FileBytes`: bytes written in the session so far.
-        file_bytes = 8;
-        /// `StartByte`: where the transfer of this file started (resume offset).
-        start_byte = 10;
-        /// `Elapsedusec`: session time elapsed, µs.
-        elapsed_usec = 12;
-        /// `TransferBytes`: bytes transferred in the session so far.
-        transfer_bytes = 14;
-        /// `FaspFileArgIndex`: the source argument this file came from.
-        arg_index = 15;
+impl std::fmt::Debug for StatsRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsRef")
+            .field("message", &self.message)
+            .field("frame", &self.frame)
+            .finish()
     }
+}
 
+impl<'a> StatsRef<'a> {
+    /// View a borrowed `STATS`, `STOP`, `SKIP` or `FILEERROR` frame (any other `Type` is an
+    /// error).
     #[inline(always)]
-    fn text(&self, start: usize, end: usize) -> &'a str {
-        text(self.frame.as_bytes().get(start..end).unwrap_or_default())
+    pub fn from_frame_ref(frame: FrameRef<'a>) -> Result<StatsRef<'a>, FieldError> {
+        let (message, at) = notes(frame)?;
+        Ok(StatsRef { frame, message, at })
     }
 
-    #[inline(always)]
-    fn number(&self, slot: usize) -> Result<Option<u64>, FieldError> {
-        let Some((start, end)) = self.find(slot) else {
-            return Ok(None);
-        };
-        match number_in(self.frame.as_bytes(), start, end) {
-            Some(n) => Ok(Some(n)),
-            None => Err(not_a_number(
-                self.message,
-                KEYS[slot],
-                self.text(start, end),
-            )),
-        }
+    /// The frame viewed.
+    pub fn frame(&self) -> FrameRef<'a> {
+        self.frame
     }
 
-    /// The value offsets of the last field named `KEYS[slot]`.
-    #[inline(always)]
-    fn find(&self, slot: usize) -> Option<(usize, usize)> {
-        let (start, end) = self.at[slot];
-        (start != ABSENT).then_some((start as usize, end as usize))
+    /// The message type: `STATS`, `STOP`, `SKIP` or `FILEERROR`.
+    pub fn message(&self) -> &'static str {
+        self.message
     }
+
+    stats_accessors!();
 }
 
 #[cfg(test)]

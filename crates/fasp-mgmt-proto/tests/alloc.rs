@@ -1,12 +1,13 @@
 //! Decoding N frames from one buffer does not allocate per frame: frames are split off the
-//! read buffer and their field index comes from a reused arena.
+//! read buffer and their field index comes from a reused arena; the borrowed path
+//! (`parse_in`) allocates nothing at all once its index arena exists.
 #![allow(unsafe_code)] // a counting global allocator needs `unsafe impl GlobalAlloc`
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::BytesMut;
-use fasp_mgmt_proto::{FrameParser, Message};
+use bytes::{Buf, BytesMut};
+use fasp_mgmt_proto::{FrameParser, Message, StatsRef};
 
 struct Counting;
 
@@ -33,6 +34,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The count is global: the tests take turns.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn stats_stream(n: usize) -> Vec<u8> {
     let mut s = String::new();
     for i in 0..n {
@@ -51,6 +55,7 @@ fn stats_stream(n: usize) -> Vec<u8> {
 #[test]
 fn decoding_does_not_allocate_per_frame() {
     const N: usize = 10_000;
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let mut buf = BytesMut::from(&stats_stream(N)[..]);
     let mut parser = FrameParser::new();
     let mut frames = 0usize;
@@ -67,4 +72,36 @@ fn decoding_does_not_allocate_per_frame() {
     assert_eq!(written, (0..N as u64).sum::<u64>());
     // The read buffer and the index arena are reused: a handful of allocations in all.
     assert!(allocs < 10, "{allocs} allocations for {N} frames");
+}
+
+#[test]
+fn borrowed_decoding_does_not_allocate() {
+    const N: usize = 10_000;
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let stream = stats_stream(N);
+    // Read as the socket delivers it: 2 KiB at a time into one buffer, every complete frame
+    // parsed borrowed, the bytes read dropped.
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut parser = FrameParser::new();
+    let mut frames = 0usize;
+    let mut written = 0u64;
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for piece in stream.chunks(2048) {
+        buf.extend_from_slice(piece);
+        while let Some(frame) = parser.parse_in(&buf).unwrap() {
+            written += StatsRef::from_frame_ref(frame)
+                .unwrap()
+                .written()
+                .unwrap()
+                .unwrap();
+            frames += 1;
+        }
+        buf.advance(parser.release());
+    }
+    assert!(parser.finish_in(&buf).is_none());
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    assert_eq!(frames, N);
+    assert_eq!(written, (0..N as u64).sum::<u64>());
+    // The read buffer is reclaimed in place; nothing per frame.
+    assert!(allocs < 4, "{allocs} allocations for {N} frames");
 }
