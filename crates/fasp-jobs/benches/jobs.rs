@@ -487,7 +487,7 @@ async fn latency(sim: &Path) -> Vec<Row> {
         let store = JobStore::open(&url).await.expect("open the store");
         let client = JobStore::open(&url).await.expect("open the client's store");
         runs.push((
-            "PostgreSQL, another store,",
+            "PostgreSQL (another store)",
             job_latency(sim, store, Some(client), &src, &options, poll, n, "pgx").await,
         ));
     } else {
