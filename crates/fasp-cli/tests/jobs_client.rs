@@ -270,8 +270,10 @@ fn a_persistent_job_takes_paths_until_finished_and_its_events_are_transfer_lines
     let count = |t: &str| types.iter().filter(|x| *x == t).count();
     assert_eq!(count("file_done"), 2, "{types:?}");
     assert_eq!(count("arg_done"), 2, "{types:?}");
+    // The worker is woken by the submission, so ascp may have spawned and its session
+    // started before the follower connected: those lines come once at most.
     assert!(
-        count("session_started") == 1 && count("spawned") == 1,
+        count("session_started") <= 1 && count("spawned") <= 1,
         "{types:?}"
     );
     let _ = follower.kill();
