@@ -5,6 +5,9 @@
 //!   size, written, start byte, session bytes, argument index) through the lazy `StatsView`;
 //! * `fasp/message`: the same plus `Message::from_frame` on every frame (every field of every
 //!   frame typed, every number parsed);
+//! * `fasp/borrowed`, `fasp/borrowed-typed`: `fasp/index` and `fasp/typed-stats` through the
+//!   borrowed path (`FrameParser::parse_in`, `FrameRef`, `StatsRef`): each frame a view of the
+//!   read buffer, nothing owned, the bytes read dropped after the reads' frames;
 //! * `.../64K`, `.../2K`: the same bytes fed to the parser in 64 KiB or 2 KiB reads, appended to
 //!   one read buffer as a socket delivers them (the manager starts with 2 KiB reads);
 //! * `httparse`: `httparse::parse_headers` on the same `Key: Value` lines, whole stream in one
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput};
-use fasp_mgmt_proto::{Frame, FrameParser, Message, StatsView};
+use fasp_mgmt_proto::{Frame, FrameParser, FrameRef, Message, StatsRef, StatsView};
 
 /// A stream of `n` frames: INIT, SESSION, then STATS with a STOP every 50 frames and a
 /// NOTIFICATION every 200, then DONE.
@@ -77,23 +80,30 @@ const STATS: u8 = 1;
 /// `Message::from_frame` on every frame: every field typed and every number parsed.
 const MESSAGE: u8 = 2;
 
+/// What the manager reads from a STATS or STOP view (`StatsView` or `StatsRef`).
+macro_rules! six_figures {
+    ($s:expr) => {{
+        let s = $s;
+        let file = s.file().map_or(0, |f| f.len());
+        let session = match s.transfer_bytes().expect("a number") {
+            Some(n) => Some(n),
+            None => s.file_bytes().expect("a number"),
+        };
+        let size = s.size().expect("a number");
+        let start = s.start_byte().expect("a number");
+        let arg = s.arg_index().expect("a number");
+        black_box((file, session, size, start, arg));
+        s.written().expect("a number").unwrap_or(0) as usize
+    }};
+}
+
 #[inline(always)]
 fn consume<const USE: u8>(frame: &Frame) -> usize {
     let n = match USE {
         INDEX => frame.field_count(),
         STATS => match frame.type_name() {
             Some("STATS" | "STOP") => {
-                let s = StatsView::from_frame(frame).expect("a STATS view");
-                let file = s.file().map_or(0, |f| f.len());
-                let session = match s.transfer_bytes().expect("a number") {
-                    Some(n) => Some(n),
-                    None => s.file_bytes().expect("a number"),
-                };
-                let size = s.size().expect("a number");
-                let start = s.start_byte().expect("a number");
-                let arg = s.arg_index().expect("a number");
-                black_box((file, session, size, start, arg));
-                s.written().expect("a number").unwrap_or(0) as usize
+                six_figures!(StatsView::from_frame(frame).expect("a STATS view"))
             }
             _ => 0,
         },
@@ -104,6 +114,51 @@ fn consume<const USE: u8>(frame: &Frame) -> usize {
     };
     black_box(frame);
     n
+}
+
+/// [`consume`] of a borrowed frame (`INDEX` or `STATS`).
+#[inline(always)]
+fn consume_ref<const USE: u8>(frame: FrameRef<'_>) -> usize {
+    let n = match USE {
+        INDEX => frame.field_count(),
+        _ => match frame.type_name() {
+            Some("STATS" | "STOP") => {
+                six_figures!(StatsRef::from_frame_ref(frame).expect("a STATS view"))
+            }
+            _ => 0,
+        },
+    };
+    black_box(frame);
+    n
+}
+
+/// The whole stream in one buffer, every frame a borrowed view of it.
+fn fasp_borrowed<const USE: u8>(mut buf: BytesMut) -> (usize, BytesMut) {
+    let mut parser = FrameParser::new();
+    let mut n = 0;
+    while let Some(frame) = parser.parse_in(&buf).expect("valid stream") {
+        n += consume_ref::<USE>(frame);
+    }
+    buf.advance(parser.release());
+    (n, buf)
+}
+
+/// [`fasp_chunked`] on the borrowed path: after each read, every complete frame is viewed,
+/// then the bytes read dropped (`advance`), as a reader of the socket would.
+fn fasp_borrowed_chunked<const USE: u8, const CHUNK: usize>(src: BytesMut) -> (usize, BytesMut) {
+    let mut parser = FrameParser::new();
+    let mut buf = BytesMut::with_capacity(CHUNK.max(8 * 1024));
+    let mut n = 0;
+    for read in src.chunks(CHUNK) {
+        buf.reserve(read.len());
+        buf.extend_from_slice(read);
+        while let Some(frame) = parser.parse_in(&buf).expect("valid stream") {
+            n += consume_ref::<USE>(frame);
+        }
+        buf.advance(parser.release());
+    }
+    assert!(buf.is_empty() && parser.is_idle());
+    (n, src)
 }
 
 fn fasp_whole<const USE: u8>(mut buf: BytesMut) -> (usize, BytesMut) {
@@ -215,14 +270,26 @@ fn naive(buf: BytesMut) -> (usize, BytesMut) {
 /// (filled before the clock starts) and hands it back, so that freeing it is not timed.
 type Decoder = fn(BytesMut) -> (usize, BytesMut);
 
-const DECODERS: [(&str, Decoder); 13] = [
+const DECODERS: [(&str, Decoder); 19] = [
     ("fasp/index", fasp_whole::<INDEX>),
     ("fasp/typed-stats", fasp_whole::<STATS>),
     ("fasp/message", fasp_whole::<MESSAGE>),
+    ("fasp/borrowed", fasp_borrowed::<INDEX>),
+    ("fasp/borrowed-typed", fasp_borrowed::<STATS>),
     ("fasp/index/64K", fasp_chunked::<INDEX, 65_536>),
     ("fasp/typed/64K", fasp_chunked::<STATS, 65_536>),
     ("fasp/index/2K", fasp_chunked::<INDEX, 2_048>),
     ("fasp/typed/2K", fasp_chunked::<STATS, 2_048>),
+    ("fasp/borrowed/64K", fasp_borrowed_chunked::<INDEX, 65_536>),
+    (
+        "fasp/borrowed-typed/64K",
+        fasp_borrowed_chunked::<STATS, 65_536>,
+    ),
+    ("fasp/borrowed/2K", fasp_borrowed_chunked::<INDEX, 2_048>),
+    (
+        "fasp/borrowed-typed/2K",
+        fasp_borrowed_chunked::<STATS, 2_048>,
+    ),
     ("httparse", httparse_all),
     ("httparse/64K", httparse_chunked::<65_536>),
     ("httparse/2K", httparse_chunked::<2_048>),
@@ -251,7 +318,10 @@ fn summary(label: &str, data: &[u8]) {
     // Every decoder sees the same fields (typed ones: the same sum of `Written`).
     let count = |i: usize| DECODERS[i].1(BytesMut::from(data)).0;
     for (i, (name, _)) in DECODERS.iter().enumerate() {
-        let want = if name.starts_with("fasp/typed") || name.starts_with("fasp/message") {
+        let want = if name.starts_with("fasp/typed")
+            || name.starts_with("fasp/borrowed-typed")
+            || name.starts_with("fasp/message")
+        {
             count(decoder("fasp/message"))
         } else if name.starts_with("copy") {
             0
@@ -283,13 +353,13 @@ fn summary(label: &str, data: &[u8]) {
         data.len() / frames
     );
     println!(
-        "{:<18} {:>10} {:>14} {:>12}",
+        "{:<24} {:>10} {:>14} {:>12}",
         "decoder", "MB/s", "frames/s", "vs httparse"
     );
     for (i, (name, _)) in DECODERS.iter().enumerate() {
         let secs = median(i).as_secs_f64();
         println!(
-            "{:<18} {:>10.1} {:>14.0} {:>11.2}x",
+            "{:<24} {:>10.1} {:>14.0} {:>11.2}x",
             name,
             data.len() as f64 / secs / 1e6,
             frames as f64 / secs,

@@ -167,15 +167,26 @@ impl Frame {
     /// The value of the `Type` field, if the frame has one.
     #[inline]
     pub fn type_name(&self) -> Option<&str> {
-        self.as_frame_ref().type_name()
+        // Read from the owned index directly (a hot path: no view built).
+        if self.type_field == NO_TYPE {
+            return None;
+        }
+        let [b, c] = match &self.index {
+            Index::Inline { ends, .. } => *ends.get(self.type_field as usize)?,
+            Index::Shared(_) => return self.as_frame_ref().type_name(),
+        };
+        let (b, c) = (usize::from(b), usize::from(c));
+        Some(text(self.raw.get((b + 2).min(c)..c).unwrap_or_default()))
     }
 
     /// The message type, from the `Type` field.
+    #[inline]
     pub fn kind(&self) -> MessageType<'_> {
         self.as_frame_ref().kind()
     }
 
     /// The raw value of the first field named `key` (case-sensitive, as ascp writes them).
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&str> {
         self.as_frame_ref().get(key)
     }
@@ -186,11 +197,13 @@ impl Frame {
     }
 
     /// The `i`-th field in wire order.
+    #[inline]
     pub fn field(&self, i: usize) -> Option<Field<'_>> {
         self.as_frame_ref().field(i)
     }
 
     /// All fields in wire order (the `Type` field included).
+    #[inline]
     pub fn fields(&self) -> Fields<'_> {
         self.as_frame_ref().fields()
     }
@@ -209,8 +222,12 @@ impl Frame {
     }
 
     /// Number of fields (the `Type` field included).
+    #[inline]
     pub fn field_count(&self) -> usize {
-        self.as_frame_ref().field_count()
+        match &self.index {
+            Index::Inline { len, .. } => usize::from(*len),
+            Index::Shared(b) => b.len() / SPAN_LEN,
+        }
     }
 
     /// The frame's wire bytes, header and final empty line included.
@@ -229,6 +246,7 @@ impl Frame {
     }
 
     /// Whether any field of this frame holds a secret (see [`is_secret_key`]).
+    #[inline]
     pub fn has_secrets(&self) -> bool {
         self.as_frame_ref().has_secrets()
     }
@@ -293,6 +311,7 @@ impl<'a> FrameRef<'a> {
     }
 
     /// The message type, from the `Type` field.
+    #[inline]
     pub fn kind(&self) -> MessageType<'a> {
         match self.type_name() {
             Some(t) => MessageType::from_name(t),
@@ -301,6 +320,7 @@ impl<'a> FrameRef<'a> {
     }
 
     /// The raw value of the first field named `key` (case-sensitive, as ascp writes them).
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&'a str> {
         self.fields().find(|f| f.key == key).map(|f| f.value)
     }
@@ -311,6 +331,7 @@ impl<'a> FrameRef<'a> {
     }
 
     /// The `i`-th field in wire order.
+    #[inline]
     pub fn field(&self, i: usize) -> Option<Field<'a>> {
         let [a, b, c] = match self.index {
             IndexRef::Inline { ends, crlf } => {
@@ -367,6 +388,7 @@ impl<'a> FrameRef<'a> {
     }
 
     /// Number of fields (the `Type` field included).
+    #[inline]
     pub fn field_count(&self) -> usize {
         match self.index {
             IndexRef::Inline { ends, .. } => ends.len(),

@@ -454,13 +454,14 @@ impl FrameParser {
         // The incomplete last block, padded.
         let mut tail = [b' '; 64];
         // Whether a CR may end the block before (a line of this one may end with its last byte).
-        let mut cr_before = buf.view().get(pos.wrapping_sub(1)) == Some(&b'\r');
-        let len = buf.view().len();
+        // The bytes do not change during the loop: read once (every exit returns).
+        let data: &[u8] = buf.view();
+        let mut cr_before = data.get(pos.wrapping_sub(1)) == Some(&b'\r');
+        let len = data.len();
         loop {
             if pos >= len {
                 break;
             }
-            let data: &[u8] = buf.view();
             let full = pos + 64 <= len;
             let (block, valid): (&[u8; 64], u64) = match data.get(pos..pos + 64) {
                 Some(block) => (block.try_into().unwrap_or(&[0; 64]), u64::MAX),
