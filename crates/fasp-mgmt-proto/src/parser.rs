@@ -45,6 +45,11 @@ enum State {
 /// when more bytes arrive: a partial frame is never rescanned, and of a partial line only its
 /// last 64-byte block is.
 ///
+/// [`FrameParser::parse_in`] is the borrowed twin: the frame is a [`FrameRef`] view of the
+/// caller's buffer (nothing split, copied or reference-counted), and the caller drops the bytes
+/// read when it likes ([`FrameParser::release`]). Both decode alike, errors and offsets
+/// included.
+///
 /// Damage is reported, never fatal: a stretch of bytes that is not a valid frame yields one
 /// [`DecodeError`] (with its stream offset); the parser then skips to the next line starting
 /// with `FASPMGR ` and decodes on. Memory stays bounded: a frame (or garbage without line
