@@ -6,119 +6,33 @@
 //! with a notice when it is missing (with `CI=true` they fail).
 #![cfg(feature = "jobs")]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Instant;
 
-use fasp_testkit::sim::{Work, sim_path};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use fasp_testkit::sim::Work;
 use serde_json::Value;
+use support::serve::{
+    Daemon, WITHIN, fasp, jobs, same_bytes, serve_command, stderr, typed_lines as json_lines,
+    with_sim,
+};
+use support::sim_path;
 
-const WITHIN: Duration = Duration::from_secs(60);
-
-fn fasp() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fasp"));
-    cmd.env_remove("FASP_SERVER").env_remove("FASP_JOBS_DB");
-    cmd
-}
-
-/// A `fasp serve` (or `fasp worker`) child, stopped with SIGTERM by `stop`, killed if the
-/// test ends first.
-struct Daemon {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    /// `fasp serve ARGS...` with the worker's ascp being ascp-sim in `work`; waits for its
-    /// `listening on URL` line.
-    fn serve(work: &Work, sim: Option<&Path>, args: &[&str]) -> Daemon {
-        let mut cmd = fasp();
-        cmd.arg("serve")
-            .arg("--db")
-            .arg(work.path().join("jobs.db"))
-            .args(args);
-        sim_env(&mut cmd, work, sim);
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start fasp serve");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut first)
-            .expect("read fasp serve's first line");
-        let Some(url) = first
-            .trim()
-            .strip_prefix("listening on ")
-            .map(str::to_owned)
-        else {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("fasp serve's output");
-            panic!(
-                "fasp serve did not start: {first:?}, stderr {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        };
-        Daemon { child, url }
-    }
-
-    /// SIGTERM, then its exit status within the deadline.
-    fn stop(mut self) -> i32 {
-        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("a pid"));
-        kill(pid, Signal::SIGTERM).expect("signal fasp");
-        let deadline = Instant::now() + WITHIN;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code().expect("an exit status");
-            }
-            assert!(Instant::now() < deadline, "fasp did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn sim_env(cmd: &mut Command, work: &Work, sim: Option<&Path>) {
+/// `fasp serve ARGS...`, its worker's ascp being ascp-sim in `work` if `sim` is given;
+/// waits for its `listening on URL` line.
+fn serve(work: &Work, sim: Option<&Path>, args: &[&str]) -> Daemon {
+    let mut cmd = serve_command(fasp(), work);
+    cmd.args(args);
     if let Some(sim) = sim {
-        cmd.arg("--ascp")
-            .arg(sim)
-            .env("FASP_ASCP_ENV", "ASCP_SIM_*")
-            .env("ASCP_SIM_ROOT", work.root())
-            .env("ASCP_SIM_STATS_INTERVAL_MS", "50");
+        with_sim(&mut cmd, work, sim);
     }
-}
-
-/// `fasp jobs --server URL ARGS...`.
-fn jobs(url: &str, args: &[&str]) -> Output {
-    fasp()
-        .args(["jobs", "--server", url])
-        .args(args)
-        .output()
-        .expect("run fasp jobs")
-}
-
-/// The stdout of `out` as JSON lines, each an object whose first key is `type`.
-fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8(out.stdout.clone())
-        .expect("UTF-8")
-        .lines()
-        .map(|line| {
-            let v: Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-            let first = v.as_object().and_then(|o| o.keys().next().cloned());
-            assert_eq!(first.as_deref(), Some("type"), "type is not first: {line}");
-            v
-        })
-        .collect()
+    Daemon::start(cmd.stderr(Stdio::piped()), |child| {
+        let out = child.wait_with_output().expect("fasp serve's output");
+        format!(", stderr {}", String::from_utf8_lossy(&out.stderr))
+    })
 }
 
 fn spec_file(work: &Work, sources: &[&Path], dest: &str) -> String {
@@ -135,21 +49,11 @@ fn spec_file(work: &Work, sources: &[&Path], dest: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-fn same_bytes(a: &Path, b: &Path) {
-    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
-    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
-    assert!(x == y, "{} and {} differ", a.display(), b.display());
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[test]
 fn a_job_added_to_fasp_serve_is_watched_until_completed() {
     let Some(sim) = sim_path() else { return };
     let work = Work::new();
-    let daemon = Daemon::serve(&work, Some(&sim), &["--listen", "127.0.0.1:0"]);
+    let daemon = serve(&work, Some(&sim), &["--listen", "127.0.0.1:0"]);
     let a = work.local_file("a.bin", 300_000);
     let b = work.local_file("b.bin", 1_500_000);
     let spec = spec_file(&work, &[&a, &b], "/inbox");
@@ -278,7 +182,7 @@ fn a_separate_fasp_worker_runs_the_jobs_of_an_api_only_server() {
     let Some(sim) = sim_path() else { return };
     let work = Work::new();
     let socket = work.path().join("fasp.sock");
-    let daemon = Daemon::serve(
+    let daemon = serve(
         &work,
         None,
         &["--socket", socket.to_str().unwrap(), "--no-worker"],
@@ -313,14 +217,12 @@ fn a_separate_fasp_worker_runs_the_jobs_of_an_api_only_server() {
     cmd.arg("worker")
         .arg("--db")
         .arg(work.path().join("jobs.db"));
-    sim_env(&mut cmd, &work, Some(&sim));
-    let worker = Daemon {
-        child: cmd
-            .stderr(Stdio::null())
+    with_sim(&mut cmd, &work, &sim);
+    let worker = Daemon::unlisted(
+        cmd.stderr(Stdio::null())
             .spawn()
             .expect("start fasp worker"),
-        url: String::new(),
-    };
+    );
     let watched = jobs(&daemon.url, &["watch", &id]);
     assert!(watched.status.success(), "{}", stderr(&watched));
     let text = String::from_utf8_lossy(&watched.stdout).into_owned();
@@ -365,7 +267,7 @@ fn other_addresses_need_a_token_file_and_clients_must_send_it() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
     let token = token.to_str().unwrap();
-    let daemon = Daemon::serve(
+    let daemon = serve(
         &work,
         None,
         &[

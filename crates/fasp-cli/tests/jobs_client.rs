@@ -11,112 +11,26 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use fasp_testkit::sim::Work;
 use serde_json::Value;
+use support::serve::{
+    Daemon as Serve, WITHIN, fasp, same_bytes, serve_command, stderr, typed_lines as lines,
+    with_sim,
+};
 use support::sim_path;
 
-const WITHIN: Duration = Duration::from_secs(60);
-
-fn fasp() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fasp"));
-    cmd.env_remove("FASP_SERVER").env_remove("FASP_JOBS_DB");
-    cmd
-}
-
 /// `fasp serve` on a free loopback port over a SQLite store in `work`, its worker's ascp
-/// being ascp-sim; killed when dropped.
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    fn start(work: &Work, sim: &Path, env: &[(&str, &str)]) -> Serve {
-        let mut child = fasp()
-            .arg("serve")
-            .arg("--db")
-            .arg(work.path().join("jobs.db"))
-            .args(["--listen", "127.0.0.1:0", "--ascp"])
-            .arg(sim)
-            .env("FASP_ASCP_ENV", "ASCP_SIM_*")
-            .env("ASCP_SIM_ROOT", work.root())
-            .env("ASCP_SIM_STATS_INTERVAL_MS", "50")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start fasp serve");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut first)
-            .expect("read fasp serve's first line");
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("fasp serve did not start: {first:?}"))
-            .to_owned();
-        Serve { child, url }
-    }
-
-    /// SIGTERM, then its exit status within the deadline.
-    fn stop(mut self) -> i32 {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("a pid"));
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal fasp");
-        let deadline = Instant::now() + WITHIN;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code().expect("an exit status");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "fasp serve did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn jobs(&self, args: &[&str]) -> Output {
-        fasp()
-            .args(["jobs", "--server", &self.url])
-            .args(args)
-            .output()
-            .expect("run fasp jobs")
-    }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The JSON lines of a `fasp jobs` command (job, file, path and error lines: a contract of
-/// their own, `type` first).
-fn lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|line| {
-            let v: Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-            let first = v.as_object().and_then(|o| o.keys().next().cloned());
-            assert_eq!(first.as_deref(), Some("type"), "type is not first: {line}");
-            v
-        })
-        .collect()
-}
-
-fn same_bytes(a: &Path, b: &Path) {
-    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
-    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
-    assert!(x == y, "{} and {} differ", a.display(), b.display());
+/// being ascp-sim, with `env` added; killed when dropped.
+fn start(work: &Work, sim: &Path, env: &[(&str, &str)]) -> Serve {
+    let mut cmd = serve_command(fasp(), work);
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    with_sim(&mut cmd, work, sim)
+        .envs(env.iter().copied())
+        .stderr(Stdio::null());
+    Serve::start(&mut cmd, |_| String::new())
 }
 
 /// Run `fasp jobs ...` until `pred` holds for its JSON lines (panics after WITHIN).
@@ -141,7 +55,7 @@ fn poll(serve: &Serve, args: &[&str], what: &str, pred: impl Fn(&[Value]) -> boo
 fn a_persistent_job_takes_paths_until_finished_and_its_events_are_transfer_lines() {
     let Some(sim) = sim_path() else { return };
     let work = Work::new();
-    let serve = Serve::start(&work, &sim, &[]);
+    let serve = start(&work, &sim, &[]);
     let a = work.local_file("a.bin", 300_000);
     let b = work.local_file("b.bin", 500_000);
     // A spec with no paths: with --persistent, the job waits for them.
@@ -301,7 +215,7 @@ fn a_node_job_added_with_node_gets_its_spec_from_the_node_when_it_starts() {
         .unwrap();
     let work = Work::new();
     // The password is the worker's (its environment), never the client's argument.
-    let serve = Serve::start(&work, &sim, &[("JOBS_NODE_PASSWORD", NODE_PASSWORD)]);
+    let serve = start(&work, &sim, &[("JOBS_NODE_PASSWORD", NODE_PASSWORD)]);
     let a = work.local_file("a.bin", 200_000);
     let b = work.local_file("b.bin", 300_000);
     // Relative sources: made absolute for the worker, which runs elsewhere.

@@ -13,19 +13,20 @@
 
 #[path = "../../fasp-jobs/tests/support/points.rs"]
 mod points;
+mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use fasp_testkit::sim::{Work, sim_path};
+use fasp_testkit::sim::Work;
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use points::{FAILPOINT_ENV, LOG_ENV, POINTS, PointCounts, TIMING_ENV};
 use serde_json::Value;
+use support::serve::{Daemon as Serve, fasp_at, serve_command, with_sim};
+use support::sim_path;
 
 /// Lease 700 ms, heartbeat 100 ms, poll 20 ms, no stagger: a restarted daemon takes its dead
 /// predecessor's jobs over within a second rather than 30 s.
@@ -36,10 +37,8 @@ const TIMING: &str = "700,100,20,0";
 fn fasp() -> Command {
     let bin = std::env::var_os("FASP_SERVE_CRASH_BIN")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_fasp").into());
-    let mut cmd = Command::new(bin);
-    cmd.env_remove("FASP_SERVER")
-        .env_remove("FASP_JOBS_DB")
-        .env_remove(FAILPOINT_ENV);
+    let mut cmd = fasp_at(bin);
+    cmd.env_remove(FAILPOINT_ENV);
     cmd
 }
 
@@ -64,38 +63,19 @@ impl Rng {
 }
 
 /// One life of `fasp serve` on the test's store.
-struct Serve {
-    child: Child,
-    url: String,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Serve {
     /// `fasp serve` on `work`'s store, with a worker unless `api_only`; armed with
     /// `failpoint` (`NAME:N`) if given. Returns once it said where it listens.
-    fn start(work: &Work, sim: &Path, api_only: bool, failpoint: Option<&str>) -> Serve {
+    fn life(work: &Work, sim: &Path, api_only: bool, failpoint: Option<&str>) -> Serve {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(daemon_log(work))
             .expect("the daemons' log");
-        let mut cmd = fasp();
-        cmd.arg("serve")
-            .arg("--db")
-            .arg(work.path().join("jobs.db"))
-            .args(["--listen", "127.0.0.1:0", "--ascp"])
-            .arg(sim)
+        let mut cmd = serve_command(fasp(), work);
+        cmd.args(["--listen", "127.0.0.1:0"]);
+        with_sim(&mut cmd, work, sim)
             .args(["--max-concurrent", "4", "--per-host", "4"])
-            .env("FASP_ASCP_ENV", "ASCP_SIM_*")
-            .env("ASCP_SIM_ROOT", work.root())
-            .env("ASCP_SIM_STATS_INTERVAL_MS", "50")
             .env(TIMING_ENV, TIMING)
             .env(LOG_ENV, work.path().join("points.log"));
         if api_only {
@@ -104,42 +84,20 @@ impl Serve {
         if let Some(point) = failpoint {
             cmd.env(FAILPOINT_ENV, point);
         }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start fasp serve");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut first = String::new();
-        stdout
-            .read_line(&mut first)
-            .expect("read fasp serve's first line");
-        let Some(url) = first
-            .trim()
-            .strip_prefix("listening on ")
-            .map(str::to_owned)
-        else {
-            let _ = child.kill();
+        Serve::start(cmd.stdin(Stdio::null()).stderr(log), |mut child| {
             let _ = child.wait();
             let log = std::fs::read_to_string(daemon_log(work)).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(15).collect();
-            panic!(
-                "fasp serve did not start: {first:?}; the end of its log ({}):\n{}",
+            format!(
+                "; the end of its log ({}):\n{}",
                 daemon_log(work).display(),
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             )
-        };
-        Serve {
-            child,
-            url,
-            _stdout: stdout,
-        }
+        })
     }
 
     fn sigkill(mut self) {
-        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("a pid"));
-        let _ = kill(pid, Signal::SIGKILL);
+        let _ = kill(self.pid(), Signal::SIGKILL);
         let _ = self.child.wait();
     }
 
@@ -165,13 +123,6 @@ impl Serve {
             daemon_log(work).display()
         );
         life.elapsed()
-    }
-
-    /// SIGTERM, and its exit status.
-    fn stop(mut self) -> Option<i32> {
-        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("a pid"));
-        kill(pid, Signal::SIGTERM).expect("signal fasp serve");
-        self.child.wait().expect("wait for fasp serve").code()
     }
 }
 
@@ -285,7 +236,7 @@ fn fasp_serve_killed_at_every_point_and_at_random_loses_no_job() {
 
     for point in POINTS {
         // The API alone takes this point's jobs (no worker runs them yet), then dies too.
-        let api = Serve::start(&work, &sim, true, None);
+        let api = Serve::life(&work, &sim, true, None);
         same_jobs(&api.url, &submitted);
         submitted.extend(submit(
             &work,
@@ -297,7 +248,7 @@ fn fasp_serve_killed_at_every_point_and_at_random_loses_no_job() {
         api.sigkill();
         for k in 0..per_point {
             let armed = format!("{point}:{}", 1 + (k + rng.range(0, 2)) % 2);
-            let daemon = Serve::start(&work, &sim, false, Some(&armed));
+            let daemon = Serve::life(&work, &sim, false, Some(&armed));
             restarts += 1;
             lives.push(daemon.died_at_point(&armed, &work));
         }
@@ -305,7 +256,7 @@ fn fasp_serve_killed_at_every_point_and_at_random_loses_no_job() {
     let at_points = started.elapsed();
 
     // Random kills of a daemon at work, with more jobs submitted on the way.
-    let mut daemon = Serve::start(&work, &sim, false, None);
+    let mut daemon = Serve::life(&work, &sim, false, None);
     submitted.extend(submit(
         &work,
         &daemon.url,
@@ -316,7 +267,7 @@ fn fasp_serve_killed_at_every_point_and_at_random_loses_no_job() {
     for _ in 0..kills {
         std::thread::sleep(Duration::from_millis(rng.range(100, 1_500)));
         daemon.sigkill();
-        daemon = Serve::start(&work, &sim, false, None);
+        daemon = Serve::life(&work, &sim, false, None);
         restarts += 1;
         same_jobs(&daemon.url, &submitted);
     }
@@ -340,11 +291,7 @@ fn fasp_serve_killed_at_every_point_and_at_random_loses_no_job() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(
-        daemon.stop(),
-        Some(0),
-        "fasp serve's exit status on SIGTERM"
-    );
+    assert_eq!(daemon.stop(), 0, "fasp serve's exit status on SIGTERM");
     let ended = started.elapsed();
 
     // The store, read directly: completed once each, files byte-exact.

@@ -6,6 +6,9 @@
 //! uses only part of it: what one of them leaves unused is used by another, not dead.
 #![allow(dead_code)]
 
+#[cfg(feature = "jobs")]
+pub(crate) mod serve;
+
 use std::sync::OnceLock;
 
 use serde_json::Value;
