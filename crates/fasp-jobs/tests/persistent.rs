@@ -8,31 +8,16 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fasp_jobs::{
-    AddedPath, FileOutcome, JobError, JobId, JobState, JobStore, NewJob, Worker, WorkerConfig,
-};
+use fasp_jobs::{AddedPath, FileOutcome, JobError, JobId, JobState, JobStore, NewJob, Worker};
 use fasp_manager::{Manager, TransferOptions};
 use fasp_spec::TransferSpec;
 use fasp_testkit::require_sim;
 use fasp_testkit::sim::Work;
+use support::worker::{Running, quick_config, same_bytes};
 use support::{sqlite_store, wait_for};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const WITHIN: Duration = Duration::from_secs(60);
-
-fn config(id: &str, work: &Work) -> WorkerConfig {
-    let options = TransferOptions::default()
-        .with_env("ASCP_SIM_ROOT", work.root())
-        .with_env("ASCP_SIM_STATS_INTERVAL_MS", "50")
-        .with_cancel_graces(Duration::from_millis(500), Duration::from_millis(500));
-    WorkerConfig::default()
-        .id(id)
-        .lease(Duration::from_millis(900), Duration::from_millis(100))
-        .poll(Duration::from_millis(20))
-        .stagger(Duration::ZERO)
-        .transfer_options(options)
-}
 
 /// A keepalive upload into `/drop` on ascp-sim's remote side, at `rate_kbps`, with `sources`
 /// as its first paths.
@@ -52,50 +37,6 @@ fn persistent(sources: &[&Path], rate_kbps: u64) -> NewJob {
 
 fn path(source: &Path, destination: &str) -> AddedPath {
     AddedPath::new(source.to_str().expect("a UTF-8 path"), destination)
-}
-
-/// A worker task: stopped (its jobs given back) by `stop`, or dropped as a crash by `crash`.
-struct Running {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), JobError>>,
-}
-
-impl Running {
-    fn start(store: &JobStore, sim: &PathBuf, config: WorkerConfig) -> Running {
-        let worker = Worker::new(store.clone(), Manager::builder().ascp(sim).build(), config);
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(worker.run(async move {
-            let _ = rx.await;
-        }));
-        Running { stop, task }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(WITHIN, self.task)
-            .await
-            .expect("the worker stops")
-            .expect("the worker task")
-            .expect("the worker ends well");
-    }
-
-    async fn crash(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
-
-fn same_bytes(a: &Path, b: &Path) {
-    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
-    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
-    assert!(
-        x == y,
-        "{} and {} differ ({} and {} bytes)",
-        a.display(),
-        b.display(),
-        x.len(),
-        y.len()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +68,7 @@ async fn paths_added_while_queued_and_while_running_complete_byte_exact() {
         .unwrap();
     assert_eq!((again.added, again.total, again.applied), (0, 2, false));
 
-    let worker = Running::start(&store, &sim, config("w1", &work));
+    let worker = Running::start(&store, &sim, quick_config("w1", &work));
     let running = wait_for(&store, &id, WITHIN, "both first paths done", |j| {
         j.progress.files_done >= 2
     })
@@ -192,7 +133,7 @@ async fn a_rescuer_adds_the_paths_a_dead_worker_left_and_those_added_meanwhile()
     // 16 Mbit/s: 3 s for the big file.
     let id = store.submit(&persistent(&[], 16_000)).await.unwrap().id;
     assert_eq!(store.get(&id).await.unwrap().unwrap().paths_added, 0);
-    let first = Running::start(&store, &sim, config("dies", &work));
+    let first = Running::start(&store, &sim, quick_config("dies", &work));
     wait_for(&store, &id, WITHIN, "running", |j| {
         j.state == JobState::Running
     })
@@ -221,7 +162,7 @@ async fn a_rescuer_adds_the_paths_a_dead_worker_left_and_those_added_meanwhile()
         pending.iter().all(|p| p.outcome.is_none()),
         "nothing was done when the worker died: {pending:#?}"
     );
-    let second = Running::start(&store, &sim, config("rescuer", &work));
+    let second = Running::start(&store, &sim, quick_config("rescuer", &work));
     let job = wait_for(&store, &id, WITHIN, "completed", |j| j.state.is_terminal()).await;
     assert_eq!(job.state, JobState::Completed, "{job:#?}");
     assert_eq!(job.claims, 2, "first run and rescue");
@@ -450,7 +391,7 @@ async fn measure_add_paths_latency_against_the_bare_manager() {
 
     // The job: the same files through add_paths, a worker with the default heartbeat.
     let id = store.submit(&persistent(&[], 100_000)).await.unwrap().id;
-    let cfg = config("w", &work).lease(Duration::from_secs(30), Duration::from_secs(2));
+    let cfg = quick_config("w", &work).lease(Duration::from_secs(30), Duration::from_secs(2));
     let worker = Worker::new(store.clone(), Manager::builder().ascp(&sim).build(), cfg);
     let mut feed = worker.subscribe();
     let (stop, rx) = oneshot::channel::<()>();

@@ -9,13 +9,13 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use fasp_jobs::{JobError, JobEvent, JobId, JobState, JobStore, NewJob, Worker, WorkerConfig};
-use fasp_manager::{EventKind, Manager, TransferOptions};
+use fasp_jobs::{JobId, JobState, JobStore, NewJob, WorkerConfig};
+use fasp_manager::EventKind;
 use fasp_testkit::require_sim;
 use fasp_testkit::sim::Work;
+use support::worker::{Running, sim_options};
 use support::{sqlite_store, upload, wait_all_terminal};
-use tokio::sync::{broadcast, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::broadcast;
 
 /// The workers' poll: far longer than any bound below.
 const POLL: Duration = Duration::from_secs(30);
@@ -24,41 +24,26 @@ const WOKEN_WITHIN: Duration = Duration::from_secs(10);
 const WITHIN: Duration = Duration::from_secs(60);
 
 fn config(id: &str, work: &Work, cap: usize) -> WorkerConfig {
-    let options = TransferOptions::default()
-        .with_env("ASCP_SIM_ROOT", work.root())
-        .with_env("ASCP_SIM_STATS_INTERVAL_MS", "50");
     WorkerConfig::default()
         .id(id)
         .max_concurrent(cap)
         .per_host(cap)
         .stagger(Duration::ZERO)
         .poll(POLL)
-        .transfer_options(options)
-}
-
-/// A worker task, stopped by `stop`, with its events.
-struct Running {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), JobError>>,
-    events: broadcast::Receiver<JobEvent>,
+        .transfer_options(sim_options(work))
 }
 
 impl Running {
-    fn start(store: &JobStore, sim: &PathBuf, config: WorkerConfig) -> Running {
-        let worker = Worker::new(store.clone(), Manager::builder().ascp(sim).build(), config);
-        let events = worker.subscribe();
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(worker.run(async move {
-            let _ = rx.await;
-        }));
-        Running { stop, task, events }
-    }
-
     /// Wait for job `id`'s `Spawned` event; panics if it does not come within `bound`.
     async fn spawned(&mut self, id: &JobId, bound: Duration, what: &str) {
         let deadline = tokio::time::Instant::now() + bound;
         loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+            match tokio::time::timeout_at(
+                deadline,
+                self.events.as_mut().expect("its events").recv(),
+            )
+            .await
+            {
                 Ok(Ok(e))
                     if &e.job_id == id && matches!(e.event.kind, EventKind::Spawned { .. }) =>
                 {
@@ -72,15 +57,6 @@ impl Running {
                 ),
             }
         }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(WITHIN, self.task)
-            .await
-            .expect("the worker stops")
-            .expect("the worker task")
-            .expect("the worker ends well");
     }
 }
 

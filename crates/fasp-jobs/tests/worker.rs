@@ -4,89 +4,18 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use fasp_jobs::{FileOutcome, JobId, JobState, JobStore, NewJob, Retry, Worker, WorkerConfig};
-use fasp_manager::{Manager, TransferOptions};
+use fasp_jobs::{FileOutcome, JobId, JobState, JobStore, NewJob, Retry, WorkerConfig};
 use fasp_testkit::require_sim;
 use fasp_testkit::sim::Work;
+use support::worker::{Running, quick_config, quick_options, same_bytes};
 use support::{sqlite_store, upload, wait_for};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const WITHIN: Duration = Duration::from_secs(60);
 
-fn options(work: &Work) -> TransferOptions {
-    TransferOptions::default()
-        .with_env("ASCP_SIM_ROOT", work.root())
-        .with_env("ASCP_SIM_STATS_INTERVAL_MS", "50")
-        .with_cancel_graces(Duration::from_millis(500), Duration::from_millis(500))
-}
-
 fn config(id: &str, work: &Work) -> WorkerConfig {
-    WorkerConfig::default()
-        .id(id)
-        .lease(Duration::from_millis(900), Duration::from_millis(100))
-        .poll(Duration::from_millis(20))
-        .stagger(Duration::ZERO)
-        .per_host(8)
-        .max_concurrent(8)
-        .transfer_options(options(work))
-}
-
-/// A running worker; stopped (its jobs given back) by `stop`, or abandoned by `crash`.
-struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), fasp_jobs::JobError>>,
-    events: Option<tokio::sync::broadcast::Receiver<fasp_jobs::JobEvent>>,
-}
-
-impl Running {
-    fn start(store: &JobStore, sim: &PathBuf, config: WorkerConfig) -> Running {
-        let worker = Worker::new(store.clone(), Manager::builder().ascp(sim).build(), config);
-        let events = Some(worker.subscribe());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(worker.run(async move {
-            let _ = rx.await;
-        }));
-        Running {
-            stop: Some(tx),
-            task,
-            events,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(WITHIN, &mut self.task)
-            .await
-            .expect("the worker stops")
-            .expect("the worker task")
-            .expect("the worker ends well");
-    }
-
-    /// Drop the worker as a crash would: nothing more is recorded (dropping the manager stops
-    /// its ascp).
-    async fn crash(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
-
-fn same_bytes(a: &std::path::Path, b: &std::path::Path) {
-    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
-    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
-    assert!(
-        x == y,
-        "{} and {} differ ({} and {} bytes)",
-        a.display(),
-        b.display(),
-        x.len(),
-        y.len()
-    );
+    quick_config(id, work).per_host(8).max_concurrent(8)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,7 +218,7 @@ async fn a_permanent_failure_is_recorded_without_retry() {
         .unwrap()
         .id;
     let mut cfg = config("w", &work);
-    cfg.transfer = options(&work).with_env("ASCP_SIM_EXPECT_USER", "alice");
+    cfg.transfer = quick_options(&work).with_env("ASCP_SIM_EXPECT_USER", "alice");
     let worker = Running::start(&store, &sim, cfg);
     let job = wait_for(&store, &id, WITHIN, "failed", |j| j.state.is_terminal()).await;
     assert_eq!(job.state, JobState::Failed, "{job:#?}");
@@ -334,7 +263,7 @@ async fn a_node_job_whose_token_is_refused_gets_a_fresh_one() {
     assert!(!stored.contains(NODE_PASSWORD), "{stored}");
     // The remote side accepts only the second token the node hands out.
     let mut cfg = config("w", &work).secret("TEST_NODE_PASSWORD", NODE_PASSWORD);
-    cfg.transfer = options(&work).with_env("ASCP_SIM_EXPECT_TOKEN", "ATB3_standin-2");
+    cfg.transfer = quick_options(&work).with_env("ASCP_SIM_EXPECT_TOKEN", "ATB3_standin-2");
     let shown = format!("{cfg:?}");
     assert!(!shown.contains(NODE_PASSWORD), "{shown}");
     let worker = Running::start(&store, &sim, cfg);

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests of fasp-jobs: stores on SQLite and PostgreSQL,
-//! jobs for ascp-sim, waiting with deadlines, a seeded random generator.
+//! jobs for ascp-sim, in-process workers (`worker`), waiting with deadlines, a seeded random
+//! generator.
 //!
 //! Each test file is a crate of its own that includes this module; what one leaves unused
 //! another uses.
@@ -7,6 +8,7 @@
 
 pub(crate) mod pg;
 pub(crate) mod points;
+pub(crate) mod worker;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
