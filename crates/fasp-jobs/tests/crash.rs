@@ -18,13 +18,14 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use fasp_jobs::{JobId, JobState, JobStore, NewJob, Retry, Worker, WorkerConfig};
 use fasp_manager::{Manager, TransferOptions};
 use fasp_testkit::require_sim;
 use fasp_testkit::sim::Work;
+use support::child::{self, env_number, sigkill};
 use support::points::{FAILPOINT_ENV, LOG_ENV, POINTS, PointCounts};
 use support::{Rng, upload};
 
@@ -40,12 +41,7 @@ fn crash_child() {
     };
     let sim = std::env::var_os(SIM_ENV).expect("the crash loop names ascp-sim");
     let root = std::env::var(ROOT_ENV).expect("the crash loop names the remote root");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    rt.block_on(async move {
+    child::runtime().block_on(async move {
         let url = db.to_string_lossy().into_owned();
         let store = JobStore::open(&url).await.expect("open the store");
         let options = TransferOptions::default()
@@ -74,39 +70,17 @@ fn points_log(work: &Work) -> PathBuf {
 
 /// A worker process on `db`; with `failpoint` (`NAME:N`), it kills itself there.
 fn spawn_worker(work: &Work, sim: &Path, db: &str, log: &Path, failpoint: Option<&str>) -> Child {
-    let exe = std::env::current_exe().expect("the test binary");
-    let mut cmd = Command::new(exe);
+    let mut cmd = child::command("crash_child", log);
     cmd.env(LOG_ENV, points_log(work));
     match failpoint {
         Some(point) => cmd.env(FAILPOINT_ENV, point),
         None => cmd.env_remove(FAILPOINT_ENV),
     };
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("the worker log");
-    cmd.args([
-        "--exact",
-        "crash_child",
-        "--nocapture",
-        "--test-threads",
-        "1",
-    ])
-    .env(CHILD_ENV, db)
-    .env(SIM_ENV, sim)
-    .env(ROOT_ENV, work.root())
-    .stdin(Stdio::null())
-    .stdout(log.try_clone().expect("the worker log"))
-    .stderr(log)
-    .spawn()
-    .expect("start a worker process")
-}
-
-fn kill(child: &mut Child) {
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    let _ = child.wait();
+    cmd.env(CHILD_ENV, db)
+        .env(SIM_ENV, sim)
+        .env(ROOT_ENV, work.root())
+        .spawn()
+        .expect("start a worker process")
 }
 
 /// Processes (other than this one) whose command line or environment holds `needle`.
@@ -125,30 +99,38 @@ fn holders_of(needle: &str) -> Vec<String> {
 }
 
 fn kills_and_seed() -> (u64, u64) {
-    let kills: u64 = std::env::var("FASP_JOBS_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let seed: u64 = std::env::var("FASP_JOBS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_fa57);
-    (kills, seed)
+    (
+        env_number("FASP_JOBS_KILLS", 20),
+        env_number("FASP_JOBS_SEED", 0x5eed_fa57),
+    )
 }
 
 /// SQLite: one worker process at a time, killed and restarted.
 #[test]
 fn crash_loop_every_job_completes_once_and_byte_exact() {
-    let sim = require_sim!();
-    let work = Work::new();
-    let db = work.path().join("jobs.db").to_string_lossy().into_owned();
-    crash_loop(&sim, &work, &db, 1);
+    on_sqlite(crash_loop);
 }
 
 /// PostgreSQL: three worker processes at once; one of them, drawn at random, is killed and
 /// restarted each time.
 #[test]
 fn postgres_crash_loop_three_workers() {
+    on_postgres(crash_loop);
+}
+
+/// A loop of this file (`sim`, `work`, the store's URL, how many workers at once).
+type Loop = fn(&Path, &Work, &str, usize);
+
+/// `run` on a SQLite store in a new folder, one worker process at a time.
+fn on_sqlite(run: Loop) {
+    let sim = require_sim!();
+    let work = Work::new();
+    let db = work.path().join("jobs.db").to_string_lossy().into_owned();
+    run(&sim, &work, &db, 1);
+}
+
+/// `run` on a fresh database of a throwaway PostgreSQL cluster, three worker processes.
+fn on_postgres(run: Loop) {
     let sim = require_sim!();
     let Some(mut cluster) = support::pg::PgCluster::start() else {
         return;
@@ -159,7 +141,7 @@ fn postgres_crash_loop_three_workers() {
         .unwrap();
     let url = rt.block_on(cluster.fresh_db());
     let work = Work::new();
-    crash_loop(&sim, &work, &url, 3);
+    run(&sim, &work, &url, 3);
 }
 
 /// A job of the loops: its id and its (source, destination) pairs.
@@ -299,7 +281,7 @@ fn crash_loop(sim: &Path, work: &Work, url: &str, workers: usize) {
         let life = Duration::from_millis(rng.range(30, 900));
         std::thread::sleep(life);
         let victim = rng.range(0, workers as u64) as usize;
-        kill(&mut children[victim]);
+        sigkill(&mut children[victim]);
         children[victim] = spawn_worker(work, sim, url, &log, None);
         if k % 10 == 9 {
             let counts = rt.block_on(store.counts()).unwrap();
@@ -314,7 +296,7 @@ fn crash_loop(sim: &Path, work: &Work, url: &str, workers: usize) {
     // The workers alive now finish the work.
     wait_all_ended(&rt, &store, &log, Duration::from_secs(300));
     for child in &mut children {
-        kill(child);
+        sigkill(child);
     }
     eprintln!(
         "all jobs ended {:?} after the first start",
@@ -332,27 +314,14 @@ fn crash_loop(sim: &Path, work: &Work, url: &str, workers: usize) {
 /// SQLite: one worker process at a time, killed at each named point in turn.
 #[test]
 fn named_points_every_job_completes_once_and_byte_exact() {
-    let sim = require_sim!();
-    let work = Work::new();
-    let db = work.path().join("jobs.db").to_string_lossy().into_owned();
-    point_loop(&sim, &work, &db, 1);
+    on_sqlite(point_loop);
 }
 
 /// PostgreSQL: a worker process killed at each named point in turn; then three workers
 /// finish the work.
 #[test]
 fn postgres_named_points() {
-    let sim = require_sim!();
-    let Some(mut cluster) = support::pg::PgCluster::start() else {
-        return;
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let url = rt.block_on(cluster.fresh_db());
-    let work = Work::new();
-    point_loop(&sim, &work, &url, 3);
+    on_postgres(point_loop);
 }
 
 /// For each named point, `FASP_JOBS_POINT_KILLS` worker processes in a row die exactly
@@ -360,11 +329,7 @@ fn postgres_named_points() {
 /// then `finishers` workers finish every job, and every job must be completed once and
 /// byte-exact, every point hit, every kill at its point.
 fn point_loop(sim: &Path, work: &Work, url: &str, finishers: usize) {
-    let per_point: u64 = std::env::var("FASP_JOBS_POINT_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2)
-        .max(1);
+    let per_point: u64 = env_number("FASP_JOBS_POINT_KILLS", 2).max(1);
     let (_, seed) = kills_and_seed();
     eprintln!(
         "named points: {per_point} kills at each of {} points (FASP_JOBS_POINT_KILLS), seed {seed}",
@@ -402,7 +367,7 @@ fn point_loop(sim: &Path, work: &Work, url: &str, finishers: usize) {
                     break status;
                 }
                 if life.elapsed() > Duration::from_secs(60) {
-                    kill(&mut child);
+                    sigkill(&mut child);
                     panic!(
                         "{armed}: the worker did not reach it within 60 s; workers' log: {}",
                         log.display()
@@ -426,7 +391,7 @@ fn point_loop(sim: &Path, work: &Work, url: &str, finishers: usize) {
         .collect();
     wait_all_ended(&rt, &store, &log, Duration::from_secs(300));
     for child in &mut children {
-        kill(child);
+        sigkill(child);
     }
     let claims = check_jobs(&rt, &store, &jobs);
     let counts = PointCounts::read(&points_log(work));

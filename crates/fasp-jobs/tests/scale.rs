@@ -14,7 +14,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use fasp_jobs::{JobId, JobState, JobStore, ListFilter, NewJob, Worker, WorkerConfig};
@@ -22,7 +22,7 @@ use fasp_manager::{Manager, TransferOptions};
 use fasp_spec::TransferSpec;
 use fasp_testkit::require_sim;
 use fasp_testkit::sim::Work;
-use support::{Rng, pg::PgCluster};
+use support::{Rng, child, pg::PgCluster};
 
 const CHILD_ENV: &str = "FASP_JOBS_SCALE_CHILD";
 const SIM_ENV: &str = "FASP_JOBS_SCALE_SIM";
@@ -40,12 +40,7 @@ fn scale_child() {
     let root = std::env::var(ROOT_ENV).expect("the scale run names the remote root");
     let name = std::env::var(NAME_ENV).expect("the scale run names the worker");
     let ready = std::env::var_os(READY_ENV).expect("the scale run names the ready file");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    rt.block_on(async move {
+    child::runtime().block_on(async move {
         let store = JobStore::open(&db.to_string_lossy())
             .await
             .expect("open the store");
@@ -70,28 +65,12 @@ fn scale_child() {
 }
 
 fn spawn_worker(work: &Work, sim: &Path, db: &str, name: &str, log: &Path) -> Child {
-    let exe = std::env::current_exe().expect("the test binary");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("the worker log");
-    Command::new(exe)
-        .args([
-            "--exact",
-            "scale_child",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
+    child::command("scale_child", log)
         .env(CHILD_ENV, db)
         .env(SIM_ENV, sim)
         .env(ROOT_ENV, work.root())
         .env(NAME_ENV, name)
         .env(READY_ENV, work.path().join(format!("{name}.ready")))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("the worker log"))
-        .stderr(log)
         .spawn()
         .expect("start a worker process")
 }
@@ -101,10 +80,8 @@ struct Workers(Vec<Child>);
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        for child in &mut self.0 {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = child.wait();
+        for worker in &mut self.0 {
+            child::sigkill(worker);
         }
     }
 }
@@ -115,10 +92,7 @@ fn three_postgres_workers_share_the_jobs_none_twice_none_lost() {
     let Some(mut cluster) = PgCluster::start() else {
         return;
     };
-    let n: usize = std::env::var("FASP_JOBS_SCALE_JOBS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
+    let n: usize = child::env_number("FASP_JOBS_SCALE_JOBS", 60);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

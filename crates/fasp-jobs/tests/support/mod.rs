@@ -6,6 +6,7 @@
 //! another uses.
 #![allow(dead_code)]
 
+pub(crate) mod child;
 pub(crate) mod pg;
 pub(crate) mod points;
 pub(crate) mod worker;
