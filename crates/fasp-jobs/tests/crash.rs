@@ -25,7 +25,7 @@ use fasp_jobs::{JobId, JobState, JobStore, NewJob, Retry, Worker, WorkerConfig};
 use fasp_manager::{Manager, TransferOptions};
 use fasp_testkit::require_sim;
 use fasp_testkit::sim::Work;
-use support::child::{self, env_number, sigkill};
+use support::child::{self, env_number, same_file, sigkill, wait_all_ended};
 use support::points::{FAILPOINT_ENV, LOG_ENV, POINTS, PointCounts};
 use support::{Rng, upload};
 
@@ -184,28 +184,6 @@ fn submit_jobs(
     jobs
 }
 
-/// Wait until no job of the store is open (panics after `within`).
-fn wait_all_ended(rt: &tokio::runtime::Runtime, store: &JobStore, log: &Path, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let open = rt
-            .block_on(store.list(&fasp_jobs::ListFilter::all()))
-            .unwrap()
-            .into_iter()
-            .filter(|j| !j.state.is_terminal())
-            .count();
-        if open == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{open} jobs still open after the kills; workers' log: {}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Every job completed, with one completion record and byte-exact files; returns the claims
 /// in all.
 fn check_jobs(rt: &tokio::runtime::Runtime, store: &JobStore, jobs: &[Submitted]) -> u64 {
@@ -217,15 +195,7 @@ fn check_jobs(rt: &tokio::runtime::Runtime, store: &JobStore, jobs: &[Submitted]
         let completions = rt.block_on(store.completions(id)).unwrap();
         assert_eq!(completions.len(), 1, "job {id}: {completions:?}");
         for (src, dst) in pairs {
-            let a = std::fs::read(src).unwrap();
-            let b = std::fs::read(dst).unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
-            assert!(
-                a == b,
-                "job {id}: {} differs from its source ({} and {} bytes)",
-                dst.display(),
-                b.len(),
-                a.len()
-            );
+            same_file(id, src, dst);
         }
     }
     claims

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use fasp_jobs::{JobId, JobState, JobStore, ListFilter, NewJob, Worker, WorkerConfig};
+use fasp_jobs::{JobId, JobState, JobStore, NewJob, Worker, WorkerConfig};
 use fasp_manager::{Manager, TransferOptions};
 use fasp_spec::TransferSpec;
 use fasp_testkit::require_sim;
@@ -154,24 +154,7 @@ fn three_postgres_workers_share_the_jobs_none_twice_none_lost() {
     }
     let submitted = started.elapsed();
 
-    let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 2);
-    loop {
-        let open = rt
-            .block_on(store.list(&ListFilter::all()))
-            .unwrap()
-            .into_iter()
-            .filter(|j| !j.state.is_terminal())
-            .count();
-        if open == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{open} of {n} jobs still open; workers' log: {}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    child::wait_all_ended(&rt, &store, &log, Duration::from_secs(120 + n as u64 / 2));
     let elapsed = started.elapsed();
     drop(workers);
     // Every job ended: no ascp-sim may be left behind by the workers.
@@ -187,18 +170,9 @@ fn three_postgres_workers_share_the_jobs_none_twice_none_lost() {
         claims += u64::from(job.claims);
         let completions = rt.block_on(store.completions(id)).unwrap();
         assert_eq!(completions.len(), 1, "job {id}: {completions:?}");
-        let a = std::fs::read(src).unwrap();
-        let b = std::fs::read(dst).unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
-        assert!(
-            a == b,
-            "job {id}: {} differs from its source ({} and {} bytes)",
-            dst.display(),
-            b.len(),
-            a.len()
-        );
+        let len = child::same_file(id, src, dst);
         assert_eq!(
-            completions[0].bytes,
-            a.len() as u64,
+            completions[0].bytes, len,
             "job {id}: the completion record's bytes"
         );
         assert_eq!(completions[0].files_done, 1, "job {id}: files done");

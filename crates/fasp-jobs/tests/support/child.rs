@@ -45,3 +45,45 @@ pub(crate) fn sigkill(child: &mut Child) {
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     let _ = child.wait();
 }
+
+/// Waits, from outside the worker processes, until no job of `store` is open (panics after
+/// `within`, naming the workers' `log`).
+pub(crate) fn wait_all_ended(
+    rt: &tokio::runtime::Runtime,
+    store: &fasp_jobs::JobStore,
+    log: &Path,
+    within: std::time::Duration,
+) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let open = rt
+            .block_on(store.list(&fasp_jobs::ListFilter::all()))
+            .unwrap()
+            .into_iter()
+            .filter(|j| !j.state.is_terminal())
+            .count();
+        if open == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{open} jobs still open after {within:?}; workers' log: {}",
+            log.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Panics unless `dst` holds `src`'s bytes (a file of job `id`); returns their length.
+pub(crate) fn same_file(id: &fasp_jobs::JobId, src: &Path, dst: &Path) -> u64 {
+    let a = std::fs::read(src).unwrap();
+    let b = std::fs::read(dst).unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
+    assert!(
+        a == b,
+        "job {id}: {} differs from its source ({} and {} bytes)",
+        dst.display(),
+        b.len(),
+        a.len()
+    );
+    a.len() as u64
+}
