@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
@@ -16,8 +15,8 @@ use std::time::Instant;
 use fasp_testkit::sim::Work;
 use serde_json::Value;
 use support::serve::{
-    Daemon, WITHIN, fasp, jobs, same_bytes, serve_command, stderr, typed_lines as json_lines,
-    with_sim,
+    Daemon, WITHIN, fasp, follow_events, jobs, same_bytes, serve_command, stderr,
+    typed_lines as json_lines, with_sim,
 };
 use support::sim_path;
 
@@ -57,29 +56,9 @@ fn a_job_added_to_fasp_serve_is_watched_until_completed() {
     let a = work.local_file("a.bin", 300_000);
     let b = work.local_file("b.bin", 1_500_000);
     let spec = spec_file(&work, &[&a, &b], "/inbox");
-    // The live events of the server's worker, followed from before the job exists.
-    let mut follower = fasp()
-        .args(["jobs", "--server", &daemon.url, "events", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start fasp jobs events");
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    let follower_out = BufReader::new(follower.stdout.take().expect("stdout"));
-    std::thread::spawn(move || {
-        for line in follower_out.lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    // Its first line on stderr comes once the server has answered: from then on it gets
-    // every event.
-    let mut said = String::new();
-    BufReader::new(follower.stderr.take().expect("stderr"))
-        .read_line(&mut said)
-        .expect("read the follower's stderr");
-    assert!(said.contains("following"), "{said:?}");
+    // The live events of the server's worker, followed from before the job exists (from
+    // once the server has answered, it gets every event).
+    let (mut follower, lines_rx) = follow_events(&daemon.url, &["--json"]);
 
     let added = jobs(
         &daemon.url,

@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -17,8 +16,8 @@ use std::time::{Duration, Instant};
 use fasp_testkit::sim::Work;
 use serde_json::Value;
 use support::serve::{
-    Daemon as Serve, WITHIN, fasp, same_bytes, serve_command, stderr, typed_lines as lines,
-    with_sim,
+    Daemon as Serve, WITHIN, fasp, follow_events, same_bytes, serve_command, stderr,
+    typed_lines as lines, with_sim,
 };
 use support::sim_path;
 
@@ -82,26 +81,7 @@ fn a_persistent_job_takes_paths_until_finished_and_its_events_are_transfer_lines
     let id = job["id"].as_str().unwrap().to_owned();
 
     // The job's live events, followed from before its first path.
-    let mut follower = fasp()
-        .args(["jobs", "--server", &serve.url, "events", &id, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start fasp jobs events");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let out = BufReader::new(follower.stdout.take().expect("stdout"));
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let mut said = String::new();
-    BufReader::new(follower.stderr.take().expect("stderr"))
-        .read_line(&mut said)
-        .expect("read the follower's stderr");
-    assert!(said.contains("following"), "{said:?}");
+    let (mut follower, rx) = follow_events(&serve.url, &[&id, "--json"]);
 
     let one = serve.jobs(&[
         "add-paths",

@@ -6,6 +6,7 @@ use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use fasp_testkit::sim::Work;
@@ -158,4 +159,32 @@ pub(crate) fn same_bytes(a: &Path, b: &Path) {
     let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
     let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
     assert!(x == y, "{} and {} differ", a.display(), b.display());
+}
+
+/// Starts `fasp jobs --server URL events ARGS...` and returns once it said (on stderr) that it
+/// follows the events, so that it sees every event from then on: the child and its stdout
+/// lines, read on a thread of their own.
+pub(crate) fn follow_events(url: &str, args: &[&str]) -> (Child, Receiver<String>) {
+    let mut follower = fasp()
+        .args(["jobs", "--server", url, "events"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fasp jobs events");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = BufReader::new(follower.stdout.take().expect("stdout"));
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut said = String::new();
+    BufReader::new(follower.stderr.take().expect("stderr"))
+        .read_line(&mut said)
+        .expect("read the follower's stderr");
+    assert!(said.contains("following"), "{said:?}");
+    (follower, rx)
 }
