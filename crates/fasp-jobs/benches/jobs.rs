@@ -42,7 +42,6 @@ use std::time::{Duration, Instant};
 
 use fasp_jobs::{JobError, JobId, JobProgress, JobStore, NewJob, Worker, WorkerConfig};
 use fasp_manager::{EventKind, Manager, TransferOptions};
-use fasp_spec::TransferSpec;
 use futures::StreamExt;
 use sqlx::any::AnyPoolOptions;
 use support::pg::PgCluster;
@@ -414,21 +413,6 @@ fn percentile(sorted: &[Duration], p: usize) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-/// A small upload to ascp-sim, fast enough to end in milliseconds.
-fn small_spec(src: &Path, dest: &str) -> TransferSpec {
-    TransferSpec::builder()
-        .upload()
-        .host("127.0.0.1")
-        .user("xfer")
-        .ssh_port(33001)
-        .target_rate_kbps(100_000)
-        .source(src.to_str().expect("utf-8 path"))
-        .destination_root(dest)
-        .create_dir(true)
-        .build()
-        .expect("a valid spec")
-}
-
 async fn latency(sim: &Path) -> Vec<Row> {
     let n = env_num("FASP_JOBS_BENCH_LATENCY", 200).max(1);
     let poll = Duration::from_millis(env_num("FASP_JOBS_BENCH_POLL_MS", 50) as u64);
@@ -447,7 +431,7 @@ async fn latency(sim: &Path) -> Vec<Row> {
     let mut bare = Vec::with_capacity(n);
     let mut bare_failed = 0;
     for i in 0..n {
-        let spec = small_spec(&src, &format!("/bare{i}"));
+        let spec = support::small_upload(&src, &format!("/bare{i}"));
         let t0 = Instant::now();
         let mut transfer = manager
             .start(&spec, options.clone())
@@ -561,7 +545,7 @@ async fn job_latency(
     // (the worker's cycle restarts when a job ends).
     let mut rng = support::Rng::new(0x1a7e_0c1e);
     for i in 0..n {
-        let job = NewJob::transfer(&small_spec(src, &format!("/{prefix}{i}")));
+        let job = NewJob::transfer(&support::small_upload(src, &format!("/{prefix}{i}")));
         let phase = rng.range(0, poll.as_millis().max(1) as u64);
         tokio::time::sleep(Duration::from_millis(phase)).await;
         let t0 = Instant::now();
@@ -758,7 +742,10 @@ async fn hold_bare(sim: &Path, n: usize) -> MemoryFigures {
     let mut waits = tokio::task::JoinSet::new();
     for i in 0..n {
         let mut transfer = manager
-            .start(&small_spec(&src, &format!("/in{i}")), options.clone())
+            .start(
+                &support::small_upload(&src, &format!("/in{i}")),
+                options.clone(),
+            )
             .expect("start a transfer");
         let mut events = transfer.events();
         let tx = tx.clone();
@@ -803,7 +790,7 @@ async fn hold_jobs(sim: &Path, n: usize) -> MemoryFigures {
         .expect("open the store");
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        let job = NewJob::transfer(&small_spec(&src, &format!("/in{i}")));
+        let job = NewJob::transfer(&support::small_upload(&src, &format!("/in{i}")));
         ids.push(store.submit(&job).await.expect("submit").id);
     }
     let config = WorkerConfig::default()

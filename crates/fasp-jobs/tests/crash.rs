@@ -25,24 +25,20 @@ use fasp_jobs::{JobId, JobState, JobStore, NewJob, Retry, Worker, WorkerConfig};
 use fasp_manager::{Manager, TransferOptions};
 use fasp_testkit::require_sim;
 use fasp_testkit::sim::Work;
-use support::child::{self, env_number, same_file, sigkill, wait_all_ended};
+use support::child::{self, Role, env_number, same_file, sigkill, wait_all_ended};
 use support::points::{FAILPOINT_ENV, LOG_ENV, POINTS, PointCounts};
 use support::{Rng, upload};
 
-const CHILD_ENV: &str = "FASP_JOBS_CRASH_CHILD";
-const SIM_ENV: &str = "FASP_JOBS_CRASH_SIM";
-const ROOT_ENV: &str = "FASP_JOBS_CRASH_ROOT";
+/// The prefix of the environment that makes this binary a worker process.
+const CHILD_PREFIX: &str = "FASP_JOBS_CRASH";
 
 /// The worker process of the crash loop (does nothing unless started by it).
 #[test]
 fn crash_child() {
-    let Some(db) = std::env::var_os(CHILD_ENV) else {
+    let Some(Role { db: url, sim, root }) = Role::from_env(CHILD_PREFIX) else {
         return;
     };
-    let sim = std::env::var_os(SIM_ENV).expect("the crash loop names ascp-sim");
-    let root = std::env::var(ROOT_ENV).expect("the crash loop names the remote root");
     child::runtime().block_on(async move {
-        let url = db.to_string_lossy().into_owned();
         let store = JobStore::open(&url).await.expect("open the store");
         let options = TransferOptions::default()
             .with_env("ASCP_SIM_ROOT", root)
@@ -55,7 +51,7 @@ fn crash_child() {
             .per_host(8)
             .max_concurrent(4)
             .transfer_options(options);
-        let manager = Manager::builder().ascp(PathBuf::from(sim)).build();
+        let manager = Manager::builder().ascp(sim).build();
         Worker::new(store, manager, config)
             .run(std::future::pending())
             .await
@@ -70,17 +66,13 @@ fn points_log(work: &Work) -> PathBuf {
 
 /// A worker process on `db`; with `failpoint` (`NAME:N`), it kills itself there.
 fn spawn_worker(work: &Work, sim: &Path, db: &str, log: &Path, failpoint: Option<&str>) -> Child {
-    let mut cmd = child::command("crash_child", log);
+    let mut cmd = child::command("crash_child", CHILD_PREFIX, (db, sim, work), log);
     cmd.env(LOG_ENV, points_log(work));
     match failpoint {
         Some(point) => cmd.env(FAILPOINT_ENV, point),
         None => cmd.env_remove(FAILPOINT_ENV),
     };
-    cmd.env(CHILD_ENV, db)
-        .env(SIM_ENV, sim)
-        .env(ROOT_ENV, work.root())
-        .spawn()
-        .expect("start a worker process")
+    cmd.spawn().expect("start a worker process")
 }
 
 /// Processes (other than this one) whose command line or environment holds `needle`.

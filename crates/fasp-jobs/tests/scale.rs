@@ -19,31 +19,25 @@ use std::time::{Duration, Instant};
 
 use fasp_jobs::{JobId, JobState, JobStore, NewJob, Worker, WorkerConfig};
 use fasp_manager::{Manager, TransferOptions};
-use fasp_spec::TransferSpec;
 use fasp_testkit::require_sim;
 use fasp_testkit::sim::Work;
-use support::{Rng, child, pg::PgCluster};
+use support::{Rng, child, pg::PgCluster, small_upload};
 
-const CHILD_ENV: &str = "FASP_JOBS_SCALE_CHILD";
-const SIM_ENV: &str = "FASP_JOBS_SCALE_SIM";
-const ROOT_ENV: &str = "FASP_JOBS_SCALE_ROOT";
+/// The prefix of the environment that makes this binary a worker process.
+const CHILD_PREFIX: &str = "FASP_JOBS_SCALE";
 const NAME_ENV: &str = "FASP_JOBS_SCALE_NAME";
 const READY_ENV: &str = "FASP_JOBS_SCALE_READY";
 
 /// One worker process of the scale run (does nothing unless started by it).
 #[test]
 fn scale_child() {
-    let Some(db) = std::env::var_os(CHILD_ENV) else {
+    let Some(child::Role { db, sim, root }) = child::Role::from_env(CHILD_PREFIX) else {
         return;
     };
-    let sim = std::env::var_os(SIM_ENV).expect("the scale run names ascp-sim");
-    let root = std::env::var(ROOT_ENV).expect("the scale run names the remote root");
     let name = std::env::var(NAME_ENV).expect("the scale run names the worker");
     let ready = std::env::var_os(READY_ENV).expect("the scale run names the ready file");
     child::runtime().block_on(async move {
-        let store = JobStore::open(&db.to_string_lossy())
-            .await
-            .expect("open the store");
+        let store = JobStore::open(&db).await.expect("open the store");
         let options = TransferOptions::default()
             .with_env("ASCP_SIM_ROOT", root)
             .with_env("ASCP_SIM_STATS_INTERVAL_MS", "100");
@@ -54,7 +48,7 @@ fn scale_child() {
             .per_host(4)
             .max_concurrent(4)
             .transfer_options(options);
-        let manager = Manager::builder().ascp(PathBuf::from(sim)).build();
+        let manager = Manager::builder().ascp(sim).build();
         let worker = Worker::new(store, manager, config);
         std::fs::write(&ready, b"ready").expect("write the ready file");
         worker
@@ -65,10 +59,7 @@ fn scale_child() {
 }
 
 fn spawn_worker(work: &Work, sim: &Path, db: &str, name: &str, log: &Path) -> Child {
-    child::command("scale_child", log)
-        .env(CHILD_ENV, db)
-        .env(SIM_ENV, sim)
-        .env(ROOT_ENV, work.root())
+    child::command("scale_child", CHILD_PREFIX, (db, sim, work), log)
         .env(NAME_ENV, name)
         .env(READY_ENV, work.path().join(format!("{name}.ready")))
         .spawn()
@@ -132,17 +123,7 @@ fn three_postgres_workers_share_the_jobs_none_twice_none_lost() {
         let dst = work.remote(&format!("out{j}/file.bin"));
         // `create_dir`: one source into a folder that does not exist yet (without it, ascp
         // names the file after the destination).
-        let spec = TransferSpec::builder()
-            .upload()
-            .host("127.0.0.1")
-            .user("xfer")
-            .ssh_port(33001)
-            .target_rate_kbps(100_000)
-            .source(src.to_str().expect("utf-8 path"))
-            .destination_root(format!("/out{j}"))
-            .create_dir(true)
-            .build()
-            .expect("a valid spec");
+        let spec = small_upload(&src, &format!("/out{j}"));
         let job = NewJob::transfer(&spec).idempotency_key(format!("scale-{j}"));
         prepared.push((job, src, dst));
     }

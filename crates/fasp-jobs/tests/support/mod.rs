@@ -38,6 +38,22 @@ pub(crate) fn upload(sources: &[&Path], dest: &str, rate_kbps: u64) -> TransferS
     b.destination_root(dest).build().expect("a valid spec")
 }
 
+/// An upload of the one file `src` into the folder `dest` (created) on ascp-sim's remote
+/// root at 100 Mbit/s: a small file ends in milliseconds.
+pub(crate) fn small_upload(src: &Path, dest: &str) -> TransferSpec {
+    TransferSpec::builder()
+        .upload()
+        .host("127.0.0.1")
+        .user("xfer")
+        .ssh_port(33001)
+        .target_rate_kbps(100_000)
+        .source(src.to_str().expect("utf-8 path"))
+        .destination_root(dest)
+        .create_dir(true)
+        .build()
+        .expect("a valid spec")
+}
+
 /// A job for the store tests (never run): an upload of `/src/<name>` to `host`.
 pub(crate) fn job(name: &str, host: &str) -> NewJob {
     let spec = TransferSpec::builder()
