@@ -127,10 +127,7 @@ fn on_postgres(run: Loop) {
     let Some(mut cluster) = support::pg::PgCluster::start() else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = child::parent_runtime();
     let url = rt.block_on(cluster.fresh_db());
     let work = Work::new();
     run(&sim, &work, &url, 3);
@@ -218,10 +215,7 @@ fn crash_loop(sim: &Path, work: &Work, url: &str, workers: usize) {
     );
     let mut rng = Rng::new(seed);
     let log = work.path().join("workers.log");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = child::parent_runtime();
     let store = rt.block_on(JobStore::open(url)).unwrap();
     // Enough work to outlast the kills: each job two files of 0.2 to 2 MB at 8 Mbit/s.
     let n_jobs = (6 + kills / 2) * workers as u64;
@@ -299,10 +293,7 @@ fn point_loop(sim: &Path, work: &Work, url: &str, finishers: usize) {
     );
     let mut rng = Rng::new(seed);
     let log = work.path().join("workers.log");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = child::parent_runtime();
     let store = rt.block_on(JobStore::open(url)).unwrap();
     let started = Instant::now();
     let mut jobs = Vec::new();

@@ -84,10 +84,7 @@ fn three_postgres_workers_share_the_jobs_none_twice_none_lost() {
         return;
     };
     let n: usize = child::env_number("FASP_JOBS_SCALE_JOBS", 60);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = child::parent_runtime();
     let url = rt.block_on(cluster.fresh_db());
     let work = Work::new();
     let log = work.path().join("workers.log");

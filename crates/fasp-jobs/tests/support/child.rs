@@ -24,6 +24,14 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
+/// The runtime of the test that starts the worker processes: one thread, to reach the store.
+pub(crate) fn parent_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
 /// What a worker process is told by the test that started it, through `{PREFIX}_CHILD` (the
 /// store's URL), `{PREFIX}_SIM` (ascp-sim) and `{PREFIX}_ROOT` (its remote root).
 pub(crate) struct Role {
