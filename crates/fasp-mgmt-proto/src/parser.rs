@@ -279,7 +279,6 @@ impl FrameParser {
         // cleared when the next frame starts.
         self.state = State::Header;
         self.scanned = 0;
-        self.line_start = 0;
         self.key_end = NONE;
         self.key_bad = false;
         self.suspicious = NONE;
@@ -732,6 +731,12 @@ impl FrameParser {
     /// Which field is the first `Type` (ascp always sends it first).
     #[inline]
     fn type_field(&self, bytes: &[u8]) -> u32 {
+        // The usual frame, `FASPMGR 2\nType: ...`: its first line (a field: the frame is
+        // complete) has the key `Type`, whatever the index holds. After a CRLF header byte 10
+        // is the line feed, so this cannot match.
+        if bytes.get(10..15) == Some(b"Type:") {
+            return 0;
+        }
         let is_type = |a: usize, b: usize| b - a == 4 && bytes.get(a..b) == Some(b"Type");
         if self.spilled.is_empty() {
             let n = self.fields.min(INLINE_FIELDS);
@@ -950,6 +955,35 @@ mod tests {
             }
         }
         assert!(parser.is_idle() && buf.is_empty());
+    }
+
+    /// `Type` is found where ascp sends it (the fast test on the first line) and elsewhere,
+    /// and a first key that merely starts with `Type` or a CRLF header does not fool the fast
+    /// test; both front-ends agree with a search of the fields.
+    #[test]
+    fn the_type_field_is_the_first_key_named_type() {
+        let cases: [(&[u8], Option<&str>); 7] = [
+            (b"FASPMGR 2\nType: STATS\nFile: a\n\n", Some("STATS")),
+            (b"FASPMGR 2\nTypes: X\nType: STOP\n\n", Some("STOP")),
+            (b"FASPMGR 2\nTyp: X\nType: DONE\n\n", Some("DONE")),
+            (b"FASPMGR 2\r\nType: INIT\r\n\r\n", Some("INIT")),
+            (b"FASPMGR 2\nSessionId: s\nType: ERROR\n\n", Some("ERROR")),
+            (b"FASPMGR 2\nType:\n\n", Some("")),
+            (b"FASPMGR 2\nTypeX: 1\nUserStr: Type: no\n\n", None),
+        ];
+        for (bytes, want) in cases {
+            let mut parser = FrameParser::new();
+            let frame = parser.parse_in(bytes).unwrap().expect("complete");
+            let searched = frame.fields().find(|f| f.key == "Type").map(|f| f.value);
+            assert_eq!(searched, want, "{bytes:?}");
+            assert_eq!(frame.type_name(), want, "{bytes:?}");
+            let mut buf = BytesMut::from(bytes);
+            let owned = FrameParser::new()
+                .parse(&mut buf)
+                .unwrap()
+                .expect("complete");
+            assert_eq!(owned.type_name(), want, "{bytes:?}");
+        }
     }
 
     /// Everything a parser returns for `input` fed in reads of `chunk` bytes.
