@@ -25,9 +25,9 @@ use fasp_jobs::{JobId, JobState, JobStore, NewJob, Retry, Worker, WorkerConfig};
 use fasp_manager::{Manager, TransferOptions};
 use fasp_testkit::require_sim;
 use fasp_testkit::sim::Work;
-use support::child::{self, Role, env_number, same_file, sigkill, wait_all_ended};
+use support::child::{self, Role, env_number, sigkill, wait_all_ended};
 use support::points::{FAILPOINT_ENV, LOG_ENV, POINTS, PointCounts};
-use support::{Rng, upload};
+use support::{Rng, same_bytes, upload};
 
 /// The prefix of the environment that makes this binary a worker process.
 const CHILD_PREFIX: &str = "FASP_JOBS_CRASH";
@@ -184,7 +184,7 @@ fn check_jobs(rt: &tokio::runtime::Runtime, store: &JobStore, jobs: &[Submitted]
         let completions = rt.block_on(store.completions(id)).unwrap();
         assert_eq!(completions.len(), 1, "job {id}: {completions:?}");
         for (src, dst) in pairs {
-            same_file(id, src, dst);
+            same_bytes(src, dst);
         }
     }
     claims

@@ -13,8 +13,8 @@ use fasp_manager::{Manager, TransferOptions};
 use fasp_spec::TransferSpec;
 use fasp_testkit::require_sim;
 use fasp_testkit::sim::Work;
-use support::worker::{Running, quick_config, same_bytes};
-use support::{sqlite_store, wait_for};
+use support::worker::{Running, quick_config};
+use support::{same_bytes, sqlite_store, wait_for};
 use tokio::sync::oneshot;
 
 const WITHIN: Duration = Duration::from_secs(60);

@@ -21,7 +21,7 @@ use fasp_jobs::{JobId, JobState, JobStore, NewJob, Worker, WorkerConfig};
 use fasp_manager::{Manager, TransferOptions};
 use fasp_testkit::require_sim;
 use fasp_testkit::sim::Work;
-use support::{Rng, child, pg::PgCluster, small_upload};
+use support::{Rng, child, pg::PgCluster, same_bytes, small_upload};
 
 /// The prefix of the environment that makes this binary a worker process.
 const CHILD_PREFIX: &str = "FASP_JOBS_SCALE";
@@ -148,7 +148,7 @@ fn three_postgres_workers_share_the_jobs_none_twice_none_lost() {
         claims += u64::from(job.claims);
         let completions = rt.block_on(store.completions(id)).unwrap();
         assert_eq!(completions.len(), 1, "job {id}: {completions:?}");
-        let len = child::same_file(id, src, dst);
+        let len = same_bytes(src, dst);
         assert_eq!(
             completions[0].bytes, len,
             "job {id}: the completion record's bytes"

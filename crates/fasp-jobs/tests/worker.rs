@@ -9,8 +9,8 @@ use std::time::Duration;
 use fasp_jobs::{FileOutcome, JobId, JobState, JobStore, NewJob, Retry, WorkerConfig};
 use fasp_testkit::require_sim;
 use fasp_testkit::sim::Work;
-use support::worker::{Running, quick_config, quick_options, same_bytes};
-use support::{sqlite_store, upload, wait_for};
+use support::worker::{Running, quick_config, quick_options};
+use support::{same_bytes, sqlite_store, upload, wait_for};
 
 const WITHIN: Duration = Duration::from_secs(60);
 

@@ -117,17 +117,3 @@ pub(crate) fn wait_all_ended(
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
-
-/// Panics unless `dst` holds `src`'s bytes (a file of job `id`); returns their length.
-pub(crate) fn same_file(id: &fasp_jobs::JobId, src: &Path, dst: &Path) -> u64 {
-    let a = std::fs::read(src).unwrap();
-    let b = std::fs::read(dst).unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
-    assert!(
-        a == b,
-        "job {id}: {} differs from its source ({} and {} bytes)",
-        dst.display(),
-        b.len(),
-        a.len()
-    );
-    a.len() as u64
-}

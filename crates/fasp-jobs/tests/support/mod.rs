@@ -54,6 +54,21 @@ pub(crate) fn small_upload(src: &Path, dest: &str) -> TransferSpec {
         .expect("a valid spec")
 }
 
+/// Panics unless `a` and `b` hold the same bytes; returns their length.
+pub(crate) fn same_bytes(a: &Path, b: &Path) -> u64 {
+    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
+    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
+    assert!(
+        x == y,
+        "{} and {} differ ({} and {} bytes)",
+        a.display(),
+        b.display(),
+        x.len(),
+        y.len()
+    );
+    x.len() as u64
+}
+
 /// A job for the store tests (never run): an upload of `/src/<name>` to `host`.
 pub(crate) fn job(name: &str, host: &str) -> NewJob {
     let spec = TransferSpec::builder()

@@ -1,8 +1,8 @@
 //! In-process workers for the tests that run jobs with ascp-sim as the engine
 //! (`tests/worker.rs`, `tests/persistent.rs`, `tests/wake.rs`): their transfer options and
-//! quick timings, a worker task stopped or dropped as a crash, byte-exact comparison.
+//! quick timings, a worker task stopped or dropped as a crash.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use fasp_jobs::{JobError, JobEvent, JobStore, Worker, WorkerConfig};
@@ -80,18 +80,4 @@ impl Running {
         self.task.abort();
         let _ = self.task.await;
     }
-}
-
-/// Panics unless `a` and `b` hold the same bytes.
-pub(crate) fn same_bytes(a: &Path, b: &Path) {
-    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
-    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
-    assert!(
-        x == y,
-        "{} and {} differ ({} and {} bytes)",
-        a.display(),
-        b.display(),
-        x.len(),
-        y.len()
-    );
 }
