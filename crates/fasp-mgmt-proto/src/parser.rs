@@ -325,6 +325,11 @@ impl FrameParser {
         loop {
             match self.state {
                 State::Header => {
+                    // The usual case inline: the next frame starts the view.
+                    if buf.view().starts_with(b"FASPMGR 2\n") {
+                        self.start_body(10);
+                        return self.body(buf);
+                    }
                     if let Some(err) = self.header(buf) {
                         return Err(err);
                     }
