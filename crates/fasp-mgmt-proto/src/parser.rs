@@ -424,6 +424,7 @@ impl FrameParser {
     /// hold); each line then costs a few bit operations. What is known of a line still open at
     /// the end of a full block (its first colon, a bad key byte) is kept, so bytes are looked at
     /// again only in an incomplete last block.
+    #[inline(always)]
     fn body<I: Input>(&mut self, buf: &mut I) -> Result<Option<usize>, DecodeError> {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
@@ -734,7 +735,7 @@ impl FrameParser {
     }
 
     /// Which field is the first `Type` (ascp always sends it first).
-    #[inline]
+    #[inline(always)]
     fn type_field(&self, bytes: &[u8]) -> u32 {
         // The usual frame, `FASPMGR 2\nType: ...`: its first line (a field: the frame is
         // complete) has the key `Type`, whatever the index holds. After a CRLF header byte 10
