@@ -80,10 +80,9 @@ pub struct FrameParser {
     scanned: usize,
     /// In `Body`: where the line being read starts (`<= scanned`).
     line_start: usize,
-    /// In `Body`: the first colon of the line being read, when `buf[..scanned]` holds it.
+    /// In `Body`: the first colon of the line being read, when `buf[..scanned]` holds it, or
+    /// `line_start` when a byte before it cannot be in a key (the line is bad either way).
     key_end: usize,
-    /// In `Body`: whether `buf[line_start..min(key_end, scanned)]` holds a byte a key cannot.
-    key_bad: bool,
     /// Fields of the frame being parsed.
     fields: usize,
     /// Their key and value ends while they fit inline (as in [`Index::Inline`]).
@@ -166,7 +165,6 @@ impl FrameParser {
             scanned: 0,
             line_start: 0,
             key_end: NONE,
-            key_bad: false,
             fields: 0,
             inline: [[0; 2]; INLINE_FIELDS],
             spilled: BytesMut::new(),
@@ -280,7 +278,6 @@ impl FrameParser {
         self.state = State::Header;
         self.scanned = 0;
         self.key_end = NONE;
-        self.key_bad = false;
         self.suspicious = NONE;
         let index = if self.spilled.is_empty() {
             IndexRef::Inline {
@@ -459,7 +456,6 @@ impl FrameParser {
         let mut pos = self.scanned;
         let mut line_start = self.line_start;
         let mut key_end = self.key_end;
-        let mut key_bad = self.key_bad;
         let max = self.max_frame_len;
         // The incomplete last block, padded.
         let mut tail = [b' '; 64];
@@ -527,19 +523,19 @@ impl FrameParser {
                     if c >= i {
                         return Err(self.line_error(buf, line_start, end, next));
                     }
-                    key_bad |= bad & ((1u64 << c) - 1) != 0;
-                    key_end = pos + c;
+                    // A byte a key cannot hold marks the key empty: an error below.
+                    key_end = if bad & ((1u64 << c) - 1) != 0 {
+                        line_start
+                    } else {
+                        pos + c
+                    };
                 }
-                if key_bad
-                    || key_end == line_start
-                    || (key_end + 1 < end && data[key_end + 1] != b' ')
-                {
+                if key_end == line_start || (key_end + 1 < end && data[key_end + 1] != b' ') {
                     return Err(self.line_error(buf, line_start, end, next));
                 }
                 self.push(data, line_start, key_end, end);
                 line_start = next;
                 key_end = NONE;
-                key_bad = false;
                 let rest = (u64::MAX << i) << 1;
                 colons &= rest;
                 bad &= rest;
@@ -587,10 +583,14 @@ impl FrameParser {
             if key_end == NONE && line_start < pos + 64 {
                 let c = colons.trailing_zeros() as usize;
                 if c < 64 {
-                    key_bad |= bad & ((1u64 << c) - 1) != 0;
-                    key_end = pos + c;
-                } else {
-                    key_bad |= bad != 0;
+                    key_end = if bad & ((1u64 << c) - 1) != 0 {
+                        line_start
+                    } else {
+                        pos + c
+                    };
+                } else if bad != 0 {
+                    // Not a key, whatever follows: marked as an empty one.
+                    key_end = line_start;
                 }
             }
             pos += 64;
@@ -599,11 +599,9 @@ impl FrameParser {
         if line_start >= pos {
             self.scanned = line_start;
             self.key_end = NONE;
-            self.key_bad = false;
         } else {
             self.scanned = pos;
             self.key_end = key_end;
-            self.key_bad = key_bad;
         }
         self.line_start = line_start;
         if len > self.max_frame_len {
@@ -846,7 +844,6 @@ impl FrameParser {
         self.scanned = 0;
         self.line_start = 0;
         self.key_end = NONE;
-        self.key_bad = false;
         self.fields = 0;
         self.suspicious = NONE;
         self.saw_cr = false;
