@@ -258,6 +258,7 @@ impl FrameParser {
     /// assert_eq!(frame.type_name(), Some("STOP"));
     /// # Ok::<(), fasp_mgmt_proto::DecodeError>(())
     /// ```
+    #[inline]
     pub fn parse_in<'p>(&'p mut self, buf: &'p [u8]) -> Result<Option<FrameRef<'p>>, DecodeError> {
         let mut window = Window {
             buf,
