@@ -204,6 +204,7 @@ impl FrameParser {
     /// * `Ok(Some(frame))`: a frame, removed from `buf`;
     /// * `Ok(None)`: more bytes are needed (`buf` may have been trimmed of skipped bytes);
     /// * `Err(e)`: a damaged stretch was removed from `buf`; call again to go on.
+    #[inline]
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
         let Some(len) = self.next_frame(buf)? else {
             return Ok(None);
