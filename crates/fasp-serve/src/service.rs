@@ -514,12 +514,7 @@ impl pb::jobs_server::Jobs for JobsService {
                 tokio::select! {
                     _ = ticks.tick() => {}
                     () = tx.closed() => return,
-                    () = async { let _ = stopping.wait_for(|s| *s).await; } => {
-                        let _ = tx
-                            .send(Err(Status::unavailable("the server is shutting down")))
-                            .await;
-                        return;
-                    }
+                    () = shutting_down(&mut stopping, &tx) => return,
                 }
                 let now = match store.get(&id).await {
                     Ok(Some(job)) => job,
@@ -546,6 +541,18 @@ impl pb::jobs_server::Jobs for JobsService {
     }
 }
 
+/// Resolves once the server starts shutting down, after telling the stream's reader so
+/// (`UNAVAILABLE`): the streams end then, so that they do not hold the shutdown up.
+async fn shutting_down<T>(
+    stopping: &mut watch::Receiver<bool>,
+    tx: &mpsc::Sender<Result<T, Status>>,
+) {
+    let _ = stopping.wait_for(|s| *s).await;
+    let _ = tx
+        .send(Err(Status::unavailable("the server is shutting down")))
+        .await;
+}
+
 /// Relay `feed` into `tx` (only `job`'s events when set) until the feed closes, the reader
 /// goes, or the server stops.
 async fn relay_events(
@@ -559,12 +566,7 @@ async fn relay_events(
         let received = tokio::select! {
             r = feed.recv() => r,
             () = tx.closed() => return,
-            () = async { let _ = stopping.wait_for(|s| *s).await; } => {
-                let _ = tx
-                    .send(Err(Status::unavailable("the server is shutting down")))
-                    .await;
-                return;
-            }
+            () = shutting_down(&mut stopping, &tx) => return,
         };
         match received {
             Ok(e) => {

@@ -781,3 +781,68 @@ async fn paths_added_to_a_persistent_job_are_sent_and_finish_completes_it() {
     server.stop().await;
     fasp_testkit::assert_no_leftover(&work.needle());
 }
+
+/// Stopping the server ends the streams still open (a Watch of a job that never moves, a live
+/// Events feed that never speaks), each with `UNAVAILABLE`, and the server returns: an open
+/// stream does not hold the shutdown up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_end_with_unavailable_when_the_server_stops() {
+    let work = Work::new();
+    let store = store(&work).await;
+    // No worker: the job stays queued; the events feed is ours and stays silent.
+    let (_feed, events) = tokio::sync::broadcast::channel(16);
+    let daemon = Daemon::bind(store.clone(), loopback())
+        .await
+        .expect("bind")
+        .with_events(events);
+    let server = Running::serve(daemon);
+    let mut client = server.client(None).await;
+    let a = work.local_file("a.bin", 1000);
+    let id = client
+        .submit(submit_spec(upload_spec(&[&a], "/in", 10_000)))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap()
+        .id;
+    let mut watch = client
+        .watch(pb::WatchRequest {
+            id,
+            interval_ms: 100,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.next().await.expect("the first state").expect("a job");
+    assert_eq!(state(&first.job.expect("the job")), JobState::Queued);
+    let mut feed = client
+        .events(pb::EventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let stopped = tokio::spawn(server.stop());
+    let watched = tokio::time::timeout(WITHIN, watch.next())
+        .await
+        .expect("watch: still open after the stop");
+    let fed = tokio::time::timeout(WITHIN, feed.next())
+        .await
+        .expect("events: still open after the stop");
+    for (what, next) in [
+        ("watch", watched.map(|r| r.map(|_| ()))),
+        ("events", fed.map(|r| r.map(|_| ()))),
+    ] {
+        let status = next
+            .unwrap_or_else(|| panic!("{what}: the stream ended without a status"))
+            .expect_err("no event after the stop");
+        assert_eq!(status.code(), Code::Unavailable, "{what}: {status:?}");
+        assert!(
+            status.message().contains("shutting down"),
+            "{what}: {status:?}"
+        );
+    }
+    tokio::time::timeout(WITHIN, stopped)
+        .await
+        .expect("the server stops in time")
+        .expect("no panic");
+}
