@@ -148,6 +148,16 @@ fn same_bytes(a: &Path, b: &Path) {
     assert!(x == y, "{} and {} differ", a.display(), b.display());
 }
 
+/// Submit a job of one small file (it stays queued on a server without a worker): its id.
+async fn submit_small(client: &mut Client, work: &Work) -> String {
+    let a = work.local_file("a.bin", 1000);
+    let submitted = client
+        .submit(submit_spec(upload_spec(&[&a], "/in", 10_000)))
+        .await
+        .expect("submitted");
+    submitted.into_inner().job.expect("the job").id
+}
+
 fn state(job: &pb::Job) -> JobState {
     JobState::try_from(job.state).expect("a known state")
 }
@@ -281,15 +291,7 @@ async fn queued_jobs_are_modified_paused_resumed_and_cancelled() {
     // No worker: the job stays queued. One stream at a time.
     let server = Running::start(&store, loopback().max_streams(1)).await;
     let mut client = server.client(None).await;
-    let a = work.local_file("a.bin", 1000);
-    let id = client
-        .submit(submit_spec(upload_spec(&[&a], "/in", 10_000)))
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap()
-        .id;
+    let id = submit_small(&mut client, &work).await;
     let modify = |r: pb::ModifyRequest| pb::ModifyRequest {
         id: id.clone(),
         ..r
@@ -797,15 +799,7 @@ async fn open_streams_end_with_unavailable_when_the_server_stops() {
         .with_events(events);
     let server = Running::serve(daemon);
     let mut client = server.client(None).await;
-    let a = work.local_file("a.bin", 1000);
-    let id = client
-        .submit(submit_spec(upload_spec(&[&a], "/in", 10_000)))
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap()
-        .id;
+    let id = submit_small(&mut client, &work).await;
     let mut watch = client
         .watch(pb::WatchRequest {
             id,
