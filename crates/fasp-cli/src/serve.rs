@@ -19,6 +19,7 @@ use fasp_serve::{DEFAULT_LISTEN, Daemon, Listen, ServeConfig, ServeError, Token}
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
+use crate::node::parse_seconds;
 use crate::transfer::runtime;
 
 /// The environment variable naming the job store when `--db` is not given.
@@ -50,6 +51,38 @@ pub struct WorkerOptions {
     /// suffix); two live workers must never share one.
     #[arg(long, value_name = "NAME")]
     worker_id: Option<String>,
+    /// Seconds a job's lease lasts without a heartbeat: if this worker dies, another takes
+    /// its jobs over (and resumes them) this long after its last heartbeat.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "30")]
+    lease: Duration,
+    /// Seconds between heartbeats, when running jobs' progress and file results are saved;
+    /// at most a third of --lease.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "2")]
+    heartbeat: Duration,
+    /// Seconds between looks for work when idle. A job submitted through this process (or,
+    /// on PostgreSQL, through any) wakes the worker at once; the poll finds the rest.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, default_value = "0.5")]
+    poll: Duration,
+}
+
+impl WorkerOptions {
+    /// The options that cannot go together, said as a usage error.
+    fn check(&self) -> Result<(), String> {
+        if self.heartbeat * 3 > self.lease {
+            return Err(format!(
+                "--heartbeat {} is more than a third of --lease {}: a worker that misses one \
+                 heartbeat would lose its jobs to another (raise --lease or lower --heartbeat)",
+                seconds(self.heartbeat),
+                seconds(self.lease)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A duration as the seconds given on the command line.
+fn seconds(d: Duration) -> String {
+    format!("{}", d.as_secs_f64())
 }
 
 /// Arguments of `fasp serve`.
@@ -149,6 +182,8 @@ fn worker(store: &JobStore, options: &WorkerOptions) -> Worker {
     let mut config = WorkerConfig::default()
         .max_concurrent(options.max_concurrent)
         .per_host(options.per_host)
+        .lease(options.lease, options.heartbeat)
+        .poll(options.poll)
         .transfer_options(transfer);
     if let Some(id) = &options.worker_id {
         config = config.id(id.clone());
@@ -220,6 +255,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return usage(ServeError::TokenRequired { addr: *addr });
         }
     }
+    if let Err(e) = args.options.check() {
+        eprintln!("fasp serve: {e}");
+        return ExitCode::from(2);
+    }
     let signals = match stop_on_signals("serve") {
         Ok(rx) => rx,
         Err(code) => return code,
@@ -282,6 +321,10 @@ pub(crate) fn run_worker(args: WorkerArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    if let Err(e) = args.options.check() {
+        eprintln!("fasp worker: {e}");
+        return ExitCode::from(2);
+    }
     let code = runtime.block_on(async {
         let signals = match stop_on_signals("worker") {
             Ok(rx) => rx,

@@ -34,6 +34,17 @@ fn serve(work: &Work, sim: Option<&Path>, args: &[&str]) -> Daemon {
     })
 }
 
+/// `fasp serve --no-worker` on a Unix socket in `work`: the daemon and the socket's path.
+fn api_only(work: &Work) -> (Daemon, std::path::PathBuf) {
+    let socket = work.path().join("fasp.sock");
+    let daemon = serve(
+        work,
+        None,
+        &["--socket", socket.to_str().unwrap(), "--no-worker"],
+    );
+    (daemon, socket)
+}
+
 fn spec_file(work: &Work, sources: &[&Path], dest: &str) -> String {
     let paths: Vec<_> = sources
         .iter()
@@ -160,12 +171,7 @@ fn a_job_added_to_fasp_serve_is_watched_until_completed() {
 fn a_separate_fasp_worker_runs_the_jobs_of_an_api_only_server() {
     let Some(sim) = sim_path() else { return };
     let work = Work::new();
-    let socket = work.path().join("fasp.sock");
-    let daemon = serve(
-        &work,
-        None,
-        &["--socket", socket.to_str().unwrap(), "--no-worker"],
-    );
+    let (daemon, socket) = api_only(&work);
     assert_eq!(daemon.url, format!("unix:{}", socket.display()));
     let a = work.local_file("a.bin", 200_000);
     // One source into an existing folder (a missing one would be the file's new name).
@@ -280,4 +286,88 @@ fn other_addresses_need_a_token_file_and_clients_must_send_it() {
         "{}",
         stderr(&unreachable)
     );
+}
+
+/// `fasp worker --lease`: a worker killed mid-job (SIGKILL: no goodbye) loses the job to
+/// another worker once the lease it took runs out, and the job still completes byte-exact.
+/// With the default lease (30 s) the take-over could not come within the bound below.
+#[test]
+fn a_killed_workers_job_is_taken_over_after_its_lease() {
+    let Some(sim) = sim_path() else { return };
+    let work = Work::new();
+    let (daemon, _socket) = api_only(&work);
+    // About 8 s at 8 Mbit/s: long enough to be killed in the middle.
+    let a = work.local_file("a.bin", 8_000_000);
+    std::fs::create_dir(work.remote("w")).unwrap();
+    let spec = serde_json::json!({
+        "direction": "send", "remote_host": "127.0.0.1", "remote_user": "xfer",
+        "target_rate_kbps": 8_000, "paths": [{"source": a.to_str().unwrap()}],
+        "destination_root": "/w"
+    });
+    let spec_path = work.path().join("slow.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let added = jobs(&daemon.url, &["add", "--spec", spec_path.to_str().unwrap()]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let id = String::from_utf8_lossy(&added.stdout).trim().to_owned();
+    let job = |url: &str| -> Value {
+        let shown = jobs(url, &["--json", "show", &id]);
+        assert!(shown.status.success(), "{}", stderr(&shown));
+        json_lines(&shown)
+            .into_iter()
+            .find(|l| l["type"] == "job")
+            .expect("a job line")
+    };
+    let worker = |name: &str| {
+        let mut cmd = fasp();
+        cmd.arg("worker")
+            .arg("--db")
+            .arg(work.path().join("jobs.db"))
+            .args(["--worker-id", name, "--lease", "2", "--heartbeat", "0.5"])
+            .args(["--poll", "0.2"]);
+        with_sim(&mut cmd, &work, &sim);
+        Daemon::unlisted(
+            cmd.stderr(Stdio::null())
+                .spawn()
+                .expect("start fasp worker"),
+        )
+    };
+    let first = worker("first");
+    // Running, some bytes saved by a heartbeat: then killed.
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let j = job(&daemon.url);
+        if j["state"] == "running" && j["bytes_done"].as_u64().unwrap_or(0) > 0 {
+            assert_eq!(j["lease_owner"], "first");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never running: {j}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(first.pid(), nix::sys::signal::Signal::SIGKILL).expect("SIGKILL");
+    let killed = Instant::now();
+    drop(first);
+    let second = worker("second");
+    loop {
+        let j = job(&daemon.url);
+        if j["lease_owner"] == "second" {
+            assert_eq!(j["claims"], 2, "{j}");
+            break;
+        }
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(15),
+            "not taken over 15 s after the kill, with a 2 s lease: {j}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let took = killed.elapsed();
+    let watched = jobs(&daemon.url, &["watch", &id]);
+    assert!(watched.status.success(), "{}", stderr(&watched));
+    same_bytes(&a, &work.remote("w/a.bin"));
+    assert!(
+        took >= std::time::Duration::from_millis(1_500),
+        "taken over {took:?} after the kill: before the lease ran out"
+    );
+    assert_eq!(second.stop(), 0);
+    assert_eq!(daemon.stop(), 0);
+    fasp_testkit::assert_no_leftover(&work.needle());
 }
