@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fasp_serve::pb::{self, JobState};
-use fasp_serve::{Client, DEFAULT_LISTEN, Token};
+use fasp_serve::{Client, ClientTls, DEFAULT_LISTEN, Token};
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use tonic::Code;
@@ -31,10 +31,14 @@ pub const SERVER_ENV: &str = "FASP_SERVER";
 /// Arguments of `fasp jobs`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The server: http://HOST:PORT or unix:PATH. Default: $FASP_SERVER, else
-    /// http://127.0.0.1:50071.
+    /// The server: http://HOST:PORT, https://HOST:PORT (TLS) or unix:PATH. Default:
+    /// $FASP_SERVER, else http://127.0.0.1:50071.
     #[arg(long, value_name = "URL", global = true)]
     server: Option<String>,
+    /// For an https:// server: trust this CA certificate (PEM), for a private CA or a
+    /// self-signed server certificate. Default: the public web's roots.
+    #[arg(long, value_name = "FILE", global = true)]
+    cacert: Option<PathBuf>,
     /// Send the token in this file (its first line; mode 0600) with every call.
     #[arg(long, value_name = "FILE", global = true)]
     token_file: Option<PathBuf>,
@@ -321,12 +325,39 @@ async fn connect(args: &Args) -> Result<Client, Failure> {
         .clone()
         .or_else(|| std::env::var(SERVER_ENV).ok().filter(|s| !s.is_empty()))
         .unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}"));
-    fasp_serve::connect(&server, token)
+    let tls = match &args.cacert {
+        Some(path) => ClientTls::ca_file(path).map_err(|e| Failure::usage(e.to_string()))?,
+        None => ClientTls::new(),
+    };
+    fasp_serve::connect_with_tls(&server, token, &tls)
         .await
-        .map_err(|e| Failure {
-            exit: 1,
-            code: "unavailable",
-            message: format!("{e} (is `fasp serve` running there?)"),
+        .map_err(|e| {
+            // tonic says "transport error" and keeps the cause in the sources: show each
+            // once (some repeat their own source in their text).
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                let text = s.to_string();
+                if !message.contains(&text) {
+                    message.push_str(": ");
+                    message.push_str(&text);
+                }
+                source = s.source();
+            }
+            let hint = if message.contains("CaUsedAsEndEntity") {
+                "(the server presents a CA certificate as its own: serve a certificate signed \
+                 by that CA, or a self-signed one made with basicConstraints=CA:FALSE; \
+                 docs/serve.md shows how)"
+            } else if message.contains("certificate") {
+                "(for a private CA or a self-signed certificate, give it with --cacert)"
+            } else {
+                "(is `fasp serve` running there?)"
+            };
+            Failure {
+                exit: 1,
+                code: "unavailable",
+                message: format!("{message} {hint}"),
+            }
         })
 }
 

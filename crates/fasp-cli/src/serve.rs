@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use fasp_jobs::{JobStore, Worker, WorkerConfig};
 use fasp_manager::{Manager, TransferOptions};
-use fasp_serve::{DEFAULT_LISTEN, Daemon, Listen, ServeConfig, ServeError, Token};
+use fasp_serve::{DEFAULT_LISTEN, Daemon, Listen, ServeConfig, ServeError, TlsIdentity, Token};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
@@ -101,6 +101,17 @@ pub struct ServeArgs {
     /// call, as `authorization: Bearer TOKEN`.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Serve over TLS with this certificate chain (PEM); clients then use https://HOST:PORT.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "socket"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM; the file must be mode 0600).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Run a worker in this process (the default).
     #[arg(long, overrides_with = "no_worker")]
     worker: bool,
@@ -249,10 +260,24 @@ async fn serve(args: ServeArgs) -> ExitCode {
             Err(e) => return usage(e),
         }
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        match TlsIdentity::from_pem_files(cert, key) {
+            Ok(identity) => config = config.tls(identity),
+            Err(e) => return usage(e),
+        }
+    }
     // Before anything is opened or created: no token, no address other machines reach.
     if let (Listen::Tcp(addr), None) = (&listen, &args.token_file) {
         if !addr.ip().is_loopback() {
             return usage(ServeError::TokenRequired { addr: *addr });
+        }
+    }
+    if let Listen::Tcp(addr) = &listen {
+        if !addr.ip().is_loopback() && args.tls_cert.is_none() && !crate::quiet() {
+            eprintln!(
+                "fasp serve: warning: {addr} is served in clear: the token and the jobs' \
+                 specs cross the network unencrypted (give --tls-cert and --tls-key)"
+            );
         }
     }
     if let Err(e) = args.options.check() {
@@ -274,16 +299,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
             Some(worker) => daemon.with_events(worker.subscribe()),
             None => daemon,
         },
-        Err(e @ ServeError::TokenRequired { .. }) => return usage(e),
+        Err(e @ (ServeError::TokenRequired { .. } | ServeError::TlsOnUnixSocket { .. })) => {
+            return usage(e);
+        }
         Err(e) => {
             eprintln!("fasp serve: {e}");
             return ExitCode::from(1);
         }
     };
-    let address = match daemon.local_addr() {
-        Listen::Tcp(addr) => format!("http://{addr}"),
-        unix => unix.to_string(),
-    };
+    let address = daemon.url();
     // The one line of standard output: where clients reach this server (`fasp jobs --server`).
     {
         let mut out = std::io::stdout().lock();

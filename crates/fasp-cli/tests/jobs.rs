@@ -288,6 +288,72 @@ fn other_addresses_need_a_token_file_and_clients_must_send_it() {
     );
 }
 
+/// `fasp serve --tls-cert --tls-key`: it says an https:// address, `fasp jobs --cacert`
+/// reaches it, a client that does not trust the certificate is told to give it; usage errors
+/// (exit 2) for a key others can read, half a pair, TLS on a Unix socket.
+#[test]
+fn fasp_serve_over_tls_is_reached_with_its_certificate() {
+    let work = Work::new();
+    let cert = fasp_testkit::tls::self_signed(work.path(), "server");
+    let (crt, key) = (cert.cert.to_str().unwrap(), cert.key.to_str().unwrap());
+    let daemon = serve(
+        &work,
+        None,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            crt,
+            "--tls-key",
+            key,
+            "--no-worker",
+        ],
+    );
+    assert!(
+        daemon.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        daemon.url
+    );
+    let listed = jobs(&daemon.url, &["list", "--json", "--cacert", crt]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let untrusted = jobs(&daemon.url, &["list"]);
+    assert_eq!(untrusted.status.code(), Some(1), "{}", stderr(&untrusted));
+    let said = stderr(&untrusted);
+    assert!(
+        said.contains("certificate") && said.contains("--cacert"),
+        "{said}"
+    );
+    assert_eq!(daemon.stop(), 0);
+
+    let loose = work.path().join("loose.key");
+    std::fs::write(&loose, &cert.key_pem).unwrap();
+    let db = work.path().join("jobs.db");
+    let usage = |args: &[&str]| {
+        let out = fasp()
+            .arg("serve")
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        stderr(&out)
+    };
+    let said = usage(&["--tls-cert", crt, "--tls-key", loose.to_str().unwrap()]);
+    assert!(said.contains("chmod 600"), "{said}");
+    usage(&["--tls-cert", crt]);
+    let socket = work.path().join("s.sock");
+    usage(&[
+        "--socket",
+        socket.to_str().unwrap(),
+        "--tls-cert",
+        crt,
+        "--tls-key",
+        key,
+    ]);
+    assert!(!socket.exists());
+}
+
 /// `fasp worker --lease`: a worker killed mid-job (SIGKILL: no goodbye) loses the job to
 /// another worker once the lease it took runs out, and the job still completes byte-exact.
 /// With the default lease (30 s) the take-over could not come within the bound below.

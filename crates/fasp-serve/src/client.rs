@@ -1,5 +1,6 @@
-//! A client of the service: over TCP (`http://HOST:PORT`, or a bare `HOST:PORT`) or a Unix
-//! socket (`unix:PATH`), sending the token, if any, with every call.
+//! A client of the service: over TCP (`http://HOST:PORT`, or a bare `HOST:PORT`), TLS
+//! (`https://HOST:PORT`) or a Unix socket (`unix:PATH`), sending the token, if any, with every
+//! call.
 
 use std::path::PathBuf;
 
@@ -10,12 +11,25 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use crate::auth::{SendToken, Token};
 use crate::error::ServeError;
 use crate::pb::jobs_client::JobsClient;
+use crate::tls::ClientTls;
 
 /// A connected client.
 pub type Client = JobsClient<InterceptedService<Channel, SendToken>>;
 
-/// Connect to the server at `target`: `unix:PATH`, `http://HOST:PORT` or `HOST:PORT`.
+/// Connect to the server at `target`: `unix:PATH`, `http://HOST:PORT`, `HOST:PORT`, or
+/// `https://HOST:PORT` (TLS, the server's certificate checked against the public web's roots:
+/// see [`connect_with_tls`] for a private CA).
 pub async fn connect(target: &str, token: Option<Token>) -> Result<Client, ServeError> {
+    connect_with_tls(target, token, &ClientTls::new()).await
+}
+
+/// [`connect`], an `https://` server's certificate checked as `tls` says (a private CA, a
+/// name); `tls` is not used for other addresses.
+pub async fn connect_with_tls(
+    target: &str,
+    token: Option<Token>,
+    tls: &ClientTls,
+) -> Result<Client, ServeError> {
     let failed = |source| ServeError::Transport {
         what: format!("connecting to {target}"),
         source,
@@ -40,10 +54,13 @@ pub async fn connect(target: &str, token: Option<Token>) -> Result<Client, Serve
         } else {
             format!("http://{target}")
         };
-        let endpoint = Endpoint::from_shared(url).map_err(|e| ServeError::Address {
+        let mut endpoint = Endpoint::from_shared(url.clone()).map_err(|e| ServeError::Address {
             text: target.to_owned(),
             reason: e.to_string(),
         })?;
+        if url.starts_with("https://") {
+            endpoint = endpoint.tls_config(tls.config()).map_err(failed)?;
+        }
         endpoint.connect().await.map_err(failed)?
     };
     Ok(JobsClient::with_interceptor(channel, SendToken::new(token)))

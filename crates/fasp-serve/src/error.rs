@@ -25,6 +25,20 @@ pub enum ServeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A TLS certificate or key file cannot be used.
+    #[error("TLS file {path}: {reason}")]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// TLS was asked for on a Unix socket: it is for TCP addresses.
+    #[error("TLS is for TCP addresses: {what} is a Unix socket (private to this machine already)")]
+    TlsOnUnixSocket {
+        /// The socket's path.
+        what: String,
+    },
     /// The listening address or socket cannot be bound.
     #[error("cannot listen on {what}: {source}")]
     Bind {

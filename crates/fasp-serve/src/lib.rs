@@ -47,6 +47,7 @@ mod client;
 mod error;
 mod server;
 mod service;
+mod tls;
 
 /// The messages, client and server generated from `jobs.proto` (package `fasp.jobs.v1`).
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
@@ -62,10 +63,11 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub const SERVICE_NAME: &str = "fasp.jobs.v1.Jobs";
 
 pub use auth::{AUTHORIZATION, RequireToken, SendToken, Token};
-pub use client::{Client, connect};
+pub use client::{Client, connect, connect_with_tls};
 pub use error::ServeError;
 pub use server::{DEFAULT_LISTEN, Daemon, Listen, ServeConfig};
 pub use service::{
     DEFAULT_MAX_STREAMS, JobsService, WATCH_DEFAULT_INTERVAL, WATCH_MAX_INTERVAL,
     WATCH_MIN_INTERVAL, job_to_pb, state_from_pb, state_to_pb, status,
 };
+pub use tls::{ClientTls, TlsIdentity};

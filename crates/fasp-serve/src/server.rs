@@ -14,6 +14,7 @@ use crate::auth::{RequireToken, Token};
 use crate::error::ServeError;
 use crate::pb::jobs_server::JobsServer;
 use crate::service::JobsService;
+use crate::tls::TlsIdentity;
 
 /// The address `fasp serve` listens on by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50071";
@@ -70,6 +71,7 @@ impl std::fmt::Display for Listen {
 pub struct ServeConfig {
     listen: Listen,
     token: Option<Token>,
+    tls: Option<TlsIdentity>,
     max_streams: usize,
 }
 
@@ -80,8 +82,17 @@ impl ServeConfig {
         ServeConfig {
             listen,
             token: None,
+            tls: None,
             max_streams: crate::service::DEFAULT_MAX_STREAMS,
         }
+    }
+
+    /// Serve over TLS with this certificate and key (TCP addresses only). TLS keeps the token
+    /// and the jobs' specs private on the network and proves the server to its clients; it does
+    /// not authenticate clients: an address other machines reach still needs a token.
+    pub fn tls(mut self, identity: TlsIdentity) -> ServeConfig {
+        self.tls = Some(identity);
+        self
     }
 
     /// At most `n` Watch and Events streams open at once (default
@@ -112,6 +123,7 @@ pub struct Daemon {
     bound: Bound,
     listen: Listen,
     token: Option<Token>,
+    tls: Option<TlsIdentity>,
     max_streams: usize,
 }
 
@@ -120,14 +132,31 @@ impl std::fmt::Debug for Daemon {
         f.debug_struct("Daemon")
             .field("listen", &self.listen)
             .field("token", &self.token)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
 
 impl Daemon {
     /// Bind the address of `config`. Refused ([`ServeError::TokenRequired`]) for an address
-    /// other machines can reach when no token is set.
+    /// other machines can reach when no token is set; TLS on a Unix socket is refused
+    /// ([`ServeError::TlsOnUnixSocket`]), and a certificate and key rustls cannot use are
+    /// reported here, before anything is bound.
     pub async fn bind(store: JobStore, config: ServeConfig) -> Result<Daemon, ServeError> {
+        if let Some(identity) = &config.tls {
+            if let Listen::Unix(path) = &config.listen {
+                return Err(ServeError::TlsOnUnixSocket {
+                    what: path.display().to_string(),
+                });
+            }
+            // Built once here to check it (the server builds it again when it starts).
+            Server::builder()
+                .tls_config(identity.server_config())
+                .map_err(|source| ServeError::Transport {
+                    what: "setting up TLS with the certificate and key given".to_owned(),
+                    source,
+                })?;
+        }
         let bound = match &config.listen {
             Listen::Tcp(addr) => {
                 if config.token.is_none() && !addr.ip().is_loopback() {
@@ -157,8 +186,19 @@ impl Daemon {
             bound,
             listen,
             token: config.token,
+            tls: config.tls,
             max_streams: config.max_streams,
         })
+    }
+
+    /// The address clients give [`connect`](crate::connect): `http://IP:PORT`,
+    /// `https://IP:PORT` with TLS, or `unix:PATH`.
+    pub fn url(&self) -> String {
+        match (&self.listen, &self.tls) {
+            (Listen::Tcp(addr), None) => format!("http://{addr}"),
+            (Listen::Tcp(addr), Some(_)) => format!("https://{addr}"),
+            (unix, _) => unix.to_string(),
+        }
     }
 
     /// Serve the Events method from this feed: [`fasp_jobs::Worker::subscribe`] of the
@@ -189,8 +229,16 @@ impl Daemon {
         let reflection_v1alpha = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let mut server =
-            Server::builder().layer(InterceptorLayer::new(RequireToken::new(self.token)));
+        let mut builder = Server::builder();
+        if let Some(identity) = &self.tls {
+            builder = builder
+                .tls_config(identity.server_config())
+                .map_err(|source| ServeError::Transport {
+                    what: "setting up TLS".to_owned(),
+                    source,
+                })?;
+        }
+        let mut server = builder.layer(InterceptorLayer::new(RequireToken::new(self.token)));
         let router = server
             .add_service(service)
             .add_service(reflection_v1)

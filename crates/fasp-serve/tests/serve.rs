@@ -34,10 +34,7 @@ impl Running {
     }
 
     fn serve(daemon: Daemon) -> Running {
-        let target = match daemon.local_addr() {
-            Listen::Tcp(addr) => format!("http://{addr}"),
-            Listen::Unix(path) => format!("unix:{}", path.display()),
-        };
+        let target = daemon.url();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             daemon
@@ -839,4 +836,99 @@ async fn open_streams_end_with_unavailable_when_the_server_stops() {
         .await
         .expect("the server stops in time")
         .expect("no panic");
+}
+
+/// Over TLS: a client that trusts the server's certificate calls it (with the token; without,
+/// UNAUTHENTICATED as in clear); one that trusts only the public roots, or speaks plain HTTP/2,
+/// gets no call through. Refused at start: a key file others can read, a file without what it
+/// should hold, a key rustls cannot use, TLS on a Unix socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_proves_the_server_and_refuses_what_cannot_be_trusted() {
+    use fasp_serve::{ClientTls, TlsIdentity, connect_with_tls};
+    let work = Work::new();
+    let store = store(&work).await;
+    let cert = fasp_testkit::tls::self_signed(work.path(), "server");
+    let identity = TlsIdentity::from_pem_files(&cert.cert, &cert.key).expect("usable files");
+    assert!(!format!("{identity:?}").contains("PRIVATE"), "{identity:?}");
+    let token = Token::new("s3cret-token").unwrap();
+    let server = Running::start(
+        &store,
+        loopback().token(token.clone()).tls(identity.clone()),
+    )
+    .await;
+    assert!(
+        server.target.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.target
+    );
+
+    let trusted = ClientTls::ca_file(&cert.cert).expect("a CA file");
+    let mut client = connect_with_tls(&server.target, Some(token.clone()), &trusted)
+        .await
+        .expect("a TLS connection");
+    client
+        .list(pb::ListRequest::default())
+        .await
+        .expect("a call over TLS");
+    let mut anonymous = connect_with_tls(&server.target, None, &trusted)
+        .await
+        .expect("a TLS connection");
+    let refused = anonymous
+        .list(pb::ListRequest::default())
+        .await
+        .expect_err("no token");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+
+    // The public roots do not know this certificate: no connection.
+    let untrusted = fasp_serve::connect(&server.target, Some(token.clone())).await;
+    let err = untrusted.expect_err("an unknown issuer is refused");
+    let chain = error_chain(&err);
+    assert!(chain.contains("certificate"), "{chain}");
+    // Plain HTTP/2 to the TLS port: no call goes through.
+    let plain = server.target.replace("https://", "http://");
+    if let Ok(mut c) = fasp_serve::connect(&plain, Some(token.clone())).await {
+        c.list(pb::ListRequest::default())
+            .await
+            .expect_err("plain HTTP/2 to a TLS port");
+    }
+    server.stop().await;
+
+    // Refused before anything listens.
+    let loose = work.path().join("loose.key");
+    std::fs::write(&loose, &cert.key_pem).unwrap();
+    let e = TlsIdentity::from_pem_files(&cert.cert, &loose).expect_err("a key others can read");
+    assert!(e.to_string().contains("chmod 600"), "{e}");
+    let e = TlsIdentity::from_pem_files(&cert.key, &cert.key).expect_err("a key as certificate");
+    assert!(e.to_string().contains("no PEM certificate"), "{e}");
+    let e = ClientTls::ca_file(&cert.key).expect_err("a key as CA");
+    assert!(e.to_string().contains("no PEM certificate"), "{e}");
+    let garbage = TlsIdentity::from_pem(
+        cert.cert_pem.clone(),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    );
+    let e = Daemon::bind(store.clone(), loopback().tls(garbage))
+        .await
+        .expect_err("a key rustls cannot read");
+    assert!(matches!(e, ServeError::Transport { .. }), "{e}");
+    let socket = work.path().join("tls.sock");
+    let e = Daemon::bind(
+        store.clone(),
+        ServeConfig::new(Listen::Unix(socket.clone())).tls(identity),
+    )
+    .await
+    .expect_err("TLS on a Unix socket");
+    assert!(matches!(e, ServeError::TlsOnUnixSocket { .. }), "{e}");
+    assert!(!socket.exists());
+}
+
+/// An error and its sources, one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

@@ -62,6 +62,7 @@ mod http;
 mod procs;
 pub mod sim;
 mod sshd;
+pub mod tls;
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
