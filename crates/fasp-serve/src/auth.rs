@@ -6,6 +6,7 @@ use std::path::Path;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
+use zeroize::Zeroizing;
 
 use crate::error::ServeError;
 
@@ -13,9 +14,10 @@ use crate::error::ServeError;
 pub const AUTHORIZATION: &str = "authorization";
 
 /// A bearer token shared by the server and its clients. Its [`Debug`](fmt::Debug) shows no
-/// part of it, and it has no `Display`: it cannot end up in a log by accident.
+/// part of it, and it has no `Display`: it cannot end up in a log by accident. It is wiped from
+/// memory when dropped.
 #[derive(Clone)]
-pub struct Token(String);
+pub struct Token(Zeroizing<String>);
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -29,7 +31,7 @@ impl Token {
     pub fn new(text: &str) -> Option<Token> {
         let text = text.trim();
         let usable = !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic());
-        usable.then(|| Token(text.to_owned()))
+        usable.then(|| Token(Zeroizing::new(text.to_owned())))
     }
 
     /// The token in the file at `path`: its first line. The file must not be readable or
@@ -57,7 +59,8 @@ impl Token {
 
     /// The value of the `authorization` metadata: `Bearer <token>`.
     pub fn header_value(&self) -> MetadataValue<tonic::metadata::Ascii> {
-        let mut value = MetadataValue::try_from(format!("Bearer {}", self.0))
+        let text = Zeroizing::new(format!("Bearer {}", self.0.as_str()));
+        let mut value = MetadataValue::try_from(text.as_str())
             .unwrap_or_else(|_| MetadataValue::from_static(""));
         value.set_sensitive(true);
         value

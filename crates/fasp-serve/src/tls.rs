@@ -8,15 +8,16 @@ use std::fmt;
 use std::path::Path;
 
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use zeroize::Zeroizing;
 
 use crate::error::ServeError;
 
 /// The server's certificate chain and private key, PEM. Its [`Debug`](fmt::Debug) shows no part
-/// of the key.
+/// of the key, which is wiped from memory when dropped.
 #[derive(Clone)]
 pub struct TlsIdentity {
     cert: Vec<u8>,
-    key: Vec<u8>,
+    key: Zeroizing<Vec<u8>>,
 }
 
 impl fmt::Debug for TlsIdentity {
@@ -41,23 +42,26 @@ impl TlsIdentity {
         if !contains(&cert_pem, b"-----BEGIN CERTIFICATE-----") {
             return Err(bad(cert, "it holds no PEM certificate".to_owned()));
         }
-        let key_pem = read_private(key).map_err(|reason| bad(key, reason))?;
+        let key_pem = Zeroizing::new(read_private(key).map_err(|reason| bad(key, reason))?);
         if !contains(&key_pem, b"PRIVATE KEY-----") {
             return Err(bad(key, "it holds no PEM private key".to_owned()));
         }
-        Ok(TlsIdentity::from_pem(cert_pem, key_pem))
+        Ok(TlsIdentity {
+            cert: cert_pem,
+            key: key_pem,
+        })
     }
 
     /// A certificate chain and private key given as PEM bytes.
     pub fn from_pem(cert: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> TlsIdentity {
         TlsIdentity {
             cert: cert.into(),
-            key: key.into(),
+            key: Zeroizing::new(key.into()),
         }
     }
 
     pub(crate) fn server_config(&self) -> ServerTlsConfig {
-        ServerTlsConfig::new().identity(Identity::from_pem(&self.cert, &self.key))
+        ServerTlsConfig::new().identity(Identity::from_pem(&self.cert, self.key.as_slice()))
     }
 }
 
